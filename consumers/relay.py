@@ -1,0 +1,134 @@
+"""The relay: the event store's notification log, in order, to the events topic.
+
+It reads from its stored position, encodes each event with its own Avro schema, publishes
+with key = contract id (so a contract's own and its tickets' events stay in order on one
+partition), waits for the broker's acknowledgement of the whole batch, and only then stores
+the new position. It is at-least-once: after a crash it may publish a batch again, which
+consumers drop by position. A topic that holds fewer messages than the relay has had
+acknowledged lost its history (the embedded broker keeps nothing across restarts): the
+relay then publishes again from the start of the store.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+import structlog
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from projections.envelope import Envelope, from_domain_event
+
+Encoder = Callable[[Envelope], tuple[bytes, list[tuple[str, bytes]]]]
+log = structlog.get_logger("relay")
+
+
+@dataclass
+class RelayState:
+    position: int
+    published: int
+
+
+class Relay:
+    """Moves events from the store to Kafka; one instance per topic."""
+
+    def __init__(
+        self,
+        recorder: Any,
+        mapper: Any,
+        encode: Encoder,
+        db_url: str,
+        bootstrap: str,
+        topic: str,
+        batch_size: int = 2000,
+        idle_sleep: float = 0.02,
+    ) -> None:
+        self.recorder, self.mapper, self.encode = recorder, mapper, encode
+        self.topic, self.batch_size, self.idle_sleep = topic, batch_size, idle_sleep
+        self.db = psycopg.connect(db_url, autocommit=True)
+        self.bootstrap = bootstrap
+        self.producer = KafkaProducer(
+            bootstrap_servers=bootstrap,
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=2,
+            batch_size=256 * 1024,
+            max_in_flight_requests_per_connection=5,
+        )
+        self.state = self._load_state()
+
+    # -- position ---------------------------------------------------------------------------
+
+    def _load_state(self) -> RelayState:
+        row = self.db.execute(
+            "SELECT position, published FROM relay.position WHERE topic = %s", (self.topic,)
+        ).fetchone()
+        return RelayState(*row) if row else RelayState(0, 0)
+
+    def _store_state(self) -> None:
+        self.db.execute(
+            "INSERT INTO relay.position (topic, position, published) VALUES (%s, %s, %s)"
+            " ON CONFLICT (topic) DO UPDATE SET position = EXCLUDED.position,"
+            " published = EXCLUDED.published, updated_at = now()",
+            (self.topic, self.state.position, self.state.published),
+        )
+
+    def topic_size(self) -> int:
+        consumer = KafkaConsumer(bootstrap_servers=self.bootstrap)
+        try:
+            partitions = consumer.partitions_for_topic(self.topic) or set()
+            ends = consumer.end_offsets([TopicPartition(self.topic, p) for p in partitions])
+            return int(sum(ends.values()))
+        finally:
+            consumer.close()
+
+    def check_topic(self) -> None:
+        """Start again from the store's beginning if the topic lost what we published."""
+        size = self.topic_size()
+        if size < self.state.published:
+            log.warning(
+                "topic lost its history; republishing from the start of the store",
+                topic=self.topic, topic_size=size, published=self.state.published,
+                position=self.state.position,
+            )
+            self.state = RelayState(0, 0)
+            self._store_state()
+
+    # -- work -------------------------------------------------------------------------------
+
+    def step(self) -> int:
+        """Publish the next batch; return how many events went out."""
+        notifications = self.recorder.select_notifications(
+            start=self.state.position + 1, limit=self.batch_size
+        )
+        if not notifications:
+            return 0
+        started = time.perf_counter()
+        for n in notifications:
+            env = from_domain_event(self.mapper.to_domain_event(n), n.id)
+            value, headers = self.encode(env)
+            self.producer.send(
+                self.topic, key=env.contract_id.encode(), value=value, headers=headers
+            )
+        self.producer.flush()  # raises if the broker did not acknowledge
+        self.state = RelayState(notifications[-1].id, self.state.published + len(notifications))
+        self._store_state()
+        log.info(
+            "relayed", topic=self.topic, events=len(notifications), position=self.state.position,
+            ms=round((time.perf_counter() - started) * 1000, 1),
+        )
+        return len(notifications)
+
+    def run(self, stop: Callable[[], bool] = lambda: False) -> None:
+        self.check_topic()
+        log.info("relay started", topic=self.topic, position=self.state.position)
+        while not stop():
+            if self.step() == 0:
+                time.sleep(self.idle_sleep)
+
+    def close(self) -> None:
+        self.producer.close()
+        self.db.close()

@@ -1,0 +1,163 @@
+"""The Contract aggregate: a customer signed on a catalog plan, and what happened to it since.
+
+The plan's terms are copied into the `Signed` event, so the agreed terms stay an immutable
+fact even when the catalog changes later. Public methods validate and decide; the private
+`@event` methods only assign, because their bodies run again on every replay.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from eventsourcing.domain import Aggregate, event
+
+from domain.errors import Conflict, InvalidInput
+from domain.values import effective_at, iso_date
+
+ACTIVE = "active"
+CANCELLED = "cancelled"
+
+
+def _zone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InvalidInput(f"unknown time zone {name!r}") from None
+    return name
+
+
+class Contract(Aggregate):
+    """A support contract on one plan."""
+
+    @event("Signed")
+    def __init__(
+        self,
+        customer: str,
+        plan_id: str,
+        terms: dict[str, Any],
+        starts_on: str,
+        time_zone: str,
+        holidays: list[str],
+        occurred_at: datetime,
+    ) -> None:
+        self.customer = customer
+        self.plan_id = plan_id
+        self.terms = terms
+        self.starts_on = starts_on
+        self.time_zone = time_zone
+        self.holidays = holidays
+        self.status = ACTIVE
+        self.credits_granted = 0
+        self.period_starts_on = starts_on
+        self.renewals = 0
+        self.maintenance: list[tuple[str, str]] = []
+        self.last_at = occurred_at
+
+    @classmethod
+    def sign(
+        cls,
+        customer: str,
+        plan_id: str,
+        terms: dict[str, Any],
+        starts_on: date | str,
+        time_zone: str | None,
+        holidays: list[str],
+        at: datetime,
+    ) -> Contract:
+        if not customer.strip():
+            raise InvalidInput("customer must not be empty")
+        day = iso_date(starts_on)
+        dates = sorted({iso_date(h).isoformat() for h in holidays})
+        zone = _zone(time_zone or terms["time_zone"])
+        return cls(customer, plan_id, terms, day.isoformat(), zone, dates, at)
+
+    # -- commands -------------------------------------------------------------------------
+
+    def when(self, at: datetime | str | None, now: datetime) -> datetime:
+        """The effective instant of a new fact, checked against this contract's history."""
+        return effective_at(at, self.last_at, now)
+
+    def require_active(self) -> None:
+        if self.status != ACTIVE:
+            raise Conflict("the contract is cancelled", {"contract_id": str(self.id)})
+
+    @property
+    def uses_credits(self) -> bool:
+        return self.terms.get("credits") is not None
+
+    @property
+    def uses_bank(self) -> bool:
+        return self.terms.get("bank") is not None
+
+    def add_credits(self, credits: int, at: datetime) -> None:
+        self.require_active()
+        if isinstance(credits, bool) or not isinstance(credits, int) or credits <= 0:
+            raise InvalidInput("credits must be a whole number above zero", {"credits": credits})
+        if not self.uses_credits:
+            raise Conflict(f"plan {self.plan_id} does not sell credits")
+        self._credits_added(credits, at)
+
+    def renew(self, reason: str | None, period_starts_on: date, at: datetime) -> None:
+        self.require_active()
+        if period_starts_on.isoformat() <= self.period_starts_on:
+            raise Conflict(
+                "the contract already runs a period starting then or later",
+                {"period_starts_on": self.period_starts_on},
+            )
+        self._renewed(reason, period_starts_on.isoformat(), at)
+
+    def cancel(self, reason: str | None, at: datetime) -> None:
+        self.require_active()
+        self._cancelled(reason, at)
+
+    def schedule_maintenance(
+        self, starts_at: datetime, ends_at: datetime, reason: str | None, at: datetime
+    ) -> None:
+        self.require_active()
+        if ends_at <= starts_at:
+            raise InvalidInput("a maintenance window must end after it starts")
+        self._maintenance_scheduled(starts_at.isoformat(), ends_at.isoformat(), reason, at)
+
+    # -- events ---------------------------------------------------------------------------
+
+    @event("CreditsAdded")
+    def _credits_added(self, credits: int, occurred_at: datetime) -> None:
+        self.credits_granted += credits
+        self.last_at = occurred_at
+
+    @event("Renewed")
+    def _renewed(self, reason: str | None, period_starts_on: str, occurred_at: datetime) -> None:
+        self.period_starts_on = period_starts_on
+        self.renewals += 1
+        self.last_at = occurred_at
+
+    @event("Cancelled")
+    def _cancelled(self, reason: str | None, occurred_at: datetime) -> None:
+        self.status = CANCELLED
+        self.last_at = occurred_at
+
+    @event("MaintenanceScheduled")
+    def _maintenance_scheduled(
+        self, starts_at: str, ends_at: str, reason: str | None, occurred_at: datetime
+    ) -> None:
+        self.maintenance.append((starts_at, ends_at))
+        self.last_at = occurred_at
+
+    def state(self) -> dict[str, Any]:
+        """The contract as an auditor reads it."""
+        return {
+            "contract_id": str(self.id),
+            "customer": self.customer,
+            "plan": self.plan_id,
+            "starts_on": self.starts_on,
+            "time_zone": self.time_zone,
+            "holidays": list(self.holidays),
+            "status": self.status,
+            "credits_granted": self.credits_granted,
+            "period_starts_on": self.period_starts_on,
+            "renewals": self.renewals,
+            "maintenance": [list(m) for m in self.maintenance],
+            "version": self.version,
+        }

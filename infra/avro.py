@@ -1,0 +1,134 @@
+"""Avro wire format of the events topic: one schema per event type, from schemas/*.avsc.
+
+A message's value is the plain Avro binary encoding (no framing byte) of the event's record;
+its headers name the event type, the schema's CRC-64-AVRO fingerprint and the store
+position, so a consumer can pick the right reader schema without a registry. The relay
+refuses an event it has no schema for, or whose fields do not fit.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import fastavro
+from fastavro.schema import fingerprint, load_schema, to_parsing_canonical_form
+
+from projections.envelope import Envelope
+
+SCHEMA_DIR = Path(__file__).resolve().parents[1] / "schemas"
+H_TYPE = "ticketing-event-type"
+H_FINGERPRINT = "ticketing-schema-fingerprint"
+H_POSITION = "ticketing-position"
+_ENVELOPE_FIELDS = ("event_type", "position", "aggregate_id", "aggregate_version", "contract_id")
+
+
+class EncodeError(Exception):
+    """An event that its schema cannot carry (unknown type, missing or ill-typed field)."""
+
+
+class DecodeError(Exception):
+    """A message that is not a well-formed event of a known schema."""
+
+
+class Schema:
+    """One event type's parsed schema, and which of its fields carry JSON text."""
+
+    def __init__(self, path: Path) -> None:
+        raw = json.loads(path.read_text())
+        self.event_type: str = raw["ticketing.event_type"]
+        self.parsed = load_schema(str(path), _write_hint=False)
+        self.fingerprint = fingerprint(to_parsing_canonical_form(self.parsed), "CRC-64-AVRO")
+        self.json_fields = {f["name"] for f in raw["fields"] if f.get("ticketing.json")}
+        self.fields = [f["name"] for f in raw["fields"] if f["name"] != "envelope"]
+
+
+def load_event_schemas(directory: Path = SCHEMA_DIR) -> dict[str, Schema]:
+    schemas = {}
+    for path in sorted(directory.glob("*.avsc")):
+        if "ticketing.event_type" in json.loads(path.read_text()):
+            schema = Schema(path)
+            schemas[schema.event_type] = schema
+    return schemas
+
+
+class Codec:
+    """Encodes envelopes to messages and back."""
+
+    def __init__(self, schemas: Mapping[str, Schema] | None = None) -> None:
+        self.schemas = dict(schemas or load_event_schemas())
+        self.by_fingerprint = {s.fingerprint: s for s in self.schemas.values()}
+
+    def encode(self, env: Envelope) -> tuple[bytes, list[tuple[str, bytes]]]:
+        schema = self.schemas.get(env.type)
+        if schema is None:
+            raise EncodeError(f"no Avro schema for event type {env.type}")
+        record = {name: _to_wire(name, env.data.get(name), schema) for name in schema.fields}
+        record["envelope"] = {
+            "event_type": env.type,
+            "position": env.position,
+            "aggregate_id": env.aggregate_id,
+            "aggregate_version": env.aggregate_version,
+            "contract_id": env.contract_id,
+            "occurred_at": env.occurred_at,
+            "recorded_at": env.recorded_at,
+        }
+        buffer = io.BytesIO()
+        try:
+            fastavro.schemaless_writer(buffer, schema.parsed, record, strict=True)
+        except (ValueError, TypeError) as exc:
+            raise EncodeError(f"{env.type} at {env.position} does not fit its schema: {exc}") from exc
+        headers = [
+            (H_TYPE, env.type.encode()),
+            (H_FINGERPRINT, schema.fingerprint.encode()),
+            (H_POSITION, str(env.position).encode()),
+        ]
+        return buffer.getvalue(), headers
+
+    def decode(self, value: bytes, headers: list[tuple[str, bytes]] | None) -> Envelope:
+        found = dict(headers or [])
+        schema = self.by_fingerprint.get(found.get(H_FINGERPRINT, b"").decode())
+        if schema is None:
+            raise DecodeError(f"unknown schema fingerprint {found.get(H_FINGERPRINT)!r}")
+        try:
+            record = fastavro.schemaless_reader(io.BytesIO(value), schema.parsed, None)
+        except Exception as exc:  # fastavro raises a zoo of types on garbage
+            raise DecodeError(f"undecodable {schema.event_type}: {exc!r}") from exc
+        assert isinstance(record, dict)
+        head = record.pop("envelope")
+        data = {k: (json.loads(v) if k in schema.json_fields else v) for k, v in record.items()}
+        return Envelope(
+            position=head["position"],
+            type=head["event_type"],
+            aggregate_id=head["aggregate_id"],
+            aggregate_version=head["aggregate_version"],
+            contract_id=head["contract_id"],
+            occurred_at=_utc(head["occurred_at"]),
+            recorded_at=_utc(head["recorded_at"]),
+            data=data,
+        )
+
+
+def _to_wire(name: str, value: Any, schema: Schema) -> Any:
+    if name in schema.json_fields:
+        return json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return value
+
+
+def _utc(value: datetime) -> datetime:
+    return value.astimezone(timezone.utc)
+
+
+def position_of(headers: list[tuple[str, bytes]] | None) -> int | None:
+    """The store position a message names in its headers, if it names one."""
+    for key, value in headers or []:
+        if key == H_POSITION:
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None

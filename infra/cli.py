@@ -1,0 +1,118 @@
+"""The `ticketing` command: run the whole backend, or one of its processes.
+
+`ticketing run` starts the embedded PostgreSQL and broker unless DATABASE_URL and
+KAFKA_BOOTSTRAP_SERVERS point at real ones, then supervises the API, the relay and one
+consumer per projection as child processes, restarting any that dies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from typing import Any
+
+import structlog
+
+from infra import logging as logs
+from infra.settings import Settings
+
+log = structlog.get_logger("cli")
+
+
+def _stopper() -> Any:
+    stopped = {"flag": False}
+
+    def handler(*_: Any) -> None:
+        stopped["flag"] = True
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+    return lambda: stopped["flag"]
+
+
+def cmd_api(settings: Settings, _: argparse.Namespace) -> int:
+    import uvicorn
+
+    from infra.http.server import build_app
+
+    uvicorn.run(build_app(settings), host=settings.http_host, port=settings.http_port,
+                log_level="warning", access_log=False)
+    return 0
+
+
+def cmd_relay(settings: Settings, _: argparse.Namespace) -> int:
+    from infra import wiring
+
+    store = wiring.event_store(settings)
+    wiring.ensure_topic(settings)
+    relay = wiring.relay(settings, store)
+    try:
+        relay.run(_stopper())
+    finally:
+        relay.close()
+        store.close()
+    return 0
+
+
+def cmd_consume(settings: Settings, args: argparse.Namespace) -> int:
+    from infra import wiring
+
+    runner = wiring.runner(settings, args.projection)
+    try:
+        runner.run(_stopper())
+    finally:
+        runner.close()
+    return 0
+
+
+def cmd_plans(_: Settings, args: argparse.Namespace) -> int:
+    from infra.catalog import load_catalog
+
+    for plan_id, terms in sorted(load_catalog().items()):
+        extra = []
+        if terms.bank:
+            extra.append(f"bank {terms.bank.minutes // 60} h / {terms.bank.period_months} months")
+        if terms.credits:
+            extra.append("credits")
+        if terms.availability_target_pct is not None:
+            extra.append(f"availability {terms.availability_target_pct} %")
+        print(f"{plan_id:28} {terms.time_zone:32} targets by {terms.targets_by:9} {', '.join(extra)}")
+    return 0
+
+
+def cmd_setup(settings: Settings, _: argparse.Namespace) -> int:
+    from infra import wiring
+
+    assert settings.database_url
+    wiring.setup_database(settings.database_url)
+    return 0
+
+
+def cmd_run(settings: Settings, _: argparse.Namespace) -> int:
+    from infra.supervisor import run
+
+    return run(settings, _stopper())
+
+
+def main(argv: list[str] | None = None) -> int:
+    from infra import wiring
+
+    parser = argparse.ArgumentParser(prog="ticketing", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="the whole backend on embedded defaults (or DATABASE_URL / KAFKA_BOOTSTRAP_SERVERS)").set_defaults(func=cmd_run)
+    sub.add_parser("api", help="the HTTP API alone").set_defaults(func=cmd_api)
+    sub.add_parser("relay", help="the event store to Kafka relay alone").set_defaults(func=cmd_relay)
+    consume = sub.add_parser("consume", help="one projection's consumer")
+    consume.add_argument("projection", choices=sorted(wiring.PROJECTIONS))
+    consume.set_defaults(func=cmd_consume)
+    sub.add_parser("plans", help="list the plan catalog").set_defaults(func=cmd_plans)
+    sub.add_parser("setup", help="create the schemas and tables (idempotent)").set_defaults(func=cmd_setup)
+    args = parser.parse_args(argv)
+    settings = Settings.from_env()
+    logs.configure(settings.json_logs)
+    return int(args.func(settings, args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

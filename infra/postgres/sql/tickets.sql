@@ -1,0 +1,16 @@
+-- The ticket list read model: one row per ticket with its current status.
+CREATE TABLE IF NOT EXISTS {schema}.tickets (
+    ticket_id   text PRIMARY KEY,
+    contract_id text NOT NULL,
+    title       text NOT NULL,
+    reporter    text NOT NULL,
+    channel     text NOT NULL,
+    priority    text NOT NULL,
+    category    text,
+    status      text NOT NULL,
+    opened_at   timestamptz NOT NULL,
+    updated_at  timestamptz NOT NULL,
+    minutes     int NOT NULL DEFAULT 0,
+    position    bigint NOT NULL
+);
+CREATE INDEX IF NOT EXISTS tickets_contract_idx ON {schema}.tickets (contract_id);

@@ -1,0 +1,62 @@
+"""The primitive view of one recorded event, the same whether it came from Kafka or the store.
+
+Projections read envelopes only, so a rebuild straight from the event store and a run from
+the topic apply exactly the same thing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+# Attributes of an eventsourcing domain event that belong to the envelope, not to the fact.
+_ENVELOPE_ATTRS = {"originator_id", "originator_version", "timestamp", "originator_topic"}
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """One event: where it stands in the global order, what it is about, and its fields."""
+
+    position: int
+    type: str
+    aggregate_id: str
+    aggregate_version: int
+    contract_id: str
+    occurred_at: datetime
+    recorded_at: datetime
+    data: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_ticket_event(self) -> bool:
+        return self.type.startswith("Ticket.")
+
+    def as_json(self) -> dict[str, Any]:
+        """The event as the audit history shows it."""
+        return {
+            "type": self.type,
+            "aggregate_id": self.aggregate_id,
+            "aggregate_version": self.aggregate_version,
+            "position": self.position,
+            "occurred_at": self.occurred_at.isoformat(),
+            "recorded_at": self.recorded_at.isoformat(),
+            **self.data,
+        }
+
+
+def from_domain_event(event: Any, position: int) -> Envelope:
+    """Build the envelope of an eventsourcing domain event recorded at `position`."""
+    data = {k: v for k, v in vars(event).items() if k not in _ENVELOPE_ATTRS}
+    occurred_at = data.pop("occurred_at")
+    aggregate_id = str(event.originator_id)
+    contract_id = data.pop("contract_id", None) or aggregate_id
+    return Envelope(
+        position=position,
+        type=type(event).__qualname__,
+        aggregate_id=aggregate_id,
+        aggregate_version=event.originator_version,
+        contract_id=contract_id,
+        occurred_at=occurred_at,
+        recorded_at=event.timestamp,
+        data=data,
+    )

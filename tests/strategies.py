@@ -1,0 +1,112 @@
+"""Hypothesis strategies for the whole test suite, kept in one module (append new ones below).
+
+Calendar strategies draw random weekly windows on a quarter-hour grid (split shifts, full
+00:00-24:00 days, windows that straddle 02:00 and so meet DST changes), explicit and country
+holidays, 24x7 calendars and the seed plans' calendars, in the zones the seeds use; instants
+are whole seconds, spread over 2026 with extra weight on the DST-change weeks of New York and
+Madrid, and expressed in any of those zones, since callers may pass any aware datetime.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from hypothesis import strategies as st
+
+from domain.sla.calendar import Calendar
+
+CALENDAR_ZONES = (
+    "America/New_York",
+    "Europe/Madrid",
+    "Europe/Moscow",
+    "America/Bogota",
+    "America/Argentina/Buenos_Aires",
+)
+# The 2026 changes, as UTC instants: New York at 02:00 local, Madrid at 01:00 UTC.
+DST_CHANGES = {
+    "America/New_York": (datetime(2026, 3, 8, 7, tzinfo=UTC), datetime(2026, 11, 1, 6, tzinfo=UTC)),
+    "Europe/Madrid": (datetime(2026, 3, 29, 1, tzinfo=UTC), datetime(2026, 10, 25, 1, tzinfo=UTC)),
+}
+HOLIDAY_CALENDARS = ((None, None), ("CO", None), ("US", "NY"), ("ES", "MD"), ("RU", None))
+_EPOCH = datetime(2025, 12, 1, tzinfo=UTC)
+_SPAN_SECONDS = 400 * 86400
+
+_WEEKDAYS_08_20 = {d: [["08:00", "20:00"]] for d in ("mon", "tue", "wed", "thu", "fri")}
+_SPLIT_08_12_14_17 = {
+    d: [["08:00", "12:00"], ["14:00", "17:00"]] for d in ("mon", "tue", "wed", "thu", "fri")
+}
+SEED_CALENDARS = (
+    Calendar.from_spec({"windows": _WEEKDAYS_08_20}, "America/New_York"),
+    Calendar.from_spec({"windows": _SPLIT_08_12_14_17, "holiday_country": "CO"}, "America/Bogota"),
+    Calendar.from_spec({"always_open": True}, "Europe/Moscow"),
+    Calendar.from_spec({"windows": _WEEKDAYS_08_20}, "America/Argentina/Buenos_Aires"),
+)
+
+
+def _quarter(n: int) -> time:
+    """The n-th quarter hour of a day; 96 is 24:00, written time(0) like every window end."""
+    return time(n // 4 % 24, n % 4 * 15)
+
+
+def _pairs(points: list[int]) -> tuple[tuple[time, time], ...]:
+    ordered = sorted(points)[: len(points) // 2 * 2]
+    return tuple((_quarter(a), _quarter(b)) for a, b in zip(ordered[::2], ordered[1::2], strict=True))
+
+
+def day_windows() -> st.SearchStrategy[tuple[tuple[time, time], ...]]:
+    """One day's sorted, non-overlapping windows: none, a full day, or up to three shifts."""
+    shifts = st.lists(st.integers(0, 96), unique=True, max_size=6).map(_pairs)
+    return st.one_of(st.just(()), st.just(((time(0), time(0)),)), shifts)
+
+
+def week_windows() -> st.SearchStrategy[tuple[tuple[tuple[time, time], ...], ...]]:
+    """Seven days of windows, Monday first, open at least once a week."""
+    return st.tuples(*[day_windows()] * 7).filter(any)
+
+
+@st.composite
+def random_calendars(draw: st.DrawFn, zones: tuple[str, ...] = CALENDAR_ZONES) -> Calendar:
+    zone = draw(st.sampled_from(zones))
+    if draw(st.integers(0, 9)) == 0:
+        return Calendar(zone, always_open=True)
+    country, subdiv = draw(st.sampled_from(HOLIDAY_CALENDARS))
+    holidays = draw(st.frozensets(st.dates(date(2025, 12, 1), date(2027, 3, 1)), max_size=10))
+    windows = draw(week_windows())
+    return Calendar(zone, windows, holidays, holiday_country=country, holiday_subdiv=subdiv)
+
+
+def calendars() -> st.SearchStrategy[Calendar]:
+    return st.one_of(st.sampled_from(SEED_CALENDARS), random_calendars())
+
+
+def near_dst(zone: str, days: int = 21) -> st.SearchStrategy[datetime]:
+    """UTC instants within `days` of one of the zone's 2026 DST changes."""
+    return st.builds(
+        lambda change, s: change + timedelta(seconds=s),
+        st.sampled_from(DST_CHANGES[zone]),
+        st.integers(-days * 86400, days * 86400),
+    )
+
+
+def instants() -> st.SearchStrategy[datetime]:
+    """Aware whole-second instants, in UTC or one of the calendar zones."""
+    anywhere = st.integers(0, _SPAN_SECONDS).map(lambda s: _EPOCH + timedelta(seconds=s))
+    dst_weeks = st.one_of(near_dst("America/New_York", 4), near_dst("Europe/Madrid", 4))
+    zones = st.sampled_from((UTC, *map(ZoneInfo, CALENDAR_ZONES)))
+    return st.builds(lambda at, zone: at.astimezone(zone), st.one_of(dst_weeks, anywhere), zones)
+
+
+@st.composite
+def dst_scenarios(draw: st.DrawFn, count: int = 1) -> tuple[Calendar, list[datetime]]:
+    """A New York or Madrid calendar and `count` sorted instants around one of its changes."""
+    zone = draw(st.sampled_from(tuple(DST_CHANGES)))
+    cal = draw(random_calendars(zones=(zone,)))
+    return cal, sorted(draw(st.lists(near_dst(zone), min_size=count, max_size=count)))
+
+
+def durations(min_seconds: int = 0) -> st.SearchStrategy[timedelta]:
+    """Whole-second durations: mostly hours, sometimes weeks of business time."""
+    short = st.integers(min_seconds, 12 * 3600)
+    long = st.integers(min_seconds, 300 * 3600)
+    return st.one_of(short, long).map(lambda s: timedelta(seconds=s))
