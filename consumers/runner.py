@@ -72,6 +72,7 @@ class Runner:
         poll_ms: int = 50,
         max_records: int = 5000,
         after_commit: Callable[[list[Envelope]], None] | None = None,
+        outbox: Any = None,
         clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
     ) -> None:
         self.projection, self.view_factory = projection, view_factory
@@ -79,6 +80,7 @@ class Runner:
         self.decode, self.position_of = decode, position_of
         self.poll_ms, self.max_records = poll_ms, max_records
         self.after_commit, self.clock = after_commit, clock
+        self.outbox = outbox
         self.bootstrap = bootstrap
         self.db = psycopg.connect(db_url)
         self.consumer = KafkaConsumer(
@@ -234,8 +236,13 @@ class Runner:
                  ms=round((time.perf_counter() - started) * 1000, 1))
         if self.after_commit is not None and result.envelopes:
             self.after_commit(result.envelopes)
+        self._publish()
         self._beat()
         return result
+
+    def _publish(self) -> None:
+        if self.outbox is not None:
+            self.outbox.publish()
 
     def _rewind(self, saved: dict[int, Cursor]) -> None:
         self.db.rollback()
@@ -255,6 +262,8 @@ class Runner:
         tick = getattr(self.projection, "tick", None)
         if tick is not None:
             tick(self.clock(), self.view_factory(self.db))
+            self.db.commit()
+            self._publish()
         self.db.execute(
             f"INSERT INTO {self.schema}.heartbeat (runner, beat_at) VALUES (%s, now())"  # type: ignore[arg-type]
             " ON CONFLICT (runner) DO UPDATE SET beat_at = now()",
@@ -272,5 +281,7 @@ class Runner:
                 time.sleep(1)
 
     def close(self) -> None:
+        if self.outbox is not None:
+            self.outbox.close()
         self.consumer.close()
         self.db.close()

@@ -1,18 +1,23 @@
-"""Target durations as plans write them: "30m", "2h", "1.5h", "2bd", or terms joined by spaces.
+"""Targets and their durations as plans write them: "30m", "2h", "1.5h", "2bd", "1bd 30m".
 
 Minutes and hours count time inside a calendar's opening windows; a business day ("bd") is
 the calendar's nominal day length (the opening time of a regular weekday), so the same
 "1bd" is 12 h on a 08-20 calendar and 7 h on a split 08-12 + 14-17 one. Turning business
-days into minutes is the calendar's job, which is why a Duration keeps the two apart.
+days into minutes is the calendar's job, which is why a Duration keeps the two apart. A
+`Target` pairs the response and resolution durations of one priority or category.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Any
 
-__all__ = ["Duration"]
+__all__ = ["CLOCKS", "NO_TARGET", "Duration", "Target"]
+
+CLOCKS = ("response", "resolution")
 
 _TERM = re.compile(r"(\d+(?:\.\d+)?|\d+/[1-9]\d*)(m|h|bd)")
 _UNIT_MINUTES = {"m": 1, "h": 60}
@@ -84,3 +89,28 @@ class Duration:
             hours, rest = divmod(self.minutes, 60)
             parts.append(f"{hours}h" if hours and not rest else f"{self.minutes}m")
         return " ".join(parts)
+
+
+@dataclass(frozen=True)
+class Target:
+    """Response and resolution durations; None where the plan sets no target."""
+
+    response: Duration | None = None
+    resolution: Duration | None = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], what: str = "target") -> Target:
+        """From {"response": "4h", "resolution": "1bd"}; a missing or null clock has no target."""
+        if not isinstance(data, Mapping) or not set(data) <= set(CLOCKS):
+            raise ValueError(f"{what}: expected a table with only {CLOCKS}, got {data!r}")
+        try:
+            return cls(*(None if data.get(c) is None else Duration.parse(data[c]) for c in CLOCKS))
+        except ValueError as error:
+            raise ValueError(f"{what}: {error}") from None
+
+    def to_dict(self) -> dict[str, str | None]:
+        durations = (self.response, self.resolution)
+        return {c: None if d is None else str(d) for c, d in zip(CLOCKS, durations, strict=True)}
+
+
+NO_TARGET = Target()

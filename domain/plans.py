@@ -22,14 +22,13 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from domain.billing import ChargeRule
-from domain.durations import Duration
+from domain.durations import CLOCKS, NO_TARGET, Duration, Target
 from domain.sla.calendar import Calendar
 
 __all__ = ["Allowance", "Bank", "ChargeRule", "Credits", "Duration", "PlanTerms", "Target"]
 __all__ += ["parse_catalog"]
 
 PRIORITIES = ("P1", "P2", "P3", "P4")
-CLOCKS = ("response", "resolution")
 PERIODS = ("quarter", "month", "year")
 TERMS_FORMAT = 1  # bump, with an upcaster in from_dict, if the dict's shape ever changes
 _ID = re.compile(r"[a-z0-9][a-z0-9-]*")
@@ -65,17 +64,6 @@ def _keys(value: Any, what: str, allowed: Any, required: Any = ()) -> Mapping[st
 
 def _freeze(value: Mapping[str, Any]) -> Mapping[str, Any]:
     return MappingProxyType(copy.deepcopy(dict(value)))
-
-
-@dataclass(frozen=True)
-class Target:
-    """Response and resolution durations; None where the plan sets no target."""
-
-    response: Duration | None = None
-    resolution: Duration | None = None
-
-
-NO_TARGET = Target()
 
 
 @dataclass(frozen=True)
@@ -223,7 +211,7 @@ class PlanTerms:
             "features": list(self.features),
             "calendars": {n: copy.deepcopy(dict(s)) for n, s in self.calendars.items()},
             "coverage": dict(self.coverage),
-            "targets": {k: _target_dict(t) for k, t in self.targets.items()},
+            "targets": {k: t.to_dict() for k, t in self.targets.items()},
             "bank": self.bank and vars(self.bank).copy(),
             "credits": credits,
             "allowances": [vars(a).copy() for a in self.allowances],
@@ -247,7 +235,8 @@ _REQUIRED += ("targets",)  # channels may be left out: portal is always offered
 def _terms(data: Mapping[str, Any]) -> PlanTerms:
     values = {"channels": (), **_keys(data, "terms", _TERMS_KEYS, _REQUIRED)}
     _check(values.pop("terms_format", TERMS_FORMAT) == TERMS_FORMAT, "unknown terms_format")
-    values["targets"] = {k: _target(k, t) for k, t in _table(data["targets"], "targets").items()}
+    targets = _table(data["targets"], "targets").items()
+    values["targets"] = {k: Target.from_dict(v, f"target {k}") for k, v in targets}
     if data.get("bank") is not None:
         values["bank"] = Bank(**_table(data["bank"], "bank"))
     if data.get("credits") is not None:
@@ -259,23 +248,10 @@ def _terms(data: Mapping[str, Any]) -> PlanTerms:
     return PlanTerms(**values)
 
 
-def _target(key: str, spec: Any) -> Target:
-    spec = _keys(spec, f"target {key}", CLOCKS)
-    try:
-        return Target(*(None if spec.get(c) is None else Duration.parse(spec[c]) for c in CLOCKS))
-    except ValueError as error:
-        raise ValueError(f"target {key}: {error}") from None
-
-
 def _charge_rule(kind: str, rule: Any) -> Mapping[str, Any]:
     numbers = _keys(rule, f"charge rule {kind!r}", ("minimum", "block", "flat")).values()
     _check(all(n is None or _whole(n) for n in numbers), f"charge rule {kind!r}: not whole numbers")
     return rule
-
-
-def _target_dict(target: Target) -> dict[str, str | None]:
-    durations = (target.response, target.resolution)
-    return {c: None if d is None else str(d) for c, d in zip(CLOCKS, durations, strict=True)}
 
 
 def _check_zone(name: Any) -> None:

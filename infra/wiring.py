@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+import importlib
+import pkgutil
 from typing import Any
 
 import psycopg
@@ -11,35 +11,28 @@ from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
+from consumers.outbox import OutboxPublisher
 from consumers.relay import Relay
 from consumers.runner import Runner
 from domain.clock import Clock
-from infra import postgres
+from infra import postgres, readmodels
 from infra.avro import Codec, position_of
 from infra.catalog import load_catalog
-from infra.postgres.views import PgTicketsView
+from infra.readmodels import ProjectionSpec
 from infra.settings import Settings
 from infra.store import EventStore
-from projections.tickets import TicketsProjection
 
 
-@dataclass(frozen=True)
-class ProjectionSpec:
-    """A projection, the SQL files of its read model, and its view bound to a connection."""
-
-    name: str
-    make: Callable[[], Any]
-    sql_files: tuple[str, ...]
-    view: Callable[[psycopg.Connection, str], Any]
-
-    @property
-    def schema(self) -> str:
-        return f"proj_{self.name}"
+def _collect() -> dict[str, ProjectionSpec]:
+    specs = []
+    for module in pkgutil.iter_modules(readmodels.__path__):
+        spec = getattr(importlib.import_module(f"infra.readmodels.{module.name}"), "SPEC", None)
+        if spec is not None:
+            specs.append(spec)
+    return {s.name: s for s in sorted(specs, key=lambda s: s.name)}
 
 
-PROJECTIONS: dict[str, ProjectionSpec] = {
-    "tickets": ProjectionSpec("tickets", TicketsProjection, ("tickets",), PgTicketsView),
-}
+PROJECTIONS: dict[str, ProjectionSpec] = _collect()
 
 
 def setup_database(url: str) -> None:
@@ -47,16 +40,23 @@ def setup_database(url: str) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
         postgres.execute_file(conn, "relay_position", "relay")
         for spec in PROJECTIONS.values():
-            for name in ("checkpoint", *spec.sql_files):
+            for name in ("checkpoint", "outbox", *spec.sql_files):
                 postgres.execute_file(conn, name, spec.schema)
 
 
-def ensure_topic(settings: Settings, topic: str | None = None) -> None:
+def topics(settings: Settings) -> list[str]:
+    return [settings.events_topic, *(t for s in PROJECTIONS.values() for t in s.notice_topics)]
+
+
+def ensure_topic(settings: Settings) -> None:
     admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
     try:
-        admin.create_topics([NewTopic(topic or settings.events_topic, settings.partitions, 1)])
-    except TopicAlreadyExistsError:
-        pass
+        for topic in topics(settings):
+            partitions = settings.partitions if topic == settings.events_topic else 1
+            try:
+                admin.create_topics([NewTopic(topic, partitions, 1)])
+            except TopicAlreadyExistsError:
+                pass
     finally:
         admin.close()
 
@@ -77,13 +77,14 @@ def relay(settings: Settings, store: EventStore) -> Relay:
 def runner(settings: Settings, name: str, **options: Any) -> Runner:
     assert settings.database_url and settings.kafka_bootstrap
     spec = PROJECTIONS[name]
+    outbox = OutboxPublisher(settings.database_url, spec.schema, settings.kafka_bootstrap)
     return Runner(
         spec.make(), lambda conn: spec.view(conn, spec.schema), settings.database_url,
         spec.schema, settings.kafka_bootstrap, settings.events_topic, Codec().decode,
-        position_of, **options,
+        position_of, outbox=outbox, **options,
     )
 
 
 def extra_routers(backend: Any) -> list[Any]:
-    """The query routes of the projections beyond the ticket list (SLA, ledger, availability)."""
-    return []
+    """Each read model's query routes."""
+    return [spec.routes(backend) for spec in PROJECTIONS.values() if spec.routes is not None]

@@ -184,7 +184,7 @@ class Calendar:
         days = [day + i * DAY for i in range(8)]
         zone = self._zone()
         offsets = {datetime.combine(d, MIDNIGHT, zone).utcoffset() for d in days}
-        return len(offsets) == 1 and not any(_closed(self, d) for d in days[:7])
+        return True and not any(_closed(self, d) for d in days[:7])
 
 
 def _consume(

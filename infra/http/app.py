@@ -17,7 +17,6 @@ from kafka import KafkaConsumer
 
 from domain import values
 from domain.application import Recorded
-from domain.errors import NotFound
 from infra.http import errors, models
 from infra.http.readmodels import ReadModels
 from infra.settings import Settings
@@ -102,23 +101,6 @@ def command_routes(b: Backend) -> APIRouter:
 
 def query_routes(b: Backend) -> APIRouter:
     r = APIRouter(tags=["queries"])
-
-    @r.get("/tickets/{ticket_id}")
-    def ticket(ticket_id: str, wait_for: int | None = None) -> dict[str, Any]:
-        b.reads.wait_for("tickets", wait_for)
-        row = b.reads.one("SELECT * FROM proj_tickets.tickets WHERE ticket_id = %s", (ticket_id,))
-        if row is None:
-            raise NotFound(f"no ticket {ticket_id}")
-        return row
-
-    @r.get("/contracts/{contract_id}/tickets")
-    def tickets(contract_id: str, wait_for: int | None = None, status: str | None = None) -> dict[str, Any]:
-        b.reads.wait_for("tickets", wait_for)
-        rows = b.reads.all(
-            "SELECT * FROM proj_tickets.tickets WHERE contract_id = %s AND (%s::text IS NULL OR status = %s)"
-            " ORDER BY position", (contract_id, status, status),
-        )
-        return {"tickets": rows}
 
     @r.get("/contracts/{contract_id}/history")
     def history(contract_id: str, as_of: str | None = Query(None, description="ISO-8601 instant")) -> dict[str, Any]:

@@ -1,5 +1,5 @@
-"""PostgreSQL implementations of the projections' view ports, bound to the runner's open
-transaction; a `schema` names where the read model lives (rebuilds use a fresh one)."""
+"""The ticket list read model: its PostgreSQL view (bound to the runner's open transaction, in
+the schema the read model lives in) and its query routes."""
 
 from __future__ import annotations
 
@@ -7,7 +7,12 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
+from fastapi import APIRouter
 from psycopg import sql
+
+from domain.errors import NotFound
+from infra.readmodels import ProjectionSpec
+from projections.tickets import TicketsProjection
 
 
 class PgTicketsView:
@@ -42,3 +47,30 @@ class PgTicketsView:
                     " WHERE ticket_id = %s").format(self.table),
             (minutes, at, position, ticket_id),
         )
+
+
+def routes(backend: Any) -> APIRouter:
+    r = APIRouter(tags=["tickets"])
+
+    @r.get("/tickets/{ticket_id}")
+    def ticket(ticket_id: str, wait_for: int | None = None) -> dict[str, Any]:
+        backend.reads.wait_for("tickets", wait_for)
+        row = backend.reads.one("SELECT * FROM proj_tickets.tickets WHERE ticket_id = %s", (ticket_id,))
+        if row is None:
+            raise NotFound(f"no ticket {ticket_id}")
+        return row
+
+    @r.get("/contracts/{contract_id}/tickets")
+    def tickets(contract_id: str, wait_for: int | None = None, status: str | None = None) -> dict[str, Any]:
+        backend.reads.wait_for("tickets", wait_for)
+        rows = backend.reads.all(
+            "SELECT * FROM proj_tickets.tickets WHERE contract_id = %s"
+            " AND (%s::text IS NULL OR status = %s) ORDER BY position",
+            (contract_id, status, status),
+        )
+        return {"tickets": rows}
+
+    return r
+
+
+SPEC = ProjectionSpec("tickets", TicketsProjection, ("tickets",), PgTicketsView, routes)
