@@ -18,7 +18,9 @@ from typing import Any
 
 import psycopg
 import structlog
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import NewTopic
+from kafka.errors import TopicAlreadyExistsError
 
 from projections.envelope import Envelope, from_domain_event
 
@@ -43,13 +45,14 @@ class Relay:
         db_url: str,
         bootstrap: str,
         topic: str,
+        partitions: int = 1,
         batch_size: int = 2000,
         idle_sleep: float = 0.02,
     ) -> None:
         self.recorder, self.mapper, self.encode = recorder, mapper, encode
         self.topic, self.batch_size, self.idle_sleep = topic, batch_size, idle_sleep
         self.db = psycopg.connect(db_url, autocommit=True)
-        self.bootstrap = bootstrap
+        self.bootstrap, self.partitions = bootstrap, partitions
         self.producer = KafkaProducer(
             bootstrap_servers=bootstrap,
             acks="all",
@@ -85,8 +88,18 @@ class Relay:
         finally:
             consumer.close()
 
+    def ensure_topic(self) -> None:
+        admin = KafkaAdminClient(bootstrap_servers=self.bootstrap)
+        try:
+            admin.create_topics([NewTopic(self.topic, self.partitions, 1)])
+        except TopicAlreadyExistsError:
+            pass
+        finally:
+            admin.close()
+
     def check_topic(self) -> None:
         """Start again from the store's beginning if the topic lost what we published."""
+        self.ensure_topic()
         size = self.topic_size()
         if size < self.state.published:
             log.warning(

@@ -89,6 +89,7 @@ class Runner:
         )
         self.partitions = partitions
         self.cursors: dict[int, Cursor] = {}
+        self.watermark = 0
         self.last_beat = 0.0
 
     # -- start ------------------------------------------------------------------------------
@@ -127,6 +128,11 @@ class Runner:
         tps = [TopicPartition(self.topic, p) for p in self._wait_for_topic()]
         self.consumer.assign(tps)
         stored = self._stored_cursors()
+        row = self.db.execute(
+            f"SELECT position FROM {self.schema}.watermark WHERE topic = %s", (self.topic,)  # type: ignore[arg-type]
+        ).fetchone()
+        self.db.commit()
+        self.watermark = int(row[0]) if row else 0
         ends = self.consumer.end_offsets(tps)
         for tp in tps:
             cursor = stored.get(tp.partition, Cursor())
@@ -158,22 +164,22 @@ class Runner:
                 if position is not None and position <= cursor.position:
                     result.ignored += 1
                     continue
-                self._apply_one(tp, record, position, view, result, isolate)
-                if position is not None:
-                    cursor.position = position
+                env = self._apply_one(tp, record, position, view, result, isolate)
+                if env is not None:  # a parked message's header may lie: it moves no position
+                    cursor.position = env.position
         flush = getattr(view, "flush", None)
         if flush is not None:
             flush()
         return result
 
     def _apply_one(self, tp: TopicPartition, record: Any, position: int | None, view: Any,
-                   result: BatchResult, isolate: bool) -> None:
+                   result: BatchResult, isolate: bool) -> Envelope | None:
         try:
             env = self.decode(record.value, record.headers)
         except Exception as exc:  # noqa: BLE001 - any undecodable message is parked
             self._park(tp, record, position, f"undecodable: {exc}")
             result.parked += 1
-            return
+            return None
         if not isolate:
             used = self.projection.apply(env, view)
         else:
@@ -185,10 +191,11 @@ class Runner:
             except Exception as exc:  # noqa: BLE001 - a poison event is parked, not retried forever
                 self._park(tp, record, position, f"apply failed: {exc!r}")
                 result.parked += 1
-                return
+                return env
         result.applied += int(bool(used))
         result.ignored += int(not used)
         result.envelopes.append(env)
+        return env
 
     def _park(self, tp: TopicPartition, record: Any, position: int | None, reason: str) -> None:
         log.error("parked message", topic=tp.topic, partition=tp.partition, offset=record.offset,
@@ -211,6 +218,7 @@ class Runner:
     def step(self) -> BatchResult | None:
         records = self.consumer.poll(timeout_ms=self.poll_ms, max_records=self.max_records)
         if not records:
+            self._idle_watermark()
             self._beat()
             return None
         started = time.perf_counter()
@@ -219,6 +227,7 @@ class Runner:
             try:
                 result = self._apply_batch(records, isolate)
                 self._store_cursors([tp.partition for tp in records])
+                self._store_watermark(min(c.position for c in self.cursors.values()))
                 self.db.commit()
                 break
             except psycopg.OperationalError:
@@ -243,6 +252,31 @@ class Runner:
     def _publish(self) -> None:
         if self.outbox is not None:
             self.outbox.publish()
+
+    def _store_watermark(self, candidate: int) -> None:
+        """Raise the watermark: every partition has consumed all positions up to it."""
+        if candidate <= self.watermark:
+            return
+        self.watermark = candidate
+        self.db.execute(
+            f"INSERT INTO {self.schema}.watermark (topic, position) VALUES (%s, %s)"  # type: ignore[arg-type]
+            " ON CONFLICT (topic) DO UPDATE SET position = EXCLUDED.position, updated_at = now()",
+            (self.topic, candidate),
+        )
+
+    def _idle_watermark(self) -> None:
+        """Nothing came: if every partition is at its end, all the relay had published is consumed.
+
+        The relay's position is read before the end offsets are asked for, so every event up
+        to it was acknowledged into a partition whose end we then reached.
+        """
+        row = self.db.execute("SELECT position FROM relay.position WHERE topic = %s", (self.topic,)).fetchone()
+        published = int(row[0]) if row else 0
+        tps = list(self.consumer.assignment())
+        ends = self.consumer.end_offsets(tps)
+        if all(self.consumer.position(tp) >= ends[tp] for tp in tps):
+            self._store_watermark(published)
+        self.db.commit()
 
     def _rewind(self, saved: dict[int, Cursor]) -> None:
         self.db.rollback()

@@ -70,7 +70,7 @@ def relay(settings: Settings, store: EventStore) -> Relay:
     assert settings.database_url and settings.kafka_bootstrap
     return Relay(
         store.recorder, store.app.mapper, Codec().encode, settings.database_url,
-        settings.kafka_bootstrap, settings.events_topic,
+        settings.kafka_bootstrap, settings.events_topic, settings.partitions,
     )
 
 

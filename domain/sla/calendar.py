@@ -34,6 +34,7 @@ _TIME_RE = re.compile(r"\d\d:\d\d(:\d\d)?")
 
 Window = tuple[time, time]
 Interval = tuple[datetime, datetime]
+_Spent = tuple[datetime | None, timedelta]
 
 
 @dataclass(frozen=True)
@@ -133,7 +134,7 @@ class Calendar:
         total = _overlap(_day_intervals(self, day), lo, hi)
         day += DAY
         while self._midnight(day) < hi:
-            if self._midnight(day + WEEK) <= hi and self._plain_week(day):
+            if self._midnight(day + WEEK) <= hi and _plain_week(self, day):
                 total, day = total + _week_total(self.windows), day + WEEK
             else:
                 total, day = total + _overlap(_day_intervals(self, day), lo, hi), day + DAY
@@ -160,38 +161,23 @@ class Calendar:
             day += DAY
         return merged
 
-    def _zone(self) -> ZoneInfo:
-        return ZoneInfo(self.time_zone)
-
     def _local_date(self, at: datetime) -> date:
-        return at.astimezone(self._zone()).date()
+        return at.astimezone(ZoneInfo(self.time_zone)).date()
 
     def _midnight(self, day: date) -> datetime:
-        return _wall(day, MIDNIGHT, self._zone())
+        return _wall(day, MIDNIGHT, ZoneInfo(self.time_zone))
 
     def _skip_weeks(self, day: date, left: timedelta) -> tuple[date, timedelta]:
         # Strictly more than a week left: the target lies beyond the week, never at its end.
         week = _week_total(self.windows)
-        while left > week and self._plain_week(day):
+        while left > week and _plain_week(self, day):
             day, left = day + WEEK, left - week
         return day, left
 
-    def _plain_week(self, day: date) -> bool:
-        """No closed date and one UTC offset from `day` 00:00 to 00:00 seven days later.
 
-        Assumes no zone changes its offset and back within a single local day.
-        """
-        days = [day + i * DAY for i in range(8)]
-        zone = self._zone()
-        offsets = {datetime.combine(d, MIDNIGHT, zone).utcoffset() for d in days}
-        return True and not any(_closed(self, d) for d in days[:7])
-
-
-def _consume(
-    intervals: Iterable[Interval], start: datetime, left: timedelta
-) -> tuple[datetime | None, timedelta]:
+def _consume(spans: Iterable[Interval], start: datetime, left: timedelta) -> _Spent:
     """Spend `left` over the intervals from `start` on: the instant it runs out, or what is left."""
-    for a, b in intervals:
+    for a, b in spans:
         a = max(a, start)
         if b > a:
             if left <= b - a:
@@ -202,6 +188,16 @@ def _consume(
 
 def _overlap(intervals: Iterable[Interval], lo: datetime, hi: datetime) -> timedelta:
     return sum((max(ZERO, min(b, hi) - max(a, lo)) for a, b in intervals), ZERO)
+
+
+@lru_cache(maxsize=1 << 14)
+def _plain_week(cal: Calendar, day: date) -> bool:
+    """No closed date and one UTC offset over the seven days from `day` 00:00."""
+    # Comparing midnights assumes no zone changes its offset and back within one day.
+    days = [day + i * DAY for i in range(8)]
+    zone = ZoneInfo(cal.time_zone)
+    offsets = {datetime.combine(d, MIDNIGHT, zone).utcoffset() for d in days}
+    return len(offsets) == 1 and not any(_closed(cal, d) for d in days[:7])
 
 
 @lru_cache(maxsize=1 << 16)
@@ -269,8 +265,6 @@ def _week_total(windows: tuple[tuple[Window, ...], ...]) -> timedelta:
 
 
 def _as_utc(instant: datetime, name: str) -> datetime:
-    if not isinstance(instant, datetime):
-        raise TypeError(f"{name} must be a datetime, got {type(instant).__name__}")
     if instant.utcoffset() is None:
         raise ValueError(f"{name} must be timezone-aware, got naive {instant.isoformat()}")
     return instant.astimezone(UTC)

@@ -24,7 +24,7 @@ class ReadModels:
     def consumed(self, projection: str) -> int:
         """The store position up to which the projection has consumed everything."""
         row = self.one(
-            f"SELECT min(position) AS p FROM proj_{projection}.checkpoint WHERE topic = %s",
+            f"SELECT position AS p FROM proj_{projection}.watermark WHERE topic = %s",
             (self.topic,),
         )
         return int(row["p"]) if row and row["p"] is not None else 0

@@ -23,3 +23,10 @@ CREATE TABLE IF NOT EXISTS {schema}.heartbeat (
     runner     text PRIMARY KEY,
     beat_at    timestamptz NOT NULL
 );
+-- Everything up to this store position has been consumed (applied or ignored) on every
+-- partition: what `?wait_for=` compares against. It only ever grows.
+CREATE TABLE IF NOT EXISTS {schema}.watermark (
+    topic      text PRIMARY KEY,
+    position   bigint NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT now()
+);

@@ -1,0 +1,273 @@
+"""The availability read model: its PostgreSQL view, the Avro encoder of its budget notice, and
+GET /contracts/{id}/availability. The view buffers a batch's commands and writes them at
+`flush` in a handful of set-based statements (one load of the touched tickets' facts, one
+upsert, one rewrite of their outage segments), folding with the projection's own
+`TicketFacts`, so thousands of ticket events cost a few round trips; `apply` does all parsing,
+so nothing a poison event carries can fail at flush.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import fastavro
+import psycopg
+from fastapi import APIRouter
+from fastavro.schema import fingerprint, load_schema, to_parsing_canonical_form
+from psycopg.rows import dict_row
+
+from consumers.outbox import enqueue
+from domain.availability import Interval, month_bounds
+from domain.errors import InvalidInput, NotFound
+from infra.avro import H_FINGERPRINT, SCHEMA_DIR
+from infra.readmodels import ProjectionSpec
+from projections.availability import (
+    AvailabilityProjection,
+    BudgetNotice,
+    Change,
+    ContractOutages,
+    Outage,
+    TicketFacts,
+    facts_from_json,
+    facts_to_json,
+)
+
+NAME = "availability"
+SCHEMA = f"proj_{NAME}"
+NOTICE_TOPIC = "ticketing.notices.availability.v1"
+NOTICE_TYPE = "Availability.ErrorBudgetExhausted"
+H_NOTICE_TYPE = "ticketing-notice-type"
+SQL_FILES = tuple(f"availability_{t}" for t in ("contracts", "tickets", "outages", "maintenance", "notices"))
+Fetch = Callable[[str, tuple[Any, ...]], list[dict[str, Any]]]
+
+
+@cache
+def _notice_schema() -> tuple[Any, str]:
+    parsed = load_schema(str(SCHEMA_DIR / "ticketing.v1.ErrorBudgetExhausted.avsc"), _write_hint=False)
+    return parsed, fingerprint(to_parsing_canonical_form(parsed), "CRC-64-AVRO")
+
+
+def encode_notice(notice: BudgetNotice) -> tuple[bytes, dict[str, str]]:
+    """The notice's Avro value (no framing byte) and headers naming its type and schema."""
+    parsed, print_ = _notice_schema()
+    f = notice.figures
+    record = {
+        "notice_id": notice.notice_id, "contract_id": notice.contract_id, "month": f.month,
+        "time_zone": notice.time_zone, "target_pct": f.target_pct,
+        "minutes_in_month": f.minutes_in_month, "allowed_downtime_minutes": f.allowed_downtime_minutes,
+        "downtime_minutes": f.downtime_minutes, "maintenance_minutes": f.maintenance_minutes,
+        "budget_left_minutes": f.budget_left_minutes, "availability_pct": f.availability_pct,
+        "exhausted_at": notice.exhausted_at, "decided_at": notice.decided_at,
+    }
+    buffer = io.BytesIO()
+    fastavro.schemaless_writer(buffer, parsed, record, strict=True)
+    return buffer.getvalue(), {H_NOTICE_TYPE: NOTICE_TYPE, H_FINGERPRINT: print_}
+
+
+def decode_notice(value: bytes) -> dict[str, Any]:
+    """The notice record of a message value (for consumers and tests)."""
+    record = fastavro.schemaless_reader(io.BytesIO(value), _notice_schema()[0], None)
+    assert isinstance(record, dict)
+    return record
+
+
+def load(fetch: Fetch, schema: str, contract_ids: list[str]) -> list[ContractOutages]:
+    """The contracts' terms, outage segments, maintenance windows and noticed months."""
+    terms = fetch(f"SELECT * FROM {schema}.availability_contracts WHERE contract_id = ANY(%s)"
+                  " ORDER BY contract_id", (contract_ids,))
+    by: dict[str, dict[str, list[Any]]] = {r["contract_id"]: {"o": [], "m": [], "n": []} for r in terms}
+    for r in fetch(f"SELECT contract_id, ticket_id, starts_at, ends_at FROM {schema}.availability_outages"
+                   " WHERE contract_id = ANY(%s) ORDER BY starts_at, ticket_id", (contract_ids,)):
+        by[r["contract_id"]]["o"].append(Outage(r["ticket_id"], _utc(r["starts_at"]), _utc(r["ends_at"])))
+    for r in fetch(f"SELECT contract_id, starts_at, ends_at FROM {schema}.availability_maintenance"
+                   " WHERE contract_id = ANY(%s) ORDER BY starts_at", (contract_ids,)):
+        by[r["contract_id"]]["m"].append((_utc(r["starts_at"]), _utc(r["ends_at"])))
+    for r in fetch(f"SELECT contract_id, month FROM {schema}.availability_notices"
+                   " WHERE contract_id = ANY(%s)", (contract_ids,)):
+        by[r["contract_id"]]["n"].append(r["month"])
+    return [
+        ContractOutages(r["contract_id"], r["time_zone"], r["target_pct"], tuple(by[r["contract_id"]]["o"]),
+                        tuple(by[r["contract_id"]]["m"]), frozenset(by[r["contract_id"]]["n"]))
+        for r in terms
+    ]
+
+
+def _utc(value: datetime | None) -> Any:
+    return None if value is None else value.astimezone(UTC)
+
+
+class PgAvailabilityView:
+    """The availability read model in {schema}.availability_*, written at flush."""
+
+    def __init__(self, conn: psycopg.Connection, schema: str) -> None:
+        self.conn, self.schema = conn, schema
+        self.contracts: dict[str, tuple[str, float | None]] = {}
+        self.windows: list[tuple[str, int, Interval, str | None]] = []
+        self.new: dict[str, TicketFacts] = {}
+        self.changes: dict[str, list[Change]] = {}
+
+    # -- the projection's commands, buffered ------------------------------------------------
+
+    def signed(self, contract_id: str, time_zone: str, target_pct: float | None) -> None:
+        self.contracts[contract_id] = (time_zone, target_pct)
+
+    def scheduled(self, contract_id: str, position: int, window: Interval, reason: str | None) -> None:
+        self.windows.append((contract_id, position, window, reason))
+
+    def opened(self, facts: TicketFacts) -> None:
+        self.new.setdefault(facts.ticket_id, facts)
+
+    def changed(self, ticket_id: str, change: Change) -> None:
+        self.changes.setdefault(ticket_id, []).append(change)
+
+    # -- the writes -------------------------------------------------------------------------
+
+    def _sql(self, text: str) -> Any:
+        return text.replace("{s}", self.schema)
+
+    def flush(self) -> None:
+        x = self.conn.execute
+        if self.contracts:
+            with self.conn.cursor() as cur:
+                cur.executemany(self._sql(
+                    "INSERT INTO {s}.availability_contracts (contract_id, time_zone, target_pct)"
+                    " VALUES (%s, %s, %s) ON CONFLICT (contract_id) DO UPDATE SET"
+                    " time_zone = EXCLUDED.time_zone, target_pct = EXCLUDED.target_pct"),
+                    [(c, z, t) for c, (z, t) in self.contracts.items()])
+        if self.windows:
+            with self.conn.cursor() as cur:
+                cur.executemany(self._sql(
+                    "INSERT INTO {s}.availability_maintenance VALUES (%s, %s, %s, %s, %s)"
+                    " ON CONFLICT DO NOTHING"),
+                    [(c, p, s, e, r) for c, p, (s, e), r in self.windows])
+        before = self._stored(sorted(self.changes.keys() | self.new.keys()))
+        after = self._folded(before)
+        moved = {t: f for t, f in after.items() if f.segments() != _segments(before.get(t))}
+        if after:
+            x(self._sql(
+                "INSERT INTO {s}.availability_tickets SELECT * FROM unnest(%s::text[], %s::text[],"
+                " %s::timestamptz[], %s::bool[], %s::bool[], %s::text[]::jsonb[])"
+                " ON CONFLICT (ticket_id) DO UPDATE SET down = EXCLUDED.down,"
+                " cancelled = EXCLUDED.cancelled, history = EXCLUDED.history"),
+                _columns([(f.ticket_id, f.contract_id, f.since, f.down, f.cancelled,
+                           json.dumps(facts_to_json(f.history))) for f in after.values()], 6))
+        if moved:
+            self._rewrite(moved)
+        dirty = {f.contract_id for f in moved.values()} | {w[0] for w in self.windows}
+        if dirty:
+            x(self._sql("UPDATE {s}.availability_contracts SET dirty = true"
+                        " WHERE contract_id = ANY(%s) AND target_pct IS NOT NULL AND NOT dirty"),
+              (sorted(dirty),))
+
+    def _stored(self, ticket_ids: list[str]) -> dict[str, TicketFacts]:
+        if not ticket_ids:
+            return {}
+        rows = self.conn.execute(self._sql(
+            "SELECT ticket_id, contract_id, since, down, cancelled, history"
+            " FROM {s}.availability_tickets WHERE ticket_id = ANY(%s)"), (ticket_ids,)).fetchall()
+        return {r[0]: TicketFacts(r[0], r[1], _utc(r[2]), r[3], r[4], facts_from_json(r[5])) for r in rows}
+
+    def _folded(self, stored: dict[str, TicketFacts]) -> dict[str, TicketFacts]:
+        facts = {**self.new, **stored}  # a repeated opening changes nothing
+        for ticket_id, changes in self.changes.items():
+            if ticket_id in facts:  # changes of a ticket never seen opened are dropped
+                for change in changes:
+                    facts[ticket_id] = facts[ticket_id].after(change)
+        return facts
+
+    def _rewrite(self, moved: dict[str, TicketFacts]) -> None:
+        self.conn.execute(self._sql("DELETE FROM {s}.availability_outages WHERE ticket_id = ANY(%s)"),
+                          (list(moved),))
+        rows = [(f.ticket_id, n, f.contract_id, s, e)
+                for f in moved.values() for n, (s, e) in enumerate(f.segments())]
+        if rows:
+            self.conn.execute(self._sql(
+                "INSERT INTO {s}.availability_outages SELECT * FROM unnest(%s::text[], %s::int[],"
+                " %s::text[], %s::timestamptz[], %s::timestamptz[])"), _columns(rows, 5))
+
+    # -- the tick's reads and writes, immediate ---------------------------------------------
+
+    def _fetch(self, query: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
+        with self.conn.cursor(row_factory=dict_row) as cur:
+            return cur.execute(query, params).fetchall()  # type: ignore[arg-type]
+
+    def to_check(self) -> list[ContractOutages]:
+        ids = [r[0] for r in self.conn.execute(self._sql(
+            "SELECT contract_id FROM {s}.availability_contracts c WHERE target_pct IS NOT NULL"
+            " AND (dirty OR EXISTS (SELECT 1 FROM {s}.availability_outages o"
+            " WHERE o.contract_id = c.contract_id AND o.ends_at IS NULL))")).fetchall()]
+        return load(self._fetch, self.schema, ids) if ids else []
+
+    def budget_exhausted(self, notice: BudgetNotice) -> None:
+        value, headers = encode_notice(notice)
+        self.conn.execute(self._sql(
+            "INSERT INTO {s}.availability_notices VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING"),
+            (notice.contract_id, notice.month, notice.notice_id, notice.exhausted_at, notice.decided_at))
+        enqueue(self.conn, self.schema, notice.notice_id, NOTICE_TOPIC, notice.contract_id, value, headers)
+
+    def checked(self, contract_id: str) -> None:
+        self.conn.execute(self._sql(
+            "UPDATE {s}.availability_contracts SET dirty = false WHERE contract_id = %s AND dirty"),
+            (contract_id,))
+
+
+def _segments(facts: TicketFacts | None) -> list[Any]:
+    return [] if facts is None else facts.segments()
+
+
+def _columns(rows: list[tuple[Any, ...]], width: int) -> list[list[Any]]:
+    return [[row[i] for row in rows] for i in range(width)] if rows else [[] for _ in range(width)]
+
+
+def answer(contract: ContractOutages, month: str, now: datetime) -> dict[str, Any]:
+    """The availability answer of DESIGN section 5, plus maintenance and the error budget."""
+    try:
+        f = contract.month(month, now)
+    except ValueError as error:
+        raise InvalidInput(str(error), {"month": month}) from None
+    start, end = month_bounds(month, contract.time_zone)
+    left = f.budget_left_minutes
+    return {
+        "contract_id": contract.contract_id, "month": month, "time_zone": contract.time_zone,
+        "minutes_in_month": f.minutes_in_month, "downtime_minutes": round(f.downtime_minutes, 4),
+        "availability_pct": f.availability_pct, "target_pct": f.target_pct, "met": f.met,
+        "maintenance_minutes": round(f.maintenance_minutes, 4),
+        "allowed_downtime_minutes": f.allowed_downtime_minutes, "budget_left_minutes": left,
+        "budget_exhausted": None if left is None else f.downtime_minutes > 0 and left <= 0,
+        "as_of": now.isoformat(),
+        "outages": [
+            {"ticket_id": o.ticket_id, "starts_at": o.start.isoformat(),
+             "ends_at": o.end and o.end.isoformat(), "open": o.end is None}
+            for o in contract.outages if o.start < end and (o.end is None or o.end > start)
+        ],
+        "maintenance": [
+            {"starts_at": s.isoformat(), "ends_at": e.isoformat()}
+            for s, e in contract.maintenance if s < end and e > start
+        ],
+    }
+
+
+def routes(backend: Any) -> APIRouter:
+    r = APIRouter(tags=["availability"])
+
+    @r.get("/contracts/{contract_id}/availability")
+    def availability(contract_id: str, month: str | None = None, wait_for: int | None = None) -> dict[str, Any]:
+        backend.reads.wait_for(NAME, wait_for)
+        found = load(backend.reads.all, SCHEMA, [contract_id])
+        if not found:
+            raise NotFound(f"no contract {contract_id}")
+        now = datetime.now(UTC)
+        zone = ZoneInfo(found[0].time_zone)
+        return answer(found[0], month or now.astimezone(zone).strftime("%Y-%m"), now)
+
+    return r
+
+
+SPEC = ProjectionSpec(NAME, AvailabilityProjection, SQL_FILES, PgAvailabilityView, routes,
+                      notice_topics=(NOTICE_TOPIC,))
