@@ -123,11 +123,18 @@ class TicketingApplication(Application[UUID]):
 
         return self._run(decide)
 
-    def renew_contract(self, contract_id: str, reason: str | None = None, at: Any = None) -> Recorded:
+    def renew_contract(
+        self, contract_id: str, reason: str | None = None, at: Any = None,
+        period_starts_on: date | None = None,
+    ) -> Recorded:
+        """Start a new period on the day of `at`, or on `period_starts_on` (the renewal pass
+        names the anniversary when the contract's last event is later than it)."""
+
         def decide() -> Contract:
             contract = self.contract(contract_id)
             when = contract.when(at, self._now())
-            contract.renew(reason, values.local_date(when, contract.time_zone), when)
+            starts = period_starts_on or values.local_date(when, contract.time_zone)
+            contract.renew(reason, starts, when)
             return contract
 
         return self._run(decide)

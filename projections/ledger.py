@@ -24,7 +24,9 @@ from datetime import date, datetime
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from domain.billing import ChargeRule, add_months, allowance_period, credit_charge, split_allowance
+from domain.billing import (
+    ChargeRule, add_months, allowance_period, bank_period, credit_charge, split_allowance,
+)
 from domain.plans import PlanTerms
 from projections.envelope import Envelope
 
@@ -34,6 +36,14 @@ LOW, EXHAUSTED = "low-balance", "exhausted"
 def local_midnight(day: str | date, zone: str) -> datetime:
     d = date.fromisoformat(day) if isinstance(day, str) else day
     return datetime(d.year, d.month, d.day, tzinfo=ZoneInfo(zone))
+
+
+def next_period_start(starts_on: date, current: date, months: int) -> date:
+    """When a bank period that began on `current` ends: on the contract's anniversary (counted
+    from `starts_on`, so a Jan 31 start keeps the 31st), or `months` after a period that a
+    renewal started off the anniversaries."""
+    start, end, _ = bank_period(starts_on, current, months)
+    return end if start == current else add_months(current, months)
 
 
 @dataclass
@@ -80,8 +90,8 @@ class Book:
         """When the current bank period ends and the contract is due to renew."""
         if self.scheme != "bank" or self.status != "active" or not self.period_months:
             return None
-        end = add_months(date.fromisoformat(self.periods[-1]), self.period_months)
-        return local_midnight(end, self.time_zone)
+        start, current = date.fromisoformat(self.starts_on), date.fromisoformat(self.periods[-1])
+        return local_midnight(next_period_start(start, current, self.period_months), self.time_zone)
 
     def charge(self, kind: str, minutes: int) -> int:
         if self.scheme == "bank":
