@@ -66,6 +66,18 @@ def cmd_consume(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_renewals(settings: Settings, args: argparse.Namespace) -> int:
+    from infra import renewals, wiring
+
+    assert settings.database_url
+    store = wiring.event_store(settings)
+    try:
+        renewals.run(store.app, settings.database_url, _stopper(), args.interval, args.once)
+    finally:
+        store.close()
+    return 0
+
+
 def cmd_plans(_: Settings, args: argparse.Namespace) -> int:
     from infra.catalog import load_catalog
 
@@ -106,6 +118,10 @@ def main(argv: list[str] | None = None) -> int:
     consume = sub.add_parser("consume", help="one projection's consumer")
     consume.add_argument("projection", choices=sorted(wiring.PROJECTIONS))
     consume.set_defaults(func=cmd_consume)
+    renew = sub.add_parser("renewals", help="renew hour banks whose period ended (about once a minute)")
+    renew.add_argument("--once", action="store_true", help="one pass, then exit")
+    renew.add_argument("--interval", type=float, default=60.0, help="seconds between passes")
+    renew.set_defaults(func=cmd_renewals)
     sub.add_parser("plans", help="list the plan catalog").set_defaults(func=cmd_plans)
     sub.add_parser("setup", help="create the schemas and tables (idempotent)").set_defaults(func=cmd_setup)
     args = parser.parse_args(argv)

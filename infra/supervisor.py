@@ -44,6 +44,7 @@ def children() -> list[Child]:
     return [
         Child("api", ["api"]),
         Child("relay", ["relay"]),
+        Child("renewals", ["renewals"]),
         *(Child(f"consume-{name}", ["consume", name]) for name in wiring.PROJECTIONS),
     ]
 

@@ -264,9 +264,10 @@ class InMemoryAvailabilityView:
             return None
         zone, target = self.contracts[contract_id]
         outages = sorted(
-            Outage(t.ticket_id, start, end)
-            for t in self.tickets.values() if t.contract_id == contract_id
-            for start, end in t.segments()
+            (Outage(t.ticket_id, start, end)
+             for t in self.tickets.values() if t.contract_id == contract_id
+             for start, end in t.segments()),
+            key=lambda o: (o.start, o.ticket_id),  # stable: a ticket's segments stay in order
         )
         windows = tuple(sorted(self.maintenance.get(contract_id, {}).values()))
         noticed = frozenset(n.month for n in self.notices if n.contract_id == contract_id)

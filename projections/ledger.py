@@ -25,7 +25,12 @@ from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from domain.billing import (
-    ChargeRule, add_months, allowance_period, bank_period, credit_charge, split_allowance,
+    ChargeRule,
+    add_months,
+    allowance_period,
+    bank_period,
+    credit_charge,
+    split_allowance,
 )
 from domain.plans import PlanTerms
 from projections.envelope import Envelope

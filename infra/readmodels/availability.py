@@ -83,7 +83,7 @@ def load(fetch: Fetch, schema: str, contract_ids: list[str]) -> list[ContractOut
                   " ORDER BY contract_id", (contract_ids,))
     by: dict[str, dict[str, list[Any]]] = {r["contract_id"]: {"o": [], "m": [], "n": []} for r in terms}
     for r in fetch(f"SELECT contract_id, ticket_id, starts_at, ends_at FROM {schema}.availability_outages"
-                   " WHERE contract_id = ANY(%s) ORDER BY starts_at, ticket_id", (contract_ids,)):
+                   " WHERE contract_id = ANY(%s) ORDER BY starts_at, ticket_id, seq", (contract_ids,)):
         by[r["contract_id"]]["o"].append(Outage(r["ticket_id"], _utc(r["starts_at"]), _utc(r["ends_at"])))
     for r in fetch(f"SELECT contract_id, starts_at, ends_at FROM {schema}.availability_maintenance"
                    " WHERE contract_id = ANY(%s) ORDER BY starts_at", (contract_ids,)):

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import io
 import re
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from functools import cache
 from typing import Any
 
@@ -24,12 +24,21 @@ from fastavro.schema import fingerprint, load_schema, to_parsing_canonical_form
 from psycopg.types.json import Jsonb
 
 from consumers.outbox import enqueue
-from domain.billing import add_months, allowance_period
+from domain.billing import allowance_period
 from domain.errors import NotFound
 from infra.avro import H_FINGERPRINT, SCHEMA_DIR
 from infra.readmodels import ProjectionSpec
 from projections.ledger import (
-    EXHAUSTED, LOW, Book, Entry, LedgerProjection, Notice, Period, Statement, local_midnight,
+    EXHAUSTED,
+    LOW,
+    Book,
+    Entry,
+    LedgerProjection,
+    Notice,
+    Period,
+    Statement,
+    local_midnight,
+    next_period_start,
 )
 
 NOTICE_TOPIC = "ticketing.notices.ledger.v1"
@@ -209,7 +218,8 @@ def period_bounds(book: Book, label: str, starts_at: datetime) -> tuple[datetime
     if later:
         return start, local_midnight(later[0], book.time_zone)
     if book.scheme == "bank" and book.period_months:
-        return start, local_midnight(add_months(date.fromisoformat(label), book.period_months), book.time_zone)
+        end = next_period_start(date.fromisoformat(book.starts_on), date.fromisoformat(label), book.period_months)
+        return start, local_midnight(end, book.time_zone)
     return start, None
 
 
@@ -248,7 +258,7 @@ def routes(backend: Any) -> APIRouter:
         periods = {p["label"]: Period(**p) for p in rows}
         if book.scheme == "allowance":
             kind = book.allowance_period or "quarter"
-            current = allowance_period(datetime.now(timezone.utc), book.time_zone, kind)
+            current = allowance_period(datetime.now(UTC), book.time_zone, kind)
             label = period or current[2]
             start = allowance_start(label, kind, book.time_zone)
             if label not in periods and start is not None:

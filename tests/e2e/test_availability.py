@@ -16,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from kafka import KafkaConsumer, TopicPartition
+from psycopg.rows import dict_row
 
 from infra import postgres
 from infra.readmodels.availability import (
@@ -227,7 +228,7 @@ def test_the_postgresql_view_agrees_with_the_in_memory_one(
         projection.tick(now, PgAvailabilityView(conn, scratch))
         projection.tick(now, memory)
         conn.commit()
-        stored = load(lambda q, p: conn.cursor(row_factory=psycopg.rows.dict_row).execute(q, p).fetchall(),
+        stored = load(lambda q, p: conn.cursor(row_factory=dict_row).execute(q, p).fetchall(),
                       scratch, [cid])[0]
     expected = memory.outages_of(cid)
     assert expected is not None
