@@ -154,6 +154,11 @@ class Runner:
     # -- batches ----------------------------------------------------------------------------
 
     def _apply_batch(self, records: dict[TopicPartition, list[Any]], isolate: bool) -> BatchResult:
+        # Pipeline mode: the view's statements go out without waiting for each answer.
+        with self.db.pipeline():
+            return self._apply_records(records, isolate)
+
+    def _apply_records(self, records: dict[TopicPartition, list[Any]], isolate: bool) -> BatchResult:
         result = BatchResult()
         view = self.view_factory(self.db)
         for tp, batch in records.items():
@@ -226,8 +231,9 @@ class Runner:
         for isolate in (False, True):
             try:
                 result = self._apply_batch(records, isolate)
-                self._store_cursors([tp.partition for tp in records])
-                self._store_watermark(min(c.position for c in self.cursors.values()))
+                with self.db.pipeline():
+                    self._store_cursors([tp.partition for tp in records])
+                    self._store_watermark(min(c.position for c in self.cursors.values()))
                 self.db.commit()
                 break
             except psycopg.OperationalError:

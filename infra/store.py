@@ -18,6 +18,7 @@ from domain.clock import Clock
 from domain.errors import NotFound
 from domain.plans import PlanTerms
 from infra import postgres
+from infra.group_commit import GroupCommitter
 from projections.envelope import Envelope, from_domain_event
 
 TIME_TOPIC = "domain.ticket:Ticket.TimeConsumed"
@@ -28,7 +29,7 @@ class EventStore:
 
     def __init__(
         self, url: str, catalog: Mapping[str, PlanTerms], clock: Clock | None = None,
-        schema: str = postgres.STORE_SCHEMA,
+        schema: str = postgres.STORE_SCHEMA, group_commit: bool = True,
     ) -> None:
         postgres.ensure_schema(url, schema)
         self.schema = schema
@@ -39,6 +40,8 @@ class EventStore:
         )
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(postgres.sql("event_index", schema))  # type: ignore[arg-type]
+        if group_commit:
+            self.app.commit = GroupCommitter(self.app.save)
 
     def close(self) -> None:
         self.pool.close()

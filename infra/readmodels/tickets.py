@@ -4,6 +4,7 @@ the schema the read model lives in) and its query routes."""
 from __future__ import annotations
 
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 import psycopg
@@ -16,37 +17,44 @@ from projections.tickets import TicketsProjection
 
 
 class PgTicketsView:
-    """The ticket list in {schema}.tickets."""
+    """The ticket list in {schema}.tickets; statements composed once per schema."""
 
     def __init__(self, conn: psycopg.Connection, schema: str) -> None:
-        self.conn = conn
-        self.table = sql.Identifier(schema, "tickets")
+        self.conn, self.schema = conn, schema
+        self.sql = _statements(schema)
 
     def add(self, row: dict[str, Any]) -> None:
-        cols = list(row)
-        self.conn.execute(
-            sql.SQL("INSERT INTO {} ({}) VALUES ({}) ON CONFLICT (ticket_id) DO NOTHING").format(
-                self.table, sql.SQL(", ").join(map(sql.Identifier, cols)),
-                sql.SQL(", ").join(sql.Placeholder() * len(cols)),
-            ),
-            list(row.values()),
-        )
+        self.conn.execute(self.sql["add"], [row[c] for c in COLUMNS])
 
     def update(self, ticket_id: str, changes: dict[str, Any]) -> None:
-        self.conn.execute(
-            sql.SQL("UPDATE {} SET {} WHERE ticket_id = %s").format(
-                self.table,
-                sql.SQL(", ").join(sql.SQL("{} = %s").format(sql.Identifier(c)) for c in changes),
-            ),
-            [*changes.values(), ticket_id],
-        )
+        self.conn.execute(_update(self.schema, tuple(changes)), [*changes.values(), ticket_id])
 
     def add_minutes(self, ticket_id: str, minutes: int, at: datetime, position: int) -> None:
-        self.conn.execute(
-            sql.SQL("UPDATE {} SET minutes = minutes + %s, updated_at = %s, position = %s"
-                    " WHERE ticket_id = %s").format(self.table),
-            (minutes, at, position, ticket_id),
-        )
+        self.conn.execute(self.sql["minutes"], (minutes, at, position, ticket_id))
+
+
+COLUMNS = ("ticket_id", "contract_id", "title", "reporter", "channel", "priority", "category",
+           "status", "opened_at", "updated_at", "minutes", "position")
+
+
+@lru_cache(maxsize=64)
+def _statements(schema: str) -> dict[str, Any]:
+    table = sql.Identifier(schema, "tickets")
+    return {
+        "add": sql.SQL("INSERT INTO {} ({}) VALUES ({}) ON CONFLICT (ticket_id) DO NOTHING").format(
+            table, sql.SQL(", ").join(map(sql.Identifier, COLUMNS)),
+            sql.SQL(", ").join(sql.Placeholder() * len(COLUMNS)),
+        ),
+        "minutes": sql.SQL("UPDATE {} SET minutes = minutes + %s, updated_at = %s, position = %s"
+                           " WHERE ticket_id = %s").format(table),
+    }
+
+
+@lru_cache(maxsize=256)
+def _update(schema: str, columns: tuple[str, ...]) -> sql.Composed:
+    return sql.SQL("UPDATE {} SET {} WHERE ticket_id = %s").format(
+        sql.Identifier(schema, "tickets"), sql.SQL(", ").join(sql.SQL("{} = %s").format(sql.Identifier(c)) for c in columns),
+    )
 
 
 def routes(backend: Any) -> APIRouter:

@@ -12,7 +12,7 @@ import httpx
 
 from domain.ticket import Ticket
 from infra.store import EventStore
-from tests.conftest import Processes
+from infra.processes import Processes
 from tests.integration.helpers import clean_rebuild, read_model
 
 TICKETS = 900  # 900 x 7 events = 6,300 events

@@ -1,0 +1,34 @@
+"""`make bench`: every benchmark, each stating its workload, printing rate and percentiles."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any
+
+from bench import pipeline
+from bench.stats import format_row
+
+MODULES = ("sla", "ledger", "availability")
+
+
+def main() -> int:
+    print(pipeline.__doc__)
+    rows: list[dict[str, Any]] = list(pipeline.run())
+    for name in MODULES:
+        try:
+            module = importlib.import_module(f"bench.{name}")
+        except ModuleNotFoundError:
+            continue
+        print(f"\n{name}: {(module.__doc__ or '').strip()}")
+        result = module.run()
+        rows.extend(result if isinstance(result, list) else [result])
+    print("\nsummary")
+    for row in rows:
+        if isinstance(row, dict) and "benchmark" in row:
+            print(format_row(row))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,153 @@
+"""The pipeline's benchmarks, on the embedded PostgreSQL and broker of a fresh data dir.
+
+Workloads (stated so the figures can be compared run to run):
+- http: 16 concurrent clients send 4,000 ticket commands over HTTP (open, respond, time,
+  pause, resume, classify, in a cycle) on 16 contracts; per-request latency.
+- relay: 30,000 events already in the store, relayed by a fresh relay to a fresh topic.
+- consumer: the ticket-list projection consumes those 30,000 events from the topic's start.
+- rebuild: the ticket-list projection rebuilt straight from the store (30,000+ events).
+- e2e: commands paced at 200/s for 10 s; latency from a command's answer until the ticket
+  list has consumed its position (`wait_for`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from domain.ticket import Ticket
+from infra import embedded, wiring
+from infra.processes import Processes
+from infra.settings import Settings
+from infra.store import EventStore
+from bench.stats import summary
+from tests.integration.helpers import checkpoint, make_relay, make_runner, tickets_schema, unique
+
+CLIENTS = 16
+COMMANDS = 4000
+
+
+def http_commands(base: str) -> dict[str, Any]:
+    with httpx.Client(base_url=base, timeout=30) as c:
+        contracts = [c.post("/contracts", json={"customer": f"bench {i}", "plan": "crm-experts/platinum",
+                                                "starts_on": "2026-01-01"}).json()["contract_id"] for i in range(CLIENTS)]
+    latencies: list[float] = []
+    lock = threading.Lock()
+    per_client = COMMANDS // CLIENTS
+
+    def client(cid: str) -> None:
+        mine: list[float] = []
+        with httpx.Client(base_url=base, timeout=30) as c:
+            tid = None
+            steps = itertools.cycle(["open", "respond", "time", "pause", "resume", "classify"])
+            for _, step in zip(range(per_client), steps):
+                started = time.perf_counter()
+                if step == "open":
+                    r = c.post("/tickets", json={"contract_id": cid, "title": "bench", "reporter": "b"})
+                    tid = r.json()["ticket_id"]
+                elif step == "time":
+                    r = c.post(f"/tickets/{tid}/time", json={"minutes": 5, "kind": "work"})
+                elif step == "classify":
+                    r = c.post(f"/tickets/{tid}/classify", json={"priority": "P2"})
+                else:
+                    r = c.post(f"/tickets/{tid}/{step}", json={})
+                assert r.status_code in (200, 201), r.text
+                mine.append((time.perf_counter() - started) * 1000)
+        with lock:
+            latencies.extend(mine)
+
+    threads = [threading.Thread(target=client, args=(cid,)) for cid in contracts]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return summary("http commands (16 clients)", len(latencies), time.perf_counter() - started,
+                   latencies, unit="commands/s")
+
+
+def fill_store(store: EventStore, events: int) -> None:
+    app = store.app
+    cid = app.sign_contract("Bulk Ltd", "crm-experts/platinum", "2026-01-01").aggregate_id
+    batch: list[Ticket] = []
+    for i in range(events // 6):
+        now = app.clock.now()
+        t = Ticket(cid, f"bulk {i}", "ops", "portal", "P3", None, None, now)
+        t.respond(now)
+        t.consume_time(15, "work", None, now)
+        t.pause(None, now)
+        t.resume(now)
+        t.resolve(None, now)
+        batch.append(t)
+        if len(batch) == 20:
+            app.save(*batch)
+            batch = []
+    if batch:
+        app.save(*batch)
+
+
+def relay_and_consumer(settings: Settings, store: EventStore) -> list[dict[str, Any]]:
+    url = settings.database_url or ""
+    fill_store(store, 30000)
+    head = store.head()
+    topic, schema = unique("bench_events"), tickets_schema(url)
+    relay = make_relay(settings, store, topic)
+    relay.check_topic()
+    started = time.perf_counter()
+    while relay.state.position < head:
+        relay.step()
+    rows = [summary("relay store -> Kafka", head, time.perf_counter() - started)]
+    relay.close()
+    runner = make_runner(settings, schema, topic)
+    runner.resume()
+    started = time.perf_counter()
+    while checkpoint(url, schema, topic) < head:
+        runner.step()
+    rows.append(summary("consumer Kafka -> ticket list", head, time.perf_counter() - started))
+    runner.close()
+    return rows
+
+
+def end_to_end(base: str, rate: int = 200, seconds: int = 10) -> dict[str, Any]:
+    latencies: list[float] = []
+    with httpx.Client(base_url=base, timeout=30) as c:
+        cid = c.post("/contracts", json={"customer": "e2e", "plan": "crm-experts/gold", "starts_on": "2026-01-01"}).json()["contract_id"]
+        tid = c.post("/tickets", json={"contract_id": cid, "title": "e2e", "reporter": "b"}).json()["ticket_id"]
+        started = time.perf_counter()
+        for i in range(rate * seconds):
+            due = started + i / rate
+            if (pause := due - time.perf_counter()) > 0:
+                time.sleep(pause)
+            position = c.post(f"/tickets/{tid}/time", json={"minutes": 1, "kind": "work"}).json()["position"]
+            answered = time.perf_counter()
+            assert c.get(f"/tickets/{tid}", params={"wait_for": position}).status_code == 200
+            latencies.append((time.perf_counter() - answered) * 1000)
+    return summary(f"end-to-end at {rate} commands/s", len(latencies), time.perf_counter() - started, latencies,
+                   unit="commands/s")
+
+
+def run() -> list[dict[str, Any]]:
+    data = Path(tempfile.mkdtemp(prefix="ticketing-bench-"))
+    url = embedded.start_postgres(data)
+    broker = embedded.start_broker(data)
+    settings = Settings(data_dir=data, http_port=embedded.free_port()).with_servers(url, broker.bootstrap)
+    store = wiring.event_store(settings)
+    wiring.setup_database(url)
+    wiring.ensure_topic(settings)
+    procs = Processes(settings)
+    procs.start_all()
+    try:
+        rows = [http_commands(procs.base_url), end_to_end(procs.base_url)]
+        rows += relay_and_consumer(settings, store)
+        return rows
+    finally:
+        procs.stop_all()
+        store.close()
+        broker.stop()
+        embedded.stop_postgres(data)
