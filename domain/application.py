@@ -9,6 +9,7 @@ before it is refused as a conflict.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+import threading
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Protocol, TypeVar
@@ -73,6 +74,7 @@ class TicketingApplication(Application[UUID]):
     ) -> None:
         super().__init__(env={"AGGREGATE_CACHE_MAXSIZE": "20000", **(env or {})})
         self.commit: Committer = self.save
+        self._locks = [threading.Lock() for _ in range(256)]
         self.catalog = catalog
         self.clock = clock or SystemClock()
         self.usage = usage
@@ -95,8 +97,18 @@ class TicketingApplication(Application[UUID]):
     def ticket(self, ticket_id: str | UUID) -> Ticket:
         return self._load(Ticket, ticket_id)
 
-    def _run(self, decide: Callable[[], Aggregate | tuple[Aggregate, ...]]) -> Recorded:
-        """Run `decide` (load, call, return what changed) and save; retry on a version clash."""
+    def _run(self, decide: Callable[[], Aggregate | tuple[Aggregate, ...]], key: str | None = None) -> Recorded:
+        """Run `decide` (load, call, return what changed) and save; retry on a version clash.
+
+        Commands on one aggregate queue behind a lock in this process, so they do not race
+        each other; the retry covers races with other processes.
+        """
+        if key is None:
+            return self._attempt(decide)
+        with self._locks[hash(key) % len(self._locks)]:
+            return self._attempt(decide)
+
+    def _attempt(self, decide: Callable[[], Aggregate | tuple[Aggregate, ...]]) -> Recorded:
         for _ in range(RETRIES):
             changed = decide()
             aggregates = changed if isinstance(changed, tuple) else (changed,)
@@ -138,7 +150,7 @@ class TicketingApplication(Application[UUID]):
             contract.add_credits(credits, contract.when(at, self._now()))
             return contract
 
-        return self._run(decide)
+        return self._run(decide, contract_id)
 
     def renew_contract(
         self, contract_id: str, reason: str | None = None, at: Any = None,
@@ -154,7 +166,7 @@ class TicketingApplication(Application[UUID]):
             contract.renew(reason, starts, when)
             return contract
 
-        return self._run(decide)
+        return self._run(decide, contract_id)
 
     def cancel_contract(self, contract_id: str, reason: str | None = None, at: Any = None) -> Recorded:
         def decide() -> Contract:
@@ -162,7 +174,7 @@ class TicketingApplication(Application[UUID]):
             contract.cancel(reason, contract.when(at, self._now()))
             return contract
 
-        return self._run(decide)
+        return self._run(decide, contract_id)
 
     def schedule_maintenance(
         self, contract_id: str, starts_at: Any, ends_at: Any, reason: str | None = None, at: Any = None
@@ -174,7 +186,7 @@ class TicketingApplication(Application[UUID]):
             contract.schedule_maintenance(start, end, reason, contract.when(at, self._now()))
             return contract
 
-        return self._run(decide)
+        return self._run(decide, contract_id)
 
     # -- tickets --------------------------------------------------------------------------
 
@@ -246,7 +258,7 @@ class TicketingApplication(Application[UUID]):
             act(ticket, ticket.when(at, self._now()))
             return ticket
 
-        return self._run(decide)
+        return self._run(decide, ticket_id)
 
     def classify(self, ticket_id: str, priority: str, category: str | None = None, at: Any = None) -> Recorded:
         priority = values.priority(priority)
