@@ -24,7 +24,6 @@ SCHEMA_DIR = Path(__file__).resolve().parents[1] / "schemas"
 H_TYPE = "ticketing-event-type"
 H_FINGERPRINT = "ticketing-schema-fingerprint"
 H_POSITION = "ticketing-position"
-_ENVELOPE_FIELDS = ("event_type", "position", "aggregate_id", "aggregate_version", "contract_id")
 
 
 class EncodeError(Exception):
@@ -41,8 +40,9 @@ class Schema:
     def __init__(self, path: Path) -> None:
         raw = json.loads(path.read_text())
         self.event_type: str = raw["ticketing.event_type"]
-        self.parsed = load_schema(str(path), _write_hint=False)
-        self.fingerprint = fingerprint(to_parsing_canonical_form(self.parsed), "CRC-64-AVRO")
+        plain = load_schema(str(path), _write_hint=False)
+        self.fingerprint = fingerprint(to_parsing_canonical_form(plain), "CRC-64-AVRO")
+        self.parsed = fastavro.parse_schema(plain)  # parsed once: the writer would redo it per call
         self.json_fields = {f["name"] for f in raw["fields"] if f.get("ticketing.json")}
         self.fields = [f["name"] for f in raw["fields"] if f["name"] != "envelope"]
 
