@@ -154,6 +154,9 @@ class Runner:
     # -- batches ----------------------------------------------------------------------------
 
     def _apply_batch(self, records: dict[TopicPartition, list[Any]], isolate: bool) -> BatchResult:
+        # A rebuild's switch holds this lock while it swaps the tables under us.
+        self.db.execute("SELECT pg_advisory_xact_lock(hashtext(%s))",
+                        (f"ticketing-projection-{self.projection.name}",))
         # Pipeline mode: the view's statements go out without waiting for each answer.
         with self.db.pipeline():
             return self._apply_records(records, isolate)

@@ -101,6 +101,26 @@ def cmd_setup(settings: Settings, _: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rebuild(settings: Settings, args: argparse.Namespace) -> int:
+    import json
+
+    from infra import rebuild, wiring
+
+    assert settings.database_url
+    spec = wiring.PROJECTIONS[args.projection]
+    store = wiring.event_store(settings)
+    try:
+        report = rebuild.rebuild(spec, store, settings.database_url, settings.events_topic, settings.partitions)
+    finally:
+        store.close()
+    print(json.dumps({"projection": report.projection, "events": report.events,
+                      "events_per_s": round(report.rate), "old_schema": report.old_schema,
+                      "changed": report.changed}, indent=2))
+    if args.drop_old:
+        rebuild.drop_old(settings.database_url, spec)
+    return 0
+
+
 def cmd_run(settings: Settings, _: argparse.Namespace) -> int:
     from infra.supervisor import run
 
@@ -122,6 +142,10 @@ def main(argv: list[str] | None = None) -> int:
     renew.add_argument("--once", action="store_true", help="one pass, then exit")
     renew.add_argument("--interval", type=float, default=60.0, help="seconds between passes")
     renew.set_defaults(func=cmd_renewals)
+    rebuild = sub.add_parser("rebuild", help="rebuild a projection from the event store into new tables, then switch")
+    rebuild.add_argument("projection", choices=sorted(wiring.PROJECTIONS))
+    rebuild.add_argument("--drop-old", action="store_true", help="drop the tables it replaced")
+    rebuild.set_defaults(func=cmd_rebuild)
     sub.add_parser("plans", help="list the plan catalog").set_defaults(func=cmd_plans)
     sub.add_parser("setup", help="create the schemas and tables (idempotent)").set_defaults(func=cmd_setup)
     args = parser.parse_args(argv)
