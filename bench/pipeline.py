@@ -16,18 +16,18 @@ import itertools
 import tempfile
 import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from domain.ticket import Ticket
-from infra import embedded, wiring
+from infra import embedded, rebuild, wiring
 from infra.processes import Processes
 from infra.settings import Settings
 from infra.store import EventStore
 from bench.stats import summary
-from tests.integration.helpers import checkpoint, make_relay, make_runner, tickets_schema, unique
 
 CLIENTS = 16
 COMMANDS = 4000
@@ -96,21 +96,33 @@ def relay_and_consumer(settings: Settings, store: EventStore) -> list[dict[str, 
     url = settings.database_url or ""
     fill_store(store, 30000)
     head = store.head()
-    topic, schema = unique("bench_events"), tickets_schema(url)
-    relay = make_relay(settings, store, topic)
+    topic, schema = f"bench_events_{uuid.uuid4().hex[:6]}", f"bench_tickets_{uuid.uuid4().hex[:6]}"
+    wiring.create_tables(url, "tickets", schema)
+    relay = wiring.relay(settings, store, topic)
     relay.check_topic()
     started = time.perf_counter()
     while relay.state.position < head:
         relay.step()
     rows = [summary("relay store -> Kafka", head, time.perf_counter() - started)]
     relay.close()
-    runner = make_runner(settings, schema, topic)
+    runner = wiring.runner(settings, "tickets", schema, topic)
     runner.resume()
     started = time.perf_counter()
-    while checkpoint(url, schema, topic) < head:
+    while runner.watermark < head:
         runner.step()
     rows.append(summary("consumer Kafka -> ticket list", head, time.perf_counter() - started))
     runner.close()
+    return rows
+
+
+def rebuilds(settings: Settings, store: EventStore) -> list[dict[str, Any]]:
+    """Each projection rebuilt straight from the store (everything the benchmarks wrote)."""
+    rows = []
+    for name, spec in wiring.PROJECTIONS.items():
+        report = rebuild.rebuild(spec, store, settings.database_url or "", settings.events_topic,
+                                 settings.partitions, show_progress=False)
+        rows.append(summary(f"rebuild {name} from the store", report.events, report.seconds))
+        rebuild.drop_old(settings.database_url or "", spec)
     return rows
 
 
@@ -145,6 +157,7 @@ def run() -> list[dict[str, Any]]:
     try:
         rows = [http_commands(procs.base_url), end_to_end(procs.base_url)]
         rows += relay_and_consumer(settings, store)
+        rows += rebuilds(settings, store)
         return rows
     finally:
         procs.stop_all()

@@ -66,23 +66,33 @@ def event_store(settings: Settings, clock: Clock | None = None) -> EventStore:
     return EventStore(settings.database_url, load_catalog(), clock)
 
 
-def relay(settings: Settings, store: EventStore) -> Relay:
+def relay(settings: Settings, store: EventStore, topic: str | None = None) -> Relay:
     assert settings.database_url and settings.kafka_bootstrap
     return Relay(
         store.recorder, store.app.mapper, Codec().encode, settings.database_url,
-        settings.kafka_bootstrap, settings.events_topic, settings.partitions,
+        settings.kafka_bootstrap, topic or settings.events_topic, settings.partitions,
     )
 
 
-def runner(settings: Settings, name: str, **options: Any) -> Runner:
+def runner(settings: Settings, name: str, schema: str | None = None, topic: str | None = None,
+           **options: Any) -> Runner:
+    """The runner of one projection; `schema` and `topic` default to the live ones."""
     assert settings.database_url and settings.kafka_bootstrap
     spec = PROJECTIONS[name]
-    outbox = OutboxPublisher(settings.database_url, spec.schema, settings.kafka_bootstrap)
+    schema = schema or spec.schema
+    outbox = OutboxPublisher(settings.database_url, schema, settings.kafka_bootstrap)
     return Runner(
-        spec.make(), lambda conn: spec.view(conn, spec.schema), settings.database_url,
-        spec.schema, settings.kafka_bootstrap, settings.events_topic, Codec().decode,
+        spec.make(), lambda conn: spec.view(conn, schema), settings.database_url,
+        schema, settings.kafka_bootstrap, topic or settings.events_topic, Codec().decode,
         position_of, outbox=outbox, **options,
     )
+
+
+def create_tables(url: str, name: str, schema: str) -> None:
+    """A projection's tables in a schema of the caller's choosing (tests, benchmarks)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        for file in ("checkpoint", "outbox", *PROJECTIONS[name].sql_files):
+            postgres.execute_file(conn, file, schema)
 
 
 def extra_routers(backend: Any) -> list[Any]:

@@ -12,9 +12,7 @@ import psycopg
 
 from consumers.relay import Relay
 from consumers.runner import Runner
-from infra import postgres
-from infra.avro import Codec, position_of
-from infra.readmodels.tickets import PgTicketsView
+from infra import wiring
 from infra.settings import Settings
 from infra.store import EventStore
 from projections.tickets import InMemoryTicketsView, TicketsProjection
@@ -26,22 +24,16 @@ def unique(prefix: str) -> str:
 
 def tickets_schema(url: str) -> str:
     schema = unique("test_tickets")
-    with psycopg.connect(url, autocommit=True) as conn:
-        for name in ("checkpoint", "outbox", "tickets"):
-            postgres.execute_file(conn, name, schema)
+    wiring.create_tables(url, "tickets", schema)
     return schema
 
 
 def make_relay(settings: Settings, store: EventStore, topic: str) -> Relay:
-    assert settings.database_url and settings.kafka_bootstrap
-    return Relay(store.recorder, store.app.mapper, Codec().encode, settings.database_url,
-                 settings.kafka_bootstrap, topic)
+    return wiring.relay(settings, store, topic)
 
 
 def make_runner(settings: Settings, schema: str, topic: str) -> Runner:
-    assert settings.database_url and settings.kafka_bootstrap
-    return Runner(TicketsProjection(), lambda conn: PgTicketsView(conn, schema), settings.database_url,
-                  schema, settings.kafka_bootstrap, topic, Codec().decode, position_of)
+    return wiring.runner(settings, "tickets", schema, topic)
 
 
 def drive(step: Callable[[], Any], until: Callable[[], bool], timeout: float = 30) -> None:
