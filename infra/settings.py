@@ -12,7 +12,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 EVENTS_TOPIC = "ticketing.events.v1"
-PROJECTIONS = ("tickets", "sla", "ledger", "availability")
 
 
 @dataclass(frozen=True)
@@ -27,7 +26,6 @@ class Settings:
     admin_token: str | None = None
     events_topic: str = EVENTS_TOPIC
     partitions: int = 1
-    projections: tuple[str, ...] = PROJECTIONS
     json_logs: bool | None = None
     extra: Mapping[str, str] = field(default_factory=dict)
 

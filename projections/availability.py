@@ -9,31 +9,20 @@ from them; the in-memory view below is the reference the PostgreSQL one must agr
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, NamedTuple, Protocol
+from typing import NamedTuple, Protocol
+from zoneinfo import ZoneInfo
 
-from domain.availability import (
-    Interval,
-    MonthlyAvailability,
-    intersect,
-    month_bounds,
-    monthly_availability,
-    split_by_month,
-    subtract,
-)
+from domain.availability import Interval, MonthlyAvailability, intersect, month_bounds
+from domain.availability import monthly_availability, split_by_month, subtract
 from domain.plans import PlanTerms
 from projections.envelope import Envelope
 
 DOWN = "system-down"
 # Ticket events that may change a ticket's outage, by the change kind the view folds.
-CHANGES = {
-    "Ticket.Classified": "classified",
-    "Ticket.Restored": "restored",
-    "Ticket.Resolved": "resolved",
-    "Ticket.Reopened": "reopened",
-    "Ticket.Cancelled": "cancelled",
-}
+CHANGES = {"Ticket.Classified": "classified", "Ticket.Restored": "restored",
+           "Ticket.Resolved": "resolved", "Ticket.Reopened": "reopened", "Ticket.Cancelled": "cancelled"}
 Segment = tuple[datetime, datetime | None]
 
 
@@ -45,8 +34,7 @@ class Change(NamedTuple):
     down: bool = False
 
 
-@dataclass(frozen=True)
-class TicketFacts:
+class TicketFacts(NamedTuple):
     """What the availability rules need to know about one ticket, and its outage segments.
 
     Interpretations (DESIGN section 4 leaves them open):
@@ -71,11 +59,16 @@ class TicketFacts:
     history: tuple[tuple[str, datetime], ...] = ()  # restored / resolved / reopened, in order
 
     def after(self, change: Change) -> TicketFacts:
+        # A NamedTuple built directly: a frozen dataclass and `replace` cost more than the
+        # rest of the projection.
+        down, cancelled, history = self.down, self.cancelled, self.history
         if change.kind == "classified":
-            return self if self.down == change.down else replace(self, down=change.down)
-        if change.kind == "cancelled":
-            return replace(self, cancelled=True)
-        return replace(self, history=(*self.history, (change.kind, change.at)))
+            down = change.down
+        elif change.kind == "cancelled":
+            cancelled = True
+        else:
+            history = (*history, (change.kind, change.at))
+        return TicketFacts(self.ticket_id, self.contract_id, self.since, down, cancelled, history)
 
     def segments(self) -> list[Segment]:
         if not self.down or self.cancelled:
@@ -145,14 +138,18 @@ class BudgetNotice:
         return f"budget-exhausted:{self.contract_id}:{self.month}"
 
 
-def budget_notices(contract: ContractOutages, now: datetime) -> list[BudgetNotice]:
-    """The not yet noticed months whose budget is spent (nothing left, at or below zero)."""
+def budget_notices(
+    contract: ContractOutages, now: datetime, months: Iterable[str] | None = None
+) -> list[BudgetNotice]:
+    """The not yet noticed months (of `months`, default all) whose budget is spent: nothing
+    left, at or below zero, as the ledger calls a balance at zero exhausted."""
     if contract.target_pct is None:
         return []
     intervals = contract.intervals(now)
+    wanted = None if months is None else set(months)
     notices = []
     for month in split_by_month(intervals, contract.time_zone):
-        if month in contract.noticed:
+        if month in contract.noticed or (wanted is not None and month not in wanted):
             continue
         figures = contract.month(month, now)
         left, allowed = figures.budget_left_minutes, figures.allowed_downtime_minutes
@@ -174,12 +171,42 @@ def _spent_at(month: str, contract: ContractOutages, intervals: list[Interval], 
     return counted[-1][1]  # only reached through rounding of `allowed`
 
 
+class Pending(NamedTuple):
+    """A contract with a target whose budgets may have moved since `since`: its outages or
+    maintenance changed from there on (`dirty`), or an outage open since then still runs."""
+
+    contract_id: str
+    time_zone: str
+    since: datetime
+    noticed: frozenset[str]
+
+
+def months_between(since: datetime, now: datetime, time_zone: str) -> list[str]:
+    """The local months "YYYY-MM" from the one holding `since` to the one holding `now`."""
+    zone = ZoneInfo(time_zone)
+    first, last = since.astimezone(zone), now.astimezone(zone)
+    year, month, months = first.year, first.month, []
+    while (year, month) <= (last.year, last.month):
+        months.append(f"{year:04d}-{month:02d}")
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return months
+
+
+def touched(before: list[Segment], after: list[Segment]) -> datetime | None:
+    """From when a ticket's change of segments may move the figures (None: it does not)."""
+    if before == after:
+        return None
+    return min(start for start, _ in before + after)
+
+
 class AvailabilityView(Protocol):
     def signed(self, contract_id: str, time_zone: str, target_pct: float | None) -> None: ...
     def scheduled(self, contract_id: str, position: int, window: Interval, reason: str | None) -> None: ...
     def opened(self, facts: TicketFacts) -> None: ...
     def changed(self, ticket_id: str, change: Change) -> None: ...
-    def to_check(self) -> list[ContractOutages]: ...
+    def to_check(self) -> list[Pending]: ...
+    def outages_of(self, contract_id: str, since: datetime | None = None,
+                   until: datetime | None = None) -> ContractOutages | None: ...
     def budget_exhausted(self, notice: BudgetNotice) -> None: ...
     def checked(self, contract_id: str) -> None: ...
 
@@ -225,11 +252,17 @@ class AvailabilityProjection:
         return True
 
     def tick(self, now: datetime, view: AvailabilityView) -> None:
-        """Check the contracts whose outages changed or are still open; notice spent budgets."""
-        for contract in view.to_check():
-            for notice in budget_notices(contract, now):
-                view.budget_exhausted(notice)
-            view.checked(contract.contract_id)
+        """Check the months that may have moved (changed, or with an outage still open) and
+        are not noticed yet; load only their outages, so a catch-up stays cheap."""
+        for pending in view.to_check():
+            zone = pending.time_zone
+            months = [m for m in months_between(pending.since, now, zone) if m not in pending.noticed]
+            if months:
+                start, end = month_bounds(months[0], zone)[0], month_bounds(months[-1], zone)[1]
+                contract = view.outages_of(pending.contract_id, start, end)
+                for notice in budget_notices(contract, now, months) if contract else []:
+                    view.budget_exhausted(notice)
+            view.checked(pending.contract_id)
 
 
 @dataclass
@@ -239,57 +272,65 @@ class InMemoryAvailabilityView:
     contracts: dict[str, tuple[str, float | None]] = field(default_factory=dict)
     tickets: dict[str, TicketFacts] = field(default_factory=dict)
     maintenance: dict[str, dict[int, Interval]] = field(default_factory=dict)
-    dirty: set[str] = field(default_factory=set)
+    dirty: dict[str, datetime] = field(default_factory=dict)
     notices: list[BudgetNotice] = field(default_factory=list)
+
+    def _dirty(self, contract_id: str, since: datetime | None) -> None:
+        if since is not None:
+            self.dirty[contract_id] = min(since, self.dirty.get(contract_id, since))
 
     def signed(self, contract_id: str, time_zone: str, target_pct: float | None) -> None:
         self.contracts[contract_id] = (time_zone, target_pct)
 
     def scheduled(self, contract_id: str, position: int, window: Interval, reason: str | None) -> None:
         self.maintenance.setdefault(contract_id, {})[position] = window
-        self.dirty.add(contract_id)
+        self._dirty(contract_id, window[0])
 
     def opened(self, facts: TicketFacts) -> None:
-        self.tickets.setdefault(facts.ticket_id, facts)
-        self.dirty.add(facts.contract_id)
+        if facts.ticket_id not in self.tickets:
+            self.tickets[facts.ticket_id] = facts
+            self._dirty(facts.contract_id, touched([], facts.segments()))
 
     def changed(self, ticket_id: str, change: Change) -> None:
         facts = self.tickets.get(ticket_id)
         if facts is not None:
-            self.tickets[ticket_id] = facts.after(change)
-            self.dirty.add(facts.contract_id)
+            self.tickets[ticket_id] = after = facts.after(change)
+            self._dirty(facts.contract_id, touched(facts.segments(), after.segments()))
 
-    def outages_of(self, contract_id: str) -> ContractOutages | None:
+    def outages_of(self, contract_id: str, since: datetime | None = None,
+                   until: datetime | None = None) -> ContractOutages | None:
         if contract_id not in self.contracts:
             return None
+        lo = since or datetime.min.replace(tzinfo=UTC)
+        hi = until or datetime.max.replace(tzinfo=UTC)
         zone, target = self.contracts[contract_id]
         outages = sorted(
             (Outage(t.ticket_id, start, end)
              for t in self.tickets.values() if t.contract_id == contract_id
-             for start, end in t.segments()),
+             for start, end in t.segments() if start < hi and (end is None or end > lo)),
             key=lambda o: (o.start, o.ticket_id),  # stable: a ticket's segments stay in order
         )
-        windows = tuple(sorted(self.maintenance.get(contract_id, {}).values()))
+        windows = sorted(w for w in self.maintenance.get(contract_id, {}).values() if w[0] < hi and w[1] > lo)
         noticed = frozenset(n.month for n in self.notices if n.contract_id == contract_id)
-        return ContractOutages(contract_id, zone, target, tuple(outages), windows, noticed)
+        return ContractOutages(contract_id, zone, target, tuple(outages), tuple(windows), noticed)
 
-    def to_check(self) -> list[ContractOutages]:
-        open_ = {t.contract_id for t in self.tickets.values() if any(e is None for _, e in t.segments())}
-        found = (self.outages_of(c) for c in sorted(self.dirty | open_))
-        return [c for c in found if c is not None and c.target_pct is not None]
+    def to_check(self) -> list[Pending]:
+        since = dict(self.dirty)
+        for t in self.tickets.values():
+            for start, end in t.segments():
+                if end is None:
+                    since[t.contract_id] = min(start, since.get(t.contract_id, start))
+        pending = []
+        for contract_id, when in sorted(since.items()):
+            zone, target = self.contracts.get(contract_id, ("UTC", None))
+            if target is not None:
+                noticed = frozenset(n.month for n in self.notices if n.contract_id == contract_id)
+                pending.append(Pending(contract_id, zone, when, noticed))
+        return pending
 
     def budget_exhausted(self, notice: BudgetNotice) -> None:
         if all(n.notice_id != notice.notice_id for n in self.notices):
             self.notices.append(notice)
 
     def checked(self, contract_id: str) -> None:
-        self.dirty.discard(contract_id)
-
-
-def facts_to_json(history: Iterable[tuple[str, datetime]]) -> list[list[str]]:
-    """A ticket's history as JSON-able pairs (the PostgreSQL view stores it so)."""
-    return [[kind, at.isoformat()] for kind, at in history]
-
-
-def facts_from_json(pairs: Any) -> tuple[tuple[str, datetime], ...]:
-    return tuple((kind, instant(at)) for kind, at in pairs)
+        self.dirty.pop(contract_id, None)

@@ -1,27 +1,26 @@
 """The ledger: per contract and period, what was granted, what each time entry cost, what is left.
 
 A contract keeps one of four books, chosen from its signed terms: an hour `bank` (exact
-minutes against the minutes granted per period; a period starts at signing and at each
-recorded renewal), `credits` (charged by the plan's rules, one period that never expires,
-granted by packs), a periodic `allowance` (minutes of one entry kind per calendar quarter,
-month or year of the contract's zone, nothing carried over) or `none` (entries are listed,
-nothing is debited). Which period an entry belongs to: its `occurred_at`, in the contract's
-zone, against the periods known when the entry is applied, i.e. the renewals that precede it
-in the store; an entry dated before every known period goes to the first one, and a renewal
-recorded later never moves entries already booked. So a back-dated entry lands in the
-period it happened in, and the result depends only on the store's order (rebuilds agree).
-Each entry keeps its raw minutes and its charge apart; the part of a charge beyond a zero
-balance is its `overage` (billable guidance, for an allowance). Crossing to or below the
-plan's low-balance threshold, or to zero, raises a notice once per crossing. Views are
-ports: `InMemoryLedgerView` here, a PostgreSQL one in infra/readmodels/ledger.py.
+minutes against the minutes granted per period; periods start at signing and at each recorded
+renewal), `credits` (charged by the plan's rules, one period, never expiring, granted by
+packs), an `allowance` (free minutes of one entry kind per calendar quarter, month or year of
+the contract's zone) or `none` (entries listed, nothing debited). An entry belongs to the
+period holding its `occurred_at` (in the contract's zone) among the periods known when it is
+applied, i.e. the renewals before it in the store (before them all: the first period); a
+renewal recorded later never moves entries already booked. So a back-dated entry lands in the
+period it happened in, and the result depends only on the store's order. Each entry keeps its
+raw minutes and its charge apart; the part of a charge beyond a zero balance is its `overage`
+(billable guidance, for an allowance). Falling to the plan's low-balance threshold, or to zero,
+raises a notice once per crossing. Views are ports: `InMemoryLedgerView` here, a PostgreSQL one
+in infra/readmodels/ledger.py.
 """
 
 from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass, field
-from datetime import date, datetime
-from typing import Any, Protocol
+from datetime import UTC, date, datetime
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from domain.billing import (
@@ -36,6 +35,7 @@ from domain.plans import PlanTerms
 from projections.envelope import Envelope
 
 LOW, EXHAUSTED = "low-balance", "exhausted"
+_BEGIN, _END = datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC)
 
 
 def local_midnight(day: str | date, zone: str) -> datetime:
@@ -68,6 +68,9 @@ class Book:
     charges: dict[str, list[int | None]] = field(default_factory=dict)
     periods: list[str] = field(default_factory=list)  # start dates (bank, none)
     status: str = "active"
+    # The last period found, as [from, until) instants, its label and start: most entries
+    # fall in the same period as the one before, so they skip the zone and calendar math.
+    _span: tuple[datetime, datetime, str, datetime] | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def signed(cls, env: Envelope) -> Book:
@@ -108,12 +111,24 @@ class Book:
 
     def period_of(self, at: datetime) -> tuple[str, datetime]:
         """The label and start of the period an instant belongs to (see the module's rule)."""
+        span = self._span
+        if span is None or not span[0] <= at < span[1]:
+            span = self._span = self._find(at)
+        return span[2], span[3]
+
+    def _find(self, at: datetime) -> tuple[datetime, datetime, str, datetime]:
         if self.scheme == "allowance":
-            start, _, label = allowance_period(at, self.time_zone, self.allowance_period or "quarter")
-            return label, start
+            start, end, label = allowance_period(at, self.time_zone, self.allowance_period or "quarter")
+            return start, end, label, start
         day = at.astimezone(ZoneInfo(self.time_zone)).date().isoformat()
-        label = self.periods[max(0, bisect.bisect_right(self.periods, day) - 1)]
-        return label, local_midnight(label, self.time_zone)
+        i = max(0, bisect.bisect_right(self.periods, day) - 1)
+        start = local_midnight(self.periods[i], self.time_zone)
+        until = local_midnight(self.periods[i + 1], self.time_zone) if i + 1 < len(self.periods) else _END
+        return (start if i or day >= self.periods[0] else _BEGIN), until, self.periods[i], start
+
+    def add_period(self, start: str) -> None:
+        self.periods.append(start)
+        self._span = None
 
 
 @dataclass
@@ -137,7 +152,7 @@ class Period:
         return None if self.granted is None else self.granted - self.used
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Entry:
     position: int
     contract_id: str
@@ -222,7 +237,7 @@ class LedgerProjection:
             start = env.data["period_starts_on"]
             if start <= book.periods[-1]:
                 return False  # the aggregate refuses this; a replayed duplicate, then
-            book.periods.append(start)
+            book.add_period(start)
             view.put_book(book)
             view.put_period(self._new_period(book, start))
             return True
@@ -281,18 +296,18 @@ class LedgerProjection:
         """Store the period; notify when its balance has just crossed a line, once per crossing."""
         balance = period.balance
         if balance is not None:
-            low = book.threshold is not None and balance <= book.threshold
-            out = balance <= 0
-            for kind, now, before in ((LOW, low, period.low), (EXHAUSTED, out, period.exhausted)):
-                if now and not before:
-                    crossing = period.low_crossings + 1 if kind == LOW else period.exhausted_crossings + 1
-                    if kind == LOW:
-                        period.low_crossings = crossing
-                    else:
-                        period.exhausted_crossings = crossing
-                    view.notify(Notice(kind, book.contract_id, period.label, crossing, book.unit,
-                                       period.granted or 0, period.used, book.threshold,
-                                       env.position, env.occurred_at, ticket_id))
+            low, out = book.threshold is not None and balance <= book.threshold, balance <= 0
+
+            def notice(kind: str, crossing: int) -> Notice:
+                return Notice(kind, book.contract_id, period.label, crossing, book.unit, period.granted or 0,
+                              period.used, book.threshold, env.position, env.occurred_at, ticket_id)
+
+            if low and not period.low:
+                period.low_crossings += 1
+                view.notify(notice(LOW, period.low_crossings))
+            if out and not period.exhausted:
+                period.exhausted_crossings += 1
+                view.notify(notice(EXHAUSTED, period.exhausted_crossings))
             period.low, period.exhausted = low, out
         view.put_period(period)
         return True
@@ -346,8 +361,3 @@ class InMemoryLedgerView:
     def labels(self, contract_id: str) -> list[str]:
         found = [p for (c, _), p in self.periods.items() if c == contract_id]
         return [p.label for p in sorted(found, key=lambda p: p.starts_at)]
-
-    def snapshot(self) -> dict[str, Any]:
-        """Everything the view holds, comparable between two runs."""
-        return {"books": self.books, "periods": self.periods, "entries": self.entries,
-                "tickets": self.tickets, "statements": self.statements, "notices": self.notices}

@@ -21,6 +21,7 @@ import fastavro
 import psycopg
 from fastapi import APIRouter
 from fastavro.schema import fingerprint, load_schema, to_parsing_canonical_form
+from psycopg import pq
 from psycopg.types.json import Jsonb
 
 from consumers.outbox import enqueue
@@ -173,10 +174,15 @@ class PgLedgerView:
                 + ", ".join(f"{c} = EXCLUDED.{c}" for c in _PERIOD_COLS[3:]),
                 [tuple(getattr(p, c) for c in _PERIOD_COLS) for p in periods],
             )
-            if self.entries:
+            if self.entries and self.conn.pgconn.pipeline_status == pq.PipelineStatus.OFF:
                 with cur.copy(f"COPY {s}.entries ({', '.join(_ENTRY_COLS)}) FROM STDIN") as copy:  # type: ignore[arg-type]
                     for row in self.entries:
                         copy.write_row(row)
+            else:  # COPY cannot run in pipeline mode, where a batch of inserts is next best
+                cur.executemany(
+                    f"INSERT INTO {s}.entries ({', '.join(_ENTRY_COLS)}) VALUES ({', '.join(['%s'] * 10)})",  # type: ignore[arg-type]
+                    self.entries,
+                )
             cur.executemany(
                 f"INSERT INTO {s}.tickets VALUES (%s, %s, %s, %s, %s) ON CONFLICT (ticket_id) DO UPDATE"  # type: ignore[arg-type]
                 f" SET minutes = {s}.tickets.minutes + EXCLUDED.minutes,"

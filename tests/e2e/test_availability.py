@@ -229,10 +229,15 @@ def test_the_postgresql_view_agrees_with_the_in_memory_one(
         projection.tick(now, memory)
         conn.commit()
         stored = load(lambda q, p: conn.cursor(row_factory=dict_row).execute(q, p).fetchall(),
-                      scratch, [cid])[0]
+                      scratch, cid)
     expected = memory.outages_of(cid)
-    assert expected is not None
+    assert stored is not None and expected is not None
     assert stored.outages == expected.outages
     assert stored.noticed == expected.noticed
     for month in ("2026-03", "2026-04", "2026-05"):
         assert stored.month(month, now) == expected.month(month, now)
+
+
+def test_the_availability_runner_parked_nothing(db: psycopg.Connection) -> None:
+    parked = db.execute("SELECT position, reason FROM proj_availability.dead_letter").fetchall()
+    assert parked == []

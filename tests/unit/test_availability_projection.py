@@ -309,3 +309,14 @@ def test_a_notice_round_trips_through_its_avro_schema() -> None:
     assert record["downtime_minutes"] == 30
     assert record["exhausted_at"] == at(17.28)
     assert headers["ticketing-notice-type"] == "Availability.ErrorBudgetExhausted"
+
+
+def test_a_backdated_outage_spends_the_budget_of_past_months_too() -> None:
+    s = Stream()
+    s.sign()
+    s.projection.tick(LATER, s.view)
+    s.open("t-1", 30 * 1440, down_since=datetime(2026, 4, 30, 23, tzinfo=UTC))
+    s.do("t-1", "Restored", 30 * 1440 + 1)
+    s.projection.tick(LATER, s.view)
+    assert [n.month for n in s.view.notices] == ["2026-04", "2026-05"]
+    assert s.view.to_check() == []
