@@ -216,6 +216,11 @@ class TicketingApplication(Application[UUID]):
                 {"channels": list(terms.channels)},
             )
         when = values.effective_at(at, None, self._now())
+        if when < contract.opened_at():
+            raise InvalidInput(
+                "`at` precedes the signing of the contract",
+                {"at": when.isoformat(), "signed_at": contract.opened_at().isoformat()},
+            )
         if since is not None and since > when:
             raise InvalidInput("down_since lies after the ticket was opened")
         self._refuse_without_credits(contract, terms)

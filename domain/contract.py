@@ -53,6 +53,7 @@ class Contract(Aggregate):
         self.period_starts_on = starts_on
         self.renewals = 0
         self.maintenance: list[tuple[str, str]] = []
+        self.signed_at = occurred_at
         self.last_at = occurred_at
 
     @classmethod
@@ -72,6 +73,10 @@ class Contract(Aggregate):
         dates = sorted({iso_date(h).isoformat() for h in holidays})
         zone = _zone(time_zone or terms["time_zone"])
         return cls(customer, plan_id, terms, day.isoformat(), zone, dates, at)
+
+    def opened_at(self) -> datetime:
+        """When the contract was signed: nothing about it can have happened before."""
+        return self.signed_at
 
     # -- commands -------------------------------------------------------------------------
 

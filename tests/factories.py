@@ -14,7 +14,7 @@ def post(client: httpx.Client, path: str, expect: int = 200, **body: Any) -> dic
 
 
 def contract(client: httpx.Client, plan: str = "crm-experts/gold", **extra: Any) -> str:
-    body = {"customer": "Acme", "plan": plan, "starts_on": "2026-01-01", **extra}
+    body = {"customer": "Acme", "plan": plan, "starts_on": "2026-01-01", "at": "2026-01-01T00:00:00Z", **extra}
     return str(post(client, "/contracts", 201, **body)["contract_id"])
 
 

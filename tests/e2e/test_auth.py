@@ -1,0 +1,52 @@
+"""With TICKETING_ADMIN_TOKEN set, requests need that bearer token (health and docs excepted)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from infra import embedded
+from infra.processes import Processes
+
+
+@pytest.fixture(scope="module")
+def guarded_api(backend: Processes) -> Iterator[str]:
+    port = embedded.free_port()
+    env = dict(backend.env, TICKETING_HTTP_PORT=str(port), TICKETING_ADMIN_TOKEN="s3cret")
+    proc = subprocess.Popen([sys.executable, "-m", "infra.cli", "api"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        Processes(backend.settings.__class__(http_port=port)).wait_healthy(60)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_a_request_without_the_token_is_refused_and_records_nothing(guarded_api: str) -> None:
+    body = {"customer": "x", "plan": "crm-experts/gold", "starts_on": "2026-01-01"}
+    refused = httpx.post(f"{guarded_api}/contracts", json=body)
+    assert refused.status_code == 401 and refused.json()["error"]
+    wrong = httpx.post(f"{guarded_api}/contracts", json=body, headers={"Authorization": "Bearer nope"})
+    assert wrong.status_code == 401
+    ok = httpx.post(f"{guarded_api}/contracts", json=body, headers={"Authorization": "Bearer s3cret"})
+    assert ok.status_code == 201
+
+
+def test_health_and_docs_stay_open(guarded_api: str) -> None:
+    assert httpx.get(f"{guarded_api}/health").status_code == 200
+    assert httpx.get(f"{guarded_api}/openapi.json").status_code == 200
+
+
+def test_a_ticket_cannot_be_opened_before_its_contract_was_signed(backend: Processes) -> None:
+    with httpx.Client(base_url=backend.base_url) as c:
+        cid = c.post("/contracts", json={"customer": "x", "plan": "crm-experts/gold", "starts_on": "2026-01-01",
+                                          "at": "2026-02-01T00:00:00Z"}).json()["contract_id"]
+        r = c.post("/tickets", json={"contract_id": cid, "title": "t", "reporter": "r", "at": "2026-01-15T00:00:00Z"})
+    assert r.status_code == 422 and "precedes the signing" in r.json()["error"]
