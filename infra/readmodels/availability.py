@@ -1,9 +1,9 @@
 """The availability read model: its PostgreSQL view, the Avro encoder of its budget notice, and
 GET /contracts/{id}/availability. The view buffers a batch's commands and writes them at
 `flush` in a handful of set-based statements (one load of the touched tickets' facts, one
-upsert, one rewrite of their outage segments), folding with the projection's own
-`TicketFacts`, so thousands of ticket events cost a few round trips; `apply` does all parsing,
-so nothing a poison event carries can fail at flush.
+upsert of them, one rewrite of their outage segments, each batch of rows sent as one JSON
+document), folding with the projection's own `TicketFacts`, so thousands of ticket events
+cost a few round trips; `apply` does all parsing, so no poison event can fail at flush.
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 The view is bound to the runner's open transaction and caches what a batch touches: a book
 or period is read once per batch, kept in memory while the batch's events change it, and
-written back by `flush()` with the batch's entries (COPY), ticket totals and statements, so
-a 5,000-event batch costs a few statements per contract instead of a few per event. Notices
+written back by `flush()` with the batch's entries, ticket totals and statements, each table
+in one statement, so a 5,000-event batch costs a few statements per contract, not per event. Notices
 go to the outbox in the same transaction, encoded with schemas/ticketing.v1.LowBalanceReached
 and BalanceExhausted, on `ticketing.notices.ledger.v1`, keyed by contract id.
 Routes: `GET /contracts/{id}/ledger[?period=]` and `GET /tickets/{id}/statement`.
@@ -12,6 +12,7 @@ Routes: `GET /contracts/{id}/ledger[?period=]` and `GET /tickets/{id}/statement`
 from __future__ import annotations
 
 import io
+import json
 import re
 from datetime import UTC, date, datetime
 from functools import cache
@@ -21,8 +22,6 @@ import fastavro
 import psycopg
 from fastapi import APIRouter
 from fastavro.schema import fingerprint, load_schema, to_parsing_canonical_form
-from psycopg import pq
-from psycopg.types.json import Jsonb
 
 from consumers.outbox import enqueue
 from domain.billing import allowance_period
@@ -47,10 +46,23 @@ H_NOTICE_TYPE = "ticketing-notice-type"
 NOTICE_SCHEMAS = {LOW: "ticketing.v1.LowBalanceReached", EXHAUSTED: "ticketing.v1.BalanceExhausted"}
 SQL_FILES = tuple(f"ledger_{t}" for t in ("contracts", "periods", "entries", "tickets", "statements"))
 _SETTINGS = ("threshold", "grant", "period_months", "allowance_kind", "allowance_period", "charges")
-_PERIOD_COLS = ("contract_id", "label", "starts_at", "granted", "used", "minutes", "entries", "low",
-                "exhausted", "low_crossings", "exhausted_crossings")
-_ENTRY_COLS = ("position", "contract_id", "period", "ticket_id", "kind", "minutes", "charge", "overage",
-               "at", "engineer")
+# Each table's columns in the order the view writes them, with their SQL types.
+_COLUMNS = {
+    "contracts": (("contract_id", "text"), ("plan", "text"), ("scheme", "text"), ("time_zone", "text"),
+                  ("starts_on", "text"), ("status", "text"), ("periods", "text[]"), ("settings", "jsonb"),
+                  ("renews_at", "timestamptz")),
+    "periods": (("contract_id", "text"), ("label", "text"), ("starts_at", "timestamptz"), ("granted", "bigint"),
+                ("used", "bigint"), ("minutes", "bigint"), ("entries", "int"), ("low", "boolean"),
+                ("exhausted", "boolean"), ("low_crossings", "int"), ("exhausted_crossings", "int")),
+    "entries": (("position", "bigint"), ("contract_id", "text"), ("period", "text"), ("ticket_id", "text"),
+                ("kind", "text"), ("minutes", "int"), ("charge", "int"), ("overage", "int"),
+                ("at", "timestamptz"), ("engineer", "text")),
+    "tickets": (("ticket_id", "text"), ("contract_id", "text"), ("minutes", "bigint"), ("charge", "bigint"),
+                ("overage", "bigint")),
+    "statements": (("ticket_id", "text"), ("position", "bigint"), ("contract_id", "text"),
+                   ("resolved_at", "timestamptz"), ("period", "text"), ("unit", "text"), ("minutes", "bigint"),
+                   ("charge", "bigint"), ("overage", "bigint"), ("balance_after", "bigint")),
+}
 
 
 # -- notices ------------------------------------------------------------------------------
@@ -157,45 +169,49 @@ class PgLedgerView:
 
     def flush(self) -> None:
         """Write what the batch changed; called by the runner before its checkpoint."""
-        s = self.schema
+        books = [b for c in self.dirty_books if (b := self.books[c]) is not None]
+        periods = [p for k in self.dirty_periods if (p := self.periods[k]) is not None]
         with self.conn.cursor() as cur:
-            books = [b for c in self.dirty_books if (b := self.books[c]) is not None]
-            cur.executemany(
-                f"INSERT INTO {s}.contracts VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"  # type: ignore[arg-type]
-                " ON CONFLICT (contract_id) DO UPDATE SET status = EXCLUDED.status,"
-                " periods = EXCLUDED.periods, renews_at = EXCLUDED.renews_at",
-                [(b.contract_id, b.plan, b.scheme, b.time_zone, b.starts_on, b.status, b.periods,
-                  Jsonb({k: getattr(b, k) for k in _SETTINGS}), b.renews_at) for b in books],
-            )
-            periods = [p for k in self.dirty_periods if (p := self.periods[k]) is not None]
-            cur.executemany(
-                f"INSERT INTO {s}.periods ({', '.join(_PERIOD_COLS)}) VALUES ({', '.join(['%s'] * 11)})"  # type: ignore[arg-type]
-                " ON CONFLICT (contract_id, label) DO UPDATE SET "
-                + ", ".join(f"{c} = EXCLUDED.{c}" for c in _PERIOD_COLS[3:]),
-                [tuple(getattr(p, c) for c in _PERIOD_COLS) for p in periods],
-            )
-            if self.entries and self.conn.pgconn.pipeline_status == pq.PipelineStatus.OFF:
-                with cur.copy(f"COPY {s}.entries ({', '.join(_ENTRY_COLS)}) FROM STDIN") as copy:  # type: ignore[arg-type]
-                    for row in self.entries:
-                        copy.write_row(row)
-            else:  # COPY cannot run in pipeline mode, where a batch of inserts is next best
-                cur.executemany(
-                    f"INSERT INTO {s}.entries ({', '.join(_ENTRY_COLS)}) VALUES ({', '.join(['%s'] * 10)})",  # type: ignore[arg-type]
-                    self.entries,
-                )
-            cur.executemany(
-                f"INSERT INTO {s}.tickets VALUES (%s, %s, %s, %s, %s) ON CONFLICT (ticket_id) DO UPDATE"  # type: ignore[arg-type]
-                f" SET minutes = {s}.tickets.minutes + EXCLUDED.minutes,"
-                f" charge = {s}.tickets.charge + EXCLUDED.charge, overage = {s}.tickets.overage + EXCLUDED.overage",
-                [(t, *totals) for t, totals in self.tickets.items()],
-            )
-            cur.executemany(
-                f"INSERT INTO {s}.statements VALUES ({', '.join(['%s'] * 10)}) ON CONFLICT DO NOTHING",  # type: ignore[arg-type]
-                self.statements,
-            )
+            self._insert(cur, "contracts", [
+                (b.contract_id, b.plan, b.scheme, b.time_zone, b.starts_on, b.status, b.periods,
+                 {k: getattr(b, k) for k in _SETTINGS}, b.renews_at) for b in books],
+                "ON CONFLICT (contract_id) DO UPDATE SET status = EXCLUDED.status,"
+                " periods = EXCLUDED.periods, renews_at = EXCLUDED.renews_at")
+            self._insert(cur, "periods", [tuple(getattr(p, c) for c, _ in _COLUMNS["periods"]) for p in periods],
+                         "ON CONFLICT (contract_id, label) DO UPDATE SET "
+                         + ", ".join(f"{c} = EXCLUDED.{c}" for c, _ in _COLUMNS["periods"][3:]))
+            self._insert(cur, "entries", self.entries)
+            self._insert(cur, "tickets", [(t, *totals) for t, totals in self.tickets.items()],
+                         "ON CONFLICT (ticket_id) DO UPDATE SET "
+                         + ", ".join(f"{c} = {self.schema}.tickets.{c} + EXCLUDED.{c}"
+                                     for c in ("minutes", "charge", "overage")))
+            self._insert(cur, "statements", self.statements, "ON CONFLICT DO NOTHING")
         self.dirty_books.clear()
         self.dirty_periods.clear()
         self.entries, self.tickets, self.statements = [], {}, []
+
+    def _insert(self, cur: psycopg.Cursor[Any], table: str, rows: list[Any], conflict: str = "") -> None:
+        """All rows in one statement, as one JSON parameter: close to COPY's speed, and unlike
+        COPY or one INSERT per row, as fast inside the runner's pipeline mode as outside it."""
+        if not rows:
+            return
+        columns = _COLUMNS[table]
+        select = ", ".join(_from_json(i, t) for i, (_, t) in enumerate(columns))
+        cur.execute(
+            f"INSERT INTO {self.schema}.{table} ({', '.join(c for c, _ in columns)}) SELECT {select}"  # type: ignore[arg-type]
+            f" FROM jsonb_array_elements(%s::jsonb) AS r {conflict}",
+            [json.dumps(rows, default=_iso)],
+        )
+
+
+def _from_json(i: int, sql_type: str) -> str:
+    if sql_type == "text[]":
+        return f"ARRAY(SELECT jsonb_array_elements_text(r->{i}))"
+    return f"r->{i}" if sql_type == "jsonb" else f"(r->>{i})::{sql_type}"
+
+
+def _iso(value: Any) -> str:
+    return value.isoformat()  # type: ignore[no-any-return]
 
 
 # -- queries ------------------------------------------------------------------------------
@@ -265,16 +281,16 @@ def routes(backend: Any) -> APIRouter:
         if book.scheme == "allowance":
             kind = book.allowance_period or "quarter"
             current = allowance_period(datetime.now(UTC), book.time_zone, kind)
+            periods.setdefault(current[2], Period(contract_id, current[2], current[0], book.grant))
             label = period or current[2]
             start = allowance_start(label, kind, book.time_zone)
-            if label not in periods and start is not None:
-                periods[label] = Period(contract_id, label, start, book.grant)
-            periods.setdefault(current[2], Period(contract_id, current[2], current[0], book.grant))
         else:
-            label = period or book.periods[-1]
-        if label not in periods:
-            raise NotFound(f"no period {label!r} in the ledger of {contract_id}", {"periods": list(periods)})
+            label, start = period or book.periods[-1], None
         labels = [p.label for p in sorted(periods.values(), key=lambda p: p.starts_at)]
+        if label not in periods and start is None:
+            raise NotFound(f"no period {label!r} in the ledger of {contract_id}", {"periods": labels})
+        if label not in periods:  # an allowance period without activity: all of it is left
+            periods[label] = Period(contract_id, label, start, book.grant)
         entries = reads.all(f"SELECT {entry_cols} FROM proj_ledger.entries WHERE contract_id = %s"
                             " AND period = %s ORDER BY position", (contract_id, label))
         return ledger_answer(book, periods[label], labels, entries)

@@ -131,9 +131,12 @@ def test_a_plan_without_an_availability_target_answers_with_nulls(client: httpx.
 
 def test_an_unknown_contract_is_404_and_a_bad_month_422(client: httpx.Client) -> None:
     assert client.get(f"/contracts/{uuid.uuid4()}/availability", params={"month": "2026-01"}).status_code == 404
-    cid = signed(client)
-    response = client.get(f"/contracts/{cid}/availability", params={"month": "2026-13", "wait_for": 1})
-    assert response.status_code in (404, 422)  # 404 only if the projection lags behind the sign
+    body = post(client, "/contracts", 201, customer="Acme", plan="datacrm/standard",
+                starts_on="2026-01-01", at=SIGNED_AT)
+    params = {"month": "2026-13", "wait_for": body["position"]}
+    response = client.get(f"/contracts/{body['contract_id']}/availability", params=params)
+    assert response.status_code == 422
+    assert response.json()["detail"] == {"month": "2026-13"}
 
 
 # Notices on Kafka.

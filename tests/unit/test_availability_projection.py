@@ -11,9 +11,11 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from domain.availability import Interval, monthly_availability
 from infra.readmodels.availability import decode_notice, encode_notice
 from projections.availability import AvailabilityProjection, InMemoryAvailabilityView
 from projections.envelope import Envelope
+from tests.unit.test_availability import interval_lists, zone_names
 
 CONTRACT = "c-1"
 T0 = datetime(2026, 4, 10, 12, tzinfo=UTC)  # April: 30 days, 17.28 minutes of budget
@@ -210,6 +212,17 @@ def _interleave(streams: list[list[Any]], rng: random.Random) -> list[Any]:
         queue = rng.choice([q for q in queues if q])
         out.append(queue.pop(0))
     return out
+
+
+@given(interval_lists.flatmap(lambda xs: st.tuples(st.just(xs), st.permutations(xs))),
+       interval_lists, zone_names)
+def test_monthly_figures_are_the_same_whatever_order_the_outages_come_in(
+    pair: tuple[list[Interval], list[Interval]], maintenance: list[Interval], zone: str
+) -> None:
+    outages, shuffled = pair
+    for month in ("2025-12", "2026-01", "2026-02", "2026-03"):
+        assert monthly_availability(month, zone, shuffled, maintenance[::-1], 99.96) == \
+            monthly_availability(month, zone, outages, maintenance, 99.96)
 
 
 MONTHS = ("2026-03", "2026-04", "2026-05")

@@ -1,0 +1,86 @@
+"""The automatic renewal pass on the real store, relay and ledger consumer: an hour bank whose
+year ended renews once, at the anniversary's local midnight, and a second pass records
+nothing more; an imported contract catches up on every anniversary it missed; a cancelled
+one never renews."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+
+from infra import renewals, wiring
+from infra.settings import Settings
+from infra.store import EventStore
+
+
+@pytest.fixture(scope="module")
+def app_store(servers: Settings) -> Iterator[EventStore]:
+    s = wiring.event_store(servers)
+    yield s
+    s.close()
+
+
+def one_pass(servers: Settings, store: EventStore, *contract_ids: str) -> list[Any]:
+    # Only the test's own contracts: the session's database holds other tests' contracts too.
+    with psycopg.connect(servers.database_url or "") as conn:
+        return renewals.run_pass(store.app, conn, datetime.now(UTC), only=contract_ids)
+
+
+def ledger(client: httpx.Client, cid: str, position: int) -> dict[str, Any]:
+    response = client.get(f"/contracts/{cid}/ledger", params={"wait_for": position})
+    assert response.status_code == 200, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+def renewals_of(store: EventStore, cid: str) -> list[tuple[str, str]]:
+    return [(e.occurred_at.isoformat(), e.data["period_starts_on"])
+            for e in store.envelopes_of(cid) if e.type == "Contract.Renewed"]
+
+
+def test_a_bank_whose_year_ended_renews_once_at_local_midnight_and_a_second_pass_adds_nothing(
+    servers: Settings, app_store: EventStore, client: httpx.Client
+) -> None:
+    signed = app_store.app.sign_contract("Acme", "crm-experts/gold", "2025-01-01",
+                                         at="2024-12-20T10:00:00-05:00")
+    cid = signed.aggregate_id
+    assert ledger(client, cid, signed.position)["renews_at"] == "2026-01-01T00:00:00-05:00"
+
+    first = one_pass(servers, app_store, cid)
+    assert len(first) == 1
+    assert renewals_of(app_store, cid) == [("2026-01-01T05:00:00+00:00", "2026-01-01")]
+    assert one_pass(servers, app_store, cid) == []  # before the ledger caught up
+    answer = ledger(client, cid, first[0].position)
+    assert (answer["period"], answer["granted"], answer["balance"]) == ("2026-01-01", 2400, 2400)
+    assert answer["renews_at"] == "2027-01-01T00:00:00-05:00"
+    assert one_pass(servers, app_store, cid) == []  # after it caught up
+    assert len(renewals_of(app_store, cid)) == 1
+
+
+def test_an_imported_contract_catches_up_on_every_anniversary_it_missed(
+    servers: Settings, app_store: EventStore, client: httpx.Client
+) -> None:
+    signed = app_store.app.sign_contract("Acme", "crm-experts/silver", "2024-03-01")  # signed now
+    cid = signed.aggregate_id
+    ledger(client, cid, signed.position)
+    done = one_pass(servers, app_store, cid)
+    assert [starts for _, starts in renewals_of(app_store, cid)] == ["2025-03-01", "2026-03-01"]
+    answer = ledger(client, cid, done[-1].position)
+    assert answer["periods"] == ["2024-03-01", "2025-03-01", "2026-03-01"]
+    assert answer["renews_at"] == "2027-03-01T00:00:00-05:00"
+
+
+def test_a_contract_cancelled_before_its_anniversary_never_renews(
+    servers: Settings, app_store: EventStore, client: httpx.Client
+) -> None:
+    app = app_store.app
+    cid = app.sign_contract("Acme", "crm-experts/gold", "2025-01-01", at="2024-12-20T10:00:00-05:00").aggregate_id
+    cancelled = app.cancel_contract(cid, "moving on", at="2025-06-01T10:00:00-04:00")
+    assert ledger(client, cid, cancelled.position)["renews_at"] is None
+    assert one_pass(servers, app_store, cid) == []
+    assert renewals.renew_if_due(app, cid, datetime.now(UTC)) == []
+    assert renewals_of(app_store, cid) == []
