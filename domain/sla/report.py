@@ -1,0 +1,84 @@
+"""The monthly SLA compliance report of one contract, from its tickets' evaluated clocks.
+
+A ticket belongs to the month it was opened in, in the contract's time zone, and to the group
+its plan keys targets by (its current priority, or its category, the plan's default category
+standing in for an unknown one). Per group and clock: how many clocks are met, missed,
+breached (on and past due at the report's instant), running, paused or have no target;
+`met_pct` = met / (met + missed + breached), None when nothing was judged; and the mean and
+90th percentile (nearest rank: the smallest value at or above 90 % of the sorted values) of
+the business time to respond and to resolve, over the clocks stopped by a response or a
+resolution (a bpm premium P1 lowered to P3/P4 counts as resolved), whatever their target.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from statistics import fmean
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from domain.sla.clock import ClockResult, SlaResult, SlaRules
+from domain.sla.facts import PRIORITIES
+
+STATUSES = ("met", "missed", "breached", "running", "paused", "none")
+JUDGED = ("met", "missed", "breached")
+_MONTH = re.compile(r"(\d{4})-(0[1-9]|1[0-2])")
+_TIMED = {"response": ("responded", "resolved"), "resolution": ("resolved", "lowered")}
+
+
+def month_bounds(month: str, time_zone: str) -> tuple[datetime, datetime]:
+    """The UTC instants of the local month's first midnight and the next month's."""
+    match = _MONTH.fullmatch(month)
+    if match is None:
+        raise ValueError(f"month must be YYYY-MM, got {month!r}")
+    year, number = int(match[1]), int(match[2])
+    zone = ZoneInfo(time_zone)
+    start = datetime(year, number, 1, tzinfo=zone)
+    end = datetime(year + number // 12, number % 12 + 1, 1, tzinfo=zone)
+    return start.astimezone(UTC), end.astimezone(UTC)
+
+
+def groups_of(rules: SlaRules) -> list[str]:
+    """The plan's target keys: P1-P4, or its categories."""
+    return list(PRIORITIES) if rules.terms.targets_by == "priority" else sorted(rules.terms.targets)
+
+
+def compliance(rules: SlaRules, results: list[SlaResult]) -> dict[str, Any]:
+    """Per group (and for all tickets): each clock's counts, % met, mean and p90 minutes."""
+    keys = groups_of(rules)
+    keys += sorted({r.group for r in results} - set(keys))
+    return {
+        "targets_by": rules.terms.targets_by,
+        "tickets": len(results),
+        "groups": {k: _group([r for r in results if r.group == k]) for k in keys},
+        "all": _group(results),
+    }
+
+
+def _group(results: list[SlaResult]) -> dict[str, Any]:
+    return {
+        "tickets": len(results),
+        "response": clock_stats([r.response for r in results]),
+        "resolution": clock_stats([r.resolution for r in results]),
+    }
+
+
+def clock_stats(clocks: list[ClockResult]) -> dict[str, Any]:
+    counts = {s: sum(c.status == s for c in clocks) for s in STATUSES}
+    judged = sum(counts[s] for s in JUDGED)
+    timed = [c.elapsed for c in clocks if c.stopped_by in _TIMED[c.clock] and c.elapsed is not None]
+    values = sorted(t / timedelta(minutes=1) for t in timed)
+    return {
+        **counts,
+        "met_pct": round(100 * counts["met"] / judged, 2) if judged else None,
+        "timed": len(values),
+        "mean_minutes": round(fmean(values), 2) if values else None,
+        "p90_minutes": round(percentile(values, 90), 2) if values else None,
+    }
+
+
+def percentile(ordered: list[float], pct: int) -> float:
+    """Nearest rank: the value at rank ceil(pct/100 x n) of the sorted values (n > 0)."""
+    rank = -(-pct * len(ordered) // 100)  # integer ceiling: no float rounding at exact ranks
+    return ordered[max(1, rank) - 1]

@@ -1,0 +1,260 @@
+"""The SLA read model: its PostgreSQL view, the Avro encoder of its breach notice, and the routes
+GET /tickets/{id}/sla (?explain=true) and GET /contracts/{id}/sla?month=YYYY-MM. The view buffers
+a batch's commands and writes them at `flush` in a few set-based statements (one load of the
+touched tickets' facts and of the contracts it has not cached, one upsert of the re-derived
+rows), so a ticket touched by many events of a batch is evaluated once; `apply` did the parsing,
+so nothing an event carries can fail at flush. Statuses are computed when read, from the stored
+facts and the real now, so a clock shows `breached` the instant it passes its due.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import fastavro
+import psycopg
+from fastapi import APIRouter
+from fastavro.schema import fingerprint, load_schema, to_parsing_canonical_form
+
+from consumers.outbox import enqueue
+from domain.errors import InvalidInput, NotFound
+from domain.sla.clock import ClockResult, SlaRules, evaluate
+from domain.sla.explain import explain, minutes
+from domain.sla.facts import TicketFacts, apply, from_json, to_json
+from domain.sla.report import compliance, month_bounds
+from infra.avro import H_FINGERPRINT, SCHEMA_DIR
+from infra.readmodels import ProjectionSpec
+from projections.sla import CLOCKS, Breach, Change, Derived, Signed, SlaProjection, derive
+
+NAME = "sla"
+SCHEMA = f"proj_{NAME}"
+NOTICE_TOPIC = "ticketing.notices.sla.v1"
+NOTICE_TYPE = "Sla.Breached"
+H_NOTICE_TYPE = "ticketing-notice-type"
+SQL_FILES = ("sla_contracts", "sla_tickets")
+_COLUMNS = ("ticket_id", "contract_id", "opened_at", "position", "facts", "priority", "category", "grp",
+            *(f"{c}_{k}" for c in CLOCKS for k in ("due_at", "stopped_at", "on", "target", "target_minutes")))
+_CASTS = ("text[]", "text[]", "timestamptz[]", "bigint[]", "text[]::jsonb[]", "text[]", "text[]", "text[]",
+          *(["timestamptz[]", "timestamptz[]", "bool[]", "text[]", "float8[]"] * 2))
+
+
+@cache
+def _notice_schema() -> tuple[Any, str]:
+    parsed = load_schema(str(SCHEMA_DIR / "ticketing.v1.SlaBreached.avsc"), _write_hint=False)
+    return parsed, fingerprint(to_parsing_canonical_form(parsed), "CRC-64-AVRO")
+
+
+def encode_notice(breach: Breach) -> tuple[bytes, dict[str, str]]:
+    """The notice's Avro value (no framing byte) and headers naming its type and schema."""
+    parsed, print_ = _notice_schema()
+    record = {"notice_id": breach.notice_id, **vars(breach)}
+    buffer = io.BytesIO()
+    fastavro.schemaless_writer(buffer, parsed, record, strict=True)
+    return buffer.getvalue(), {H_NOTICE_TYPE: NOTICE_TYPE, H_FINGERPRINT: print_}
+
+
+def decode_notice(value: bytes) -> dict[str, Any]:
+    """The notice record of a message value (for consumers and tests)."""
+    record = fastavro.schemaless_reader(io.BytesIO(value), _notice_schema()[0], None)
+    assert isinstance(record, dict)
+    return record
+
+
+def _utc(value: datetime | None) -> Any:
+    return None if value is None else value.astimezone(UTC)
+
+
+class PgSlaView:
+    """The SLA read model in {schema}.sla_*, written at flush; `guard` holds breach notices back
+    while the projection lags behind the relay (a backlog may hold the event that stops a clock)."""
+
+    def __init__(self, conn: psycopg.Connection, schema: str, guard: bool = True) -> None:
+        self.conn, self.schema, self.guard = conn, schema, guard
+        self.rules: dict[str, tuple[str, SlaRules]] = {}  # contract id -> plan id, rules
+        self.contracts: dict[str, Signed] = {}
+        self.new: dict[str, tuple[str, TicketFacts, int]] = {}
+        self.changes: dict[str, list[tuple[int, Change]]] = {}
+
+    def _sql(self, text: str) -> Any:
+        return text.replace("{s}", self.schema)
+
+    # -- the projection's commands, buffered ------------------------------------------------
+
+    def signed(self, contract: Signed) -> None:
+        self.contracts[contract.contract_id] = contract
+        self.rules[contract.contract_id] = (contract.plan_id, contract.rules)
+
+    def opened(self, ticket_id: str, contract_id: str, facts: TicketFacts, position: int) -> None:
+        self.new.setdefault(ticket_id, (contract_id, facts, position))
+
+    def changed(self, ticket_id: str, change: Change, position: int) -> None:
+        self.changes.setdefault(ticket_id, []).append((position, change))
+
+    # -- the writes -------------------------------------------------------------------------
+
+    def flush(self) -> None:
+        if self.contracts:
+            with self.conn.cursor() as cur:
+                cur.executemany(self._sql(
+                    "INSERT INTO {s}.sla_contracts VALUES (%s, %s, %s::jsonb, %s, %s)"
+                    " ON CONFLICT (contract_id) DO NOTHING"),
+                    [(c.contract_id, c.plan_id, json.dumps(c.terms), c.time_zone, list(c.holidays))
+                     for c in self.contracts.values()])
+        records = self._folded(self._stored(sorted(self.new.keys() | self.changes.keys())))
+        self.contracts, self.new, self.changes = {}, {}, {}
+        if not records:
+            return
+        rules = self._rules(sorted({r[0] for r in records.values()}))
+        rows = [_row(t, c, f, p, _derived(rules.get(c), f)) for t, (c, f, p) in records.items()]
+        self.conn.execute(self._sql(
+            f"INSERT INTO {{s}}.sla_tickets ({', '.join(_COLUMNS)}) SELECT * FROM unnest("
+            + ", ".join(f"%b::{t}" for t in _CASTS)
+            + ") ON CONFLICT (ticket_id) DO UPDATE SET "
+            + ", ".join(f"{c} = EXCLUDED.{c}" for c in _COLUMNS[3:])),
+            [[row[i] for row in rows] for i in range(len(_COLUMNS))])
+
+    def _stored(self, ticket_ids: list[str]) -> dict[str, tuple[str, TicketFacts, int]]:
+        if not ticket_ids:
+            return {}
+        rows = self.conn.execute(self._sql(
+            "SELECT ticket_id, contract_id, facts, position FROM {s}.sla_tickets"
+            " WHERE ticket_id = ANY(%s)"), (ticket_ids,), binary=True).fetchall()
+        return {t: (c, from_json(f), p) for t, c, f, p in rows}
+
+    def _folded(self, stored: dict[str, tuple[str, TicketFacts, int]]) -> dict[str, tuple[str, TicketFacts, int]]:
+        records = {**self.new, **stored}  # a repeated opening changes nothing
+        for ticket_id, changes in self.changes.items():
+            if ticket_id not in records:
+                continue  # a change of a ticket never seen opened is dropped
+            contract_id, facts, position = records[ticket_id]
+            for at, change in changes:
+                if at > position:
+                    facts, position = apply(facts, change.type, change.at, change.data), at
+            records[ticket_id] = (contract_id, facts, position)
+        return records
+
+    def _rules(self, contract_ids: list[str]) -> dict[str, tuple[str, SlaRules]]:
+        missing = [c for c in contract_ids if c not in self.rules]
+        if missing:
+            for c, plan, terms, zone, holidays in self.conn.execute(self._sql(
+                    "SELECT contract_id, plan_id, terms, time_zone, holidays FROM {s}.sla_contracts"
+                    " WHERE contract_id = ANY(%s)"), (missing,)).fetchall():
+                self.rules[c] = (plan, SlaRules.from_signed(terms, zone, holidays))
+        return self.rules
+
+    # -- the tick's reads and writes, immediate ---------------------------------------------
+
+    def _caught_up(self) -> bool:
+        if not self.guard:
+            return True
+        if self.conn.execute("SELECT to_regclass('relay.position')").fetchone() == (None,):
+            return True
+        row = self.conn.execute(self._sql(
+            "SELECT (SELECT coalesce(max(position), 0) FROM relay.position)"
+            " <= (SELECT coalesce(max(position), 0) FROM {s}.watermark)")).fetchone()
+        return bool(row and row[0])
+
+    def overdue(self, now: datetime) -> list[Breach]:
+        if not self._caught_up():
+            return []
+        found = []
+        for clock in CLOCKS:
+            rows = self.conn.execute(self._sql(
+                f"SELECT t.ticket_id, t.contract_id, c.plan_id, t.priority, t.category,"
+                f" t.{clock}_target, t.{clock}_target_minutes, t.opened_at, t.{clock}_due_at"
+                f" FROM {{s}}.sla_tickets t JOIN {{s}}.sla_contracts c USING (contract_id)"
+                f" WHERE t.{clock}_on AND t.{clock}_due_at < %s"
+                f" AND t.{clock}_noticed IS DISTINCT FROM t.{clock}_due_at"
+                f" ORDER BY t.{clock}_due_at, t.ticket_id LIMIT 1000"), (now,)).fetchall()
+            found += [Breach(t, c, p, clock, pr, cat, tg, tm, _utc(o), _utc(d), now)
+                      for t, c, p, pr, cat, tg, tm, o, d in rows]
+        return found
+
+    def breached(self, breach: Breach) -> None:
+        value, headers = encode_notice(breach)
+        self.conn.execute(self._sql(
+            f"UPDATE {{s}}.sla_tickets SET {breach.clock}_noticed = %s WHERE ticket_id = %s"),
+            (breach.due_at, breach.ticket_id))
+        enqueue(self.conn, self.schema, breach.notice_id, NOTICE_TOPIC, breach.contract_id, value, headers)
+
+
+def _derived(found: tuple[str, SlaRules] | None, facts: TicketFacts) -> Derived | None:
+    return None if found is None else derive(found[1], facts)
+
+
+def _row(ticket_id: str, contract_id: str, facts: TicketFacts, position: int, d: Derived | None) -> tuple[Any, ...]:
+    head = (ticket_id, contract_id, facts.opened_at, position, json.dumps(to_json(facts)))
+    if d is None:  # the contract is unknown: facts kept, no deadline
+        return (*head, facts.priority, facts.category, None, *([None, None, False, None, None] * 2))
+    clocks = [x for c in (d.response, d.resolution) for x in c]
+    return (*head, d.priority, d.category, d.group, *clocks)
+
+
+# -- the routes ------------------------------------------------------------------------------
+
+
+def _clock_json(c: ClockResult) -> dict[str, Any]:
+    return {
+        "due_at": c.due_at and c.due_at.isoformat(), "stopped_at": c.stopped_at and c.stopped_at.isoformat(),
+        "status": c.status, "stopped_by": c.stopped_by, "priority": c.priority,
+        "target": None if c.target is None else str(c.target), "target_minutes": minutes(c.target_time),
+        "elapsed_minutes": minutes(c.elapsed), "calendar": c.calendar_name,
+    }
+
+
+def ticket_answer(row: dict[str, Any], now: datetime, with_explain: bool = False) -> dict[str, Any]:
+    """GET /tickets/{id}/sla from a stored ticket row joined with its contract's terms."""
+    rules = SlaRules.from_signed(row["terms"], row["time_zone"], row["holidays"])
+    facts = from_json(row["facts"])
+    result = evaluate(rules, facts, now)
+    body = {
+        "ticket_id": row["ticket_id"], "contract_id": row["contract_id"], "plan_id": row["plan_id"],
+        "priority": result.priority, "category": result.category, "as_of": result.as_of.isoformat(),
+        "response": _clock_json(result.response), "resolution": _clock_json(result.resolution),
+    }
+    return body | {"explain": explain(rules, facts, now)} if with_explain else body
+
+
+def routes(backend: Any) -> APIRouter:
+    r = APIRouter(tags=["sla"])
+    joined = (f"SELECT t.ticket_id, t.contract_id, t.facts, c.plan_id, c.terms, c.time_zone, c.holidays"
+              f" FROM {SCHEMA}.sla_tickets t JOIN {SCHEMA}.sla_contracts c USING (contract_id)")
+
+    @r.get("/tickets/{ticket_id}/sla")
+    def ticket_sla(ticket_id: str, wait_for: int | None = None, explain: bool = False) -> dict[str, Any]:
+        backend.reads.wait_for(NAME, wait_for)
+        row = backend.reads.one(f"{joined} WHERE t.ticket_id = %s", (ticket_id,))
+        if row is None:
+            raise NotFound(f"no ticket {ticket_id}")
+        return ticket_answer(row, datetime.now(UTC), explain)
+
+    @r.get("/contracts/{contract_id}/sla")
+    def contract_sla(contract_id: str, month: str | None = None, wait_for: int | None = None) -> dict[str, Any]:
+        backend.reads.wait_for(NAME, wait_for)
+        c = backend.reads.one(f"SELECT * FROM {SCHEMA}.sla_contracts WHERE contract_id = %s", (contract_id,))
+        if c is None:
+            raise NotFound(f"no contract {contract_id}")
+        now = datetime.now(UTC)
+        month = month or now.astimezone(ZoneInfo(c["time_zone"])).strftime("%Y-%m")
+        try:
+            start, end = month_bounds(month, c["time_zone"])
+        except ValueError as error:
+            raise InvalidInput(str(error), {"month": month}) from None
+        rows = backend.reads.all(
+            f"SELECT facts FROM {SCHEMA}.sla_tickets WHERE contract_id = %s AND opened_at >= %s"
+            " AND opened_at < %s ORDER BY opened_at, ticket_id", (contract_id, start, end))
+        rules = SlaRules.from_signed(c["terms"], c["time_zone"], c["holidays"])
+        results = [evaluate(rules, from_json(row["facts"]), now) for row in rows]
+        head = {"contract_id": contract_id, "plan_id": c["plan_id"], "month": month,
+                "time_zone": c["time_zone"], "as_of": now.isoformat()}
+        return head | compliance(rules, results)
+
+    return r
+
+
+SPEC = ProjectionSpec(NAME, SlaProjection, SQL_FILES, PgSlaView, routes, notice_topics=(NOTICE_TOPIC,))
