@@ -28,6 +28,7 @@ e2e: $(STAMP)
 	$(BIN)/pytest -q tests/e2e
 
 lint: $(STAMP)
+	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 
 bench: $(STAMP)

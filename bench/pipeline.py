@@ -46,7 +46,7 @@ def http_commands(base: str) -> dict[str, Any]:
         with httpx.Client(base_url=base, timeout=30) as c:
             tid = None
             steps = itertools.cycle(["open", "respond", "time", "pause", "resume", "classify"])
-            for _, step in zip(range(per_client), steps):
+            for step in itertools.islice(steps, per_client):
                 started = time.perf_counter()
                 if step == "open":
                     r = c.post("/tickets", json={"contract_id": cid, "title": "bench", "reporter": "b"})

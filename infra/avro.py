@@ -132,3 +132,30 @@ def position_of(headers: list[tuple[str, bytes]] | None) -> int | None:
             except ValueError:
                 return None
     return None
+
+
+H_NOTICE_TYPE = "ticketing-notice-type"
+
+
+class NoticeCodec:
+    """One notice type's Avro schema (parsed once) and the headers naming it.
+
+    Notices (a breach, a low balance, an exhausted error budget) travel like events: plain
+    Avro binary, with headers naming the notice type and the schema's fingerprint.
+    """
+
+    def __init__(self, schema_name: str, notice_type: str) -> None:
+        plain = load_schema(str(SCHEMA_DIR / f"{schema_name}.avsc"), _write_hint=False)
+        self.fingerprint = fingerprint(to_parsing_canonical_form(plain), "CRC-64-AVRO")
+        self.parsed = fastavro.parse_schema(plain)
+        self.notice_type = notice_type
+
+    def encode(self, record: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
+        buffer = io.BytesIO()
+        fastavro.schemaless_writer(buffer, self.parsed, record, strict=True)
+        return buffer.getvalue(), {H_NOTICE_TYPE: self.notice_type, H_FINGERPRINT: self.fingerprint}
+
+    def decode(self, value: bytes) -> dict[str, Any]:
+        record = fastavro.schemaless_reader(io.BytesIO(value), self.parsed, None)
+        assert isinstance(record, dict)
+        return record

@@ -11,7 +11,6 @@ from uuid import UUID
 
 import psycopg
 from eventsourcing.persistence import StoredEvent
-from psycopg_pool import ConnectionPool
 
 from domain.application import TicketingApplication
 from domain.clock import Clock

@@ -8,24 +8,20 @@ cost a few round trips; `apply` does all parsing, so no poison event can fail at
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
-from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import fastavro
 import psycopg
 from fastapi import APIRouter
-from fastavro.schema import fingerprint, load_schema, to_parsing_canonical_form
 from psycopg.rows import dict_row
 
 from consumers.outbox import enqueue
 from domain.availability import Interval, month_bounds
 from domain.errors import InvalidInput, NotFound
-from infra.avro import H_FINGERPRINT, SCHEMA_DIR
+from infra.avro import NoticeCodec
 from infra.readmodels import ProjectionSpec
 from projections.availability import (
     AvailabilityProjection,
@@ -43,20 +39,15 @@ NAME = "availability"
 SCHEMA = f"proj_{NAME}"
 NOTICE_TOPIC = "ticketing.notices.availability.v1"
 NOTICE_TYPE = "Availability.ErrorBudgetExhausted"
-H_NOTICE_TYPE = "ticketing-notice-type"
 SQL_FILES = tuple(f"availability_{t}" for t in ("contracts", "tickets", "outages", "maintenance", "notices"))
 Fetch = Callable[[str, tuple[Any, ...]], list[dict[str, Any]]]
 
 
-@cache
-def _notice_schema() -> tuple[Any, str]:
-    parsed = load_schema(str(SCHEMA_DIR / "ticketing.v1.ErrorBudgetExhausted.avsc"), _write_hint=False)
-    return parsed, fingerprint(to_parsing_canonical_form(parsed), "CRC-64-AVRO")
+EXHAUSTED = NoticeCodec("ticketing.v1.ErrorBudgetExhausted", NOTICE_TYPE)
 
 
 def encode_notice(notice: BudgetNotice) -> tuple[bytes, dict[str, str]]:
     """The notice's Avro value (no framing byte) and headers naming its type and schema."""
-    parsed, print_ = _notice_schema()
     f = notice.figures
     record = {
         "notice_id": notice.notice_id, "contract_id": notice.contract_id, "month": f.month,
@@ -66,16 +57,12 @@ def encode_notice(notice: BudgetNotice) -> tuple[bytes, dict[str, str]]:
         "budget_left_minutes": f.budget_left_minutes, "availability_pct": f.availability_pct,
         "exhausted_at": notice.exhausted_at, "decided_at": notice.decided_at,
     }
-    buffer = io.BytesIO()
-    fastavro.schemaless_writer(buffer, parsed, record, strict=True)
-    return buffer.getvalue(), {H_NOTICE_TYPE: NOTICE_TYPE, H_FINGERPRINT: print_}
+    return EXHAUSTED.encode(record)
 
 
 def decode_notice(value: bytes) -> dict[str, Any]:
     """The notice record of a message value (for consumers and tests)."""
-    record = fastavro.schemaless_reader(io.BytesIO(value), _notice_schema()[0], None)
-    assert isinstance(record, dict)
-    return record
+    return EXHAUSTED.decode(value)
 
 
 _FAR = (datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC))

@@ -11,22 +11,18 @@ Routes: `GET /contracts/{id}/ledger[?period=]` and `GET /tickets/{id}/statement`
 
 from __future__ import annotations
 
-import io
 import json
 import re
 from datetime import UTC, date, datetime
-from functools import cache
 from typing import Any
 
-import fastavro
 import psycopg
 from fastapi import APIRouter
-from fastavro.schema import fingerprint, load_schema, to_parsing_canonical_form
 
 from consumers.outbox import enqueue
 from domain.billing import allowance_period
 from domain.errors import NotFound
-from infra.avro import H_FINGERPRINT, SCHEMA_DIR
+from infra.avro import H_NOTICE_TYPE, NoticeCodec
 from infra.readmodels import ProjectionSpec
 from projections.ledger import (
     EXHAUSTED,
@@ -42,7 +38,6 @@ from projections.ledger import (
 )
 
 NOTICE_TOPIC = "ticketing.notices.ledger.v1"
-H_NOTICE_TYPE = "ticketing-notice-type"
 NOTICE_SCHEMAS = {LOW: "ticketing.v1.LowBalanceReached", EXHAUSTED: "ticketing.v1.BalanceExhausted"}
 SQL_FILES = tuple(f"ledger_{t}" for t in ("contracts", "periods", "entries", "tickets", "statements"))
 _SETTINGS = ("threshold", "grant", "period_months", "allowance_kind", "allowance_period", "charges")
@@ -67,15 +62,11 @@ _COLUMNS = {
 
 # -- notices ------------------------------------------------------------------------------
 
-@cache
-def _notice_schema(kind: str) -> tuple[Any, str]:
-    parsed = load_schema(str(SCHEMA_DIR / f"{NOTICE_SCHEMAS[kind]}.avsc"), _write_hint=False)
-    return parsed, fingerprint(to_parsing_canonical_form(parsed), "CRC-64-AVRO")
+CODECS = {kind: NoticeCodec(name, name) for kind, name in NOTICE_SCHEMAS.items()}
 
 
 def encode_notice(notice: Notice) -> tuple[bytes, dict[str, str]]:
     """The notice's Avro value (no framing byte) and headers naming its schema."""
-    parsed, print_ = _notice_schema(notice.kind)
     record = {
         "notice_id": notice.notice_id, "contract_id": notice.contract_id, "period": notice.period,
         "crossing": notice.crossing, "unit": notice.unit, "granted": notice.granted,
@@ -84,16 +75,14 @@ def encode_notice(notice: Notice) -> tuple[bytes, dict[str, str]]:
     }
     if notice.kind == LOW:
         record["threshold"] = notice.threshold
-    buffer = io.BytesIO()
-    fastavro.schemaless_writer(buffer, parsed, record, strict=True)
-    return buffer.getvalue(), {H_NOTICE_TYPE: NOTICE_SCHEMAS[notice.kind], H_FINGERPRINT: print_}
+    return CODECS[notice.kind].encode(record)
 
 
 def decode_notice(value: bytes, headers: list[tuple[str, bytes]]) -> tuple[str, dict[str, Any]]:
     """The schema name and record of a notice message (for consumers and tests)."""
     name = dict(headers)[H_NOTICE_TYPE].decode()
     kind = next(k for k, n in NOTICE_SCHEMAS.items() if n == name)
-    record = fastavro.schemaless_reader(io.BytesIO(value), _notice_schema(kind)[0], None)
+    record = CODECS[kind].decode(value)
     assert isinstance(record, dict)
     return name, record
 

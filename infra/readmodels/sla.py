@@ -9,17 +9,13 @@ facts and the real now, so a clock shows `breached` the instant it passes its du
 
 from __future__ import annotations
 
-import io
 import json
 from datetime import UTC, datetime
-from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import fastavro
 import psycopg
 from fastapi import APIRouter
-from fastavro.schema import fingerprint, load_schema, to_parsing_canonical_form
 
 from consumers.outbox import enqueue
 from domain.errors import InvalidInput, NotFound
@@ -27,7 +23,7 @@ from domain.sla.clock import ClockResult, SlaRules, evaluate
 from domain.sla.explain import explain, minutes
 from domain.sla.facts import TicketFacts, apply, from_json, to_json
 from domain.sla.report import compliance, month_bounds
-from infra.avro import H_FINGERPRINT, SCHEMA_DIR
+from infra.avro import NoticeCodec
 from infra.readmodels import ProjectionSpec
 from projections.sla import CLOCKS, Breach, Change, Derived, Signed, SlaProjection, derive
 
@@ -35,7 +31,6 @@ NAME = "sla"
 SCHEMA = f"proj_{NAME}"
 NOTICE_TOPIC = "ticketing.notices.sla.v1"
 NOTICE_TYPE = "Sla.Breached"
-H_NOTICE_TYPE = "ticketing-notice-type"
 SQL_FILES = ("sla_contracts", "sla_tickets")
 _COLUMNS = ("ticket_id", "contract_id", "opened_at", "position", "facts", "priority", "category", "grp",
             *(f"{c}_{k}" for c in CLOCKS for k in ("due_at", "stopped_at", "on", "target", "target_minutes")))
@@ -43,26 +38,17 @@ _CASTS = ("text[]", "text[]", "timestamptz[]", "bigint[]", "text[]::jsonb[]", "t
           *(["timestamptz[]", "timestamptz[]", "bool[]", "text[]", "float8[]"] * 2))
 
 
-@cache
-def _notice_schema() -> tuple[Any, str]:
-    parsed = load_schema(str(SCHEMA_DIR / "ticketing.v1.SlaBreached.avsc"), _write_hint=False)
-    return parsed, fingerprint(to_parsing_canonical_form(parsed), "CRC-64-AVRO")
+BREACHED = NoticeCodec("ticketing.v1.SlaBreached", NOTICE_TYPE)
 
 
 def encode_notice(breach: Breach) -> tuple[bytes, dict[str, str]]:
     """The notice's Avro value (no framing byte) and headers naming its type and schema."""
-    parsed, print_ = _notice_schema()
-    record = {"notice_id": breach.notice_id, **vars(breach)}
-    buffer = io.BytesIO()
-    fastavro.schemaless_writer(buffer, parsed, record, strict=True)
-    return buffer.getvalue(), {H_NOTICE_TYPE: NOTICE_TYPE, H_FINGERPRINT: print_}
+    return BREACHED.encode({"notice_id": breach.notice_id, **vars(breach)})
 
 
 def decode_notice(value: bytes) -> dict[str, Any]:
     """The notice record of a message value (for consumers and tests)."""
-    record = fastavro.schemaless_reader(io.BytesIO(value), _notice_schema()[0], None)
-    assert isinstance(record, dict)
-    return record
+    return BREACHED.decode(value)
 
 
 def _utc(value: datetime | None) -> Any:
