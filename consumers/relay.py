@@ -62,6 +62,7 @@ class Relay:
             max_in_flight_requests_per_connection=5,
         )
         self.state = self._load_state()
+        self.last_beat = 0.0
 
     # -- position ---------------------------------------------------------------------------
 
@@ -135,12 +136,22 @@ class Relay:
         )
         return len(notifications)
 
+    def beat(self) -> None:
+        now = time.monotonic()
+        if now - self.last_beat >= 1.0:
+            self.last_beat = now
+            self.db.execute(
+                "INSERT INTO relay.heartbeat (topic, beat_at) VALUES (%s, now())"
+                " ON CONFLICT (topic) DO UPDATE SET beat_at = now()", (self.topic,),
+            )
+
     def run(self, stop: Callable[[], bool] = lambda: False) -> None:
         self.check_topic()
         log.info("relay started", topic=self.topic, position=self.state.position)
         while not stop():
             if self.step() == 0:
                 time.sleep(self.idle_sleep)
+            self.beat()
 
     def close(self) -> None:
         self.producer.close()

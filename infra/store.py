@@ -30,15 +30,18 @@ class EventStore:
         self, url: str, catalog: Mapping[str, PlanTerms], clock: Clock | None = None,
         schema: str = postgres.STORE_SCHEMA, group_commit: bool = True,
     ) -> None:
-        postgres.ensure_schema(url, schema)
         self.schema = schema
         self.table = f"{schema}.ticketing_events"
-        self.pool = postgres.make_pool(url, max_size=4, name="store-reads")
-        self.app = TicketingApplication(
-            catalog, env=postgres.store_env(url, schema), clock=clock, usage=self.time_entries
-        )
+        # Processes starting together must not create the same objects at once.
         with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("SELECT pg_advisory_lock(hashtext('ticketing-store-setup'))")
+            conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")  # type: ignore[arg-type]
+            self.app = TicketingApplication(
+                catalog, env=postgres.store_env(url, schema), clock=clock, usage=self.time_entries
+            )
             conn.execute(postgres.sql("event_index", schema))  # type: ignore[arg-type]
+            conn.execute("SELECT pg_advisory_unlock(hashtext('ticketing-store-setup'))")
+        self.pool = postgres.make_pool(url, max_size=4, name="store-reads")
         if group_commit:
             self.app.commit = GroupCommitter(self.app.save)
 

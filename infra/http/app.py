@@ -131,6 +131,9 @@ def health_checks(b: Backend) -> dict[str, str]:
         checks["broker"] = "ok"
     except Exception as exc:  # noqa: BLE001 - any failure means the broker is not usable
         checks["broker"] = f"down: {exc}"
+    row = b.reads.one("SELECT extract(epoch FROM now() - beat_at) AS age FROM relay.heartbeat WHERE topic = %s",
+                      (b.settings.events_topic,))
+    checks["relay"] = "ok" if row and float(row["age"]) < HEARTBEAT_FRESH else "no recent heartbeat"
     for name in b.projections:
         try:
             row = b.reads.one(f"SELECT extract(epoch FROM now() - beat_at) AS age FROM proj_{name}.heartbeat")

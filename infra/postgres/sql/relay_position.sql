@@ -6,3 +6,8 @@ CREATE TABLE IF NOT EXISTS relay.position (
     published  bigint NOT NULL,
     updated_at timestamptz NOT NULL DEFAULT now()
 );
+-- The relay's heartbeat, read by GET /health.
+CREATE TABLE IF NOT EXISTS relay.heartbeat (
+    topic   text PRIMARY KEY,
+    beat_at timestamptz NOT NULL
+);
