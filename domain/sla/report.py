@@ -12,31 +12,16 @@ resolution (a bpm premium P1 lowered to P3/P4 counts as resolved), whatever thei
 
 from __future__ import annotations
 
-import re
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from statistics import fmean
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from domain.sla.clock import ClockResult, SlaResult, SlaRules
 from domain.sla.facts import PRIORITIES
 
 STATUSES = ("met", "missed", "breached", "running", "paused", "none")
 JUDGED = ("met", "missed", "breached")
-_MONTH = re.compile(r"(\d{4})-(0[1-9]|1[0-2])")
 _TIMED = {"response": ("responded", "resolved"), "resolution": ("resolved", "lowered")}
-
-
-def month_bounds(month: str, time_zone: str) -> tuple[datetime, datetime]:
-    """The UTC instants of the local month's first midnight and the next month's."""
-    match = _MONTH.fullmatch(month)
-    if match is None:
-        raise ValueError(f"month must be YYYY-MM, got {month!r}")
-    year, number = int(match[1]), int(match[2])
-    zone = ZoneInfo(time_zone)
-    start = datetime(year, number, 1, tzinfo=zone)
-    end = datetime(year + number // 12, number % 12 + 1, 1, tzinfo=zone)
-    return start.astimezone(UTC), end.astimezone(UTC)
 
 
 def groups_of(rules: SlaRules) -> list[str]:

@@ -4,11 +4,15 @@ at least the asked store position (counting the events it ignores), or 504 after
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
+from domain.availability import month_bounds
+from domain.errors import InvalidInput
 from infra.http.errors import WaitTimeout
 
 WAIT_LIMIT = 10.0
@@ -47,3 +51,14 @@ class ReadModels:
     def all(self, query: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
         with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
             return cur.execute(query, params).fetchall()  # type: ignore[arg-type]
+
+
+def month_window(month: str | None, time_zone: str, now: datetime | None = None) -> tuple[str, datetime, datetime]:
+    """The asked month ("YYYY-MM", default: the current one in the zone) and its UTC bounds."""
+    now = now or datetime.now(UTC)
+    month = month or now.astimezone(ZoneInfo(time_zone)).strftime("%Y-%m")
+    try:
+        start, end = month_bounds(month, time_zone)
+    except ValueError as error:
+        raise InvalidInput(str(error), {"month": month}) from None
+    return month, start, end

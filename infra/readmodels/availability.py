@@ -12,7 +12,6 @@ import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import psycopg
 from fastapi import APIRouter
@@ -20,8 +19,9 @@ from psycopg.rows import dict_row
 
 from consumers.outbox import enqueue
 from domain.availability import Interval, month_bounds
-from domain.errors import InvalidInput, NotFound
+from domain.errors import NotFound
 from infra.avro import NoticeCodec
+from infra.http.readmodels import month_window
 from infra.readmodels import ProjectionSpec
 from projections.availability import (
     AvailabilityProjection,
@@ -271,11 +271,7 @@ def routes(backend: Any) -> APIRouter:
         if terms is None:
             raise NotFound(f"no contract {contract_id}")
         now = datetime.now(UTC)
-        month = month or now.astimezone(ZoneInfo(terms["time_zone"])).strftime("%Y-%m")
-        try:
-            start, end = month_bounds(month, terms["time_zone"])
-        except ValueError as error:
-            raise InvalidInput(str(error), {"month": month}) from None
+        month, start, end = month_window(month, terms["time_zone"], now)
         found = load(backend.reads.all, SCHEMA, contract_id, start, end)
         if found is None:
             raise NotFound(f"no contract {contract_id}")

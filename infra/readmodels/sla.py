@@ -12,18 +12,18 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import psycopg
 from fastapi import APIRouter
 
 from consumers.outbox import enqueue
-from domain.errors import InvalidInput, NotFound
+from domain.errors import NotFound
 from domain.sla.clock import ClockResult, SlaRules, evaluate
 from domain.sla.explain import explain, minutes
 from domain.sla.facts import TicketFacts, apply, from_json, to_json
-from domain.sla.report import compliance, month_bounds
+from domain.sla.report import compliance
 from infra.avro import NoticeCodec
+from infra.http.readmodels import month_window
 from infra.readmodels import ProjectionSpec
 from projections.sla import CLOCKS, Breach, Change, Derived, Signed, SlaProjection, derive
 
@@ -226,11 +226,7 @@ def routes(backend: Any) -> APIRouter:
         if c is None:
             raise NotFound(f"no contract {contract_id}")
         now = datetime.now(UTC)
-        month = month or now.astimezone(ZoneInfo(c["time_zone"])).strftime("%Y-%m")
-        try:
-            start, end = month_bounds(month, c["time_zone"])
-        except ValueError as error:
-            raise InvalidInput(str(error), {"month": month}) from None
+        month, start, end = month_window(month, c["time_zone"], now)
         rows = backend.reads.all(
             f"SELECT facts FROM {SCHEMA}.sla_tickets WHERE contract_id = %s AND opened_at >= %s"
             " AND opened_at < %s ORDER BY opened_at, ticket_id", (contract_id, start, end))

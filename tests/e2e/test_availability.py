@@ -18,14 +18,13 @@ from hypothesis import strategies as st
 from kafka import KafkaConsumer, TopicPartition
 from psycopg.rows import dict_row
 
-from infra import postgres
 from infra.readmodels.availability import (
     NOTICE_TOPIC,
-    SQL_FILES,
     PgAvailabilityView,
     decode_notice,
     load,
 )
+from infra import wiring
 from infra.settings import Settings
 from projections.availability import AvailabilityProjection, InMemoryAvailabilityView
 from projections.envelope import Envelope
@@ -196,13 +195,10 @@ def test_an_open_outage_spends_the_budget_as_time_passes(client: httpx.Client, s
 
 @pytest.fixture(scope="module")
 def scratch(servers: Settings) -> str:
-    schema = "test_availability_view"
+    """A throwaway schema holding the availability tables, beside the live ones."""
     assert servers.database_url
-    with psycopg.connect(servers.database_url, autocommit=True) as conn:
-        conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")  # type: ignore[arg-type]
-        for name in ("outbox", *SQL_FILES):
-            postgres.execute_file(conn, name, schema)
-    return schema
+    wiring.create_tables(servers.database_url, "availability", "test_availability_view")
+    return "test_availability_view"
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -21,10 +21,10 @@ import psycopg
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
-from infra import postgres
 from infra.catalog import load_catalog
 from infra.processes import Processes
-from infra.readmodels.sla import NOTICE_TOPIC, SQL_FILES, PgSlaView, decode_notice
+from infra.readmodels.sla import NOTICE_TOPIC, PgSlaView, decode_notice
+from infra import wiring
 from infra.settings import Settings
 from projections.envelope import Envelope
 from projections.sla import InMemorySlaView, SlaProjection
@@ -306,13 +306,10 @@ def _stream(rng: random.Random, tickets: int) -> list[Envelope]:
 
 @pytest.fixture(scope="module")
 def scratch(servers: Settings) -> str:
-    schema = "test_sla_view"
+    """A throwaway schema holding the sla tables, beside the live ones."""
     assert servers.database_url
-    with psycopg.connect(servers.database_url, autocommit=True) as conn:
-        conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")  # type: ignore[arg-type]
-        for name in ("outbox", *SQL_FILES):
-            postgres.execute_file(conn, name, schema)
-    return schema
+    wiring.create_tables(servers.database_url, "sla", "test_sla_view")
+    return "test_sla_view"
 
 
 @pytest.mark.parametrize("seed", range(12))
