@@ -72,7 +72,11 @@ class TicketingApplication(Application[UUID]):
         clock: Clock | None = None,
         usage: UsageReader | None = None,
     ) -> None:
-        super().__init__(env={"AGGREGATE_CACHE_MAXSIZE": "20000", **(env or {})})
+        # Cached aggregates are handed out without a copy: commands on one aggregate are
+        # serialised by a lock, and one whose save fails is evicted (see _attempt).
+        super().__init__(env={"AGGREGATE_CACHE_MAXSIZE": "20000", "DEEPCOPY_FROM_AGGREGATE_CACHE": "n",
+                              **(env or {})})
+        self._terms: dict[UUID, PlanTerms] = {}
         self.commit: Committer = self.save
         self._locks = [threading.Lock() for _ in range(256)]
         self.catalog = catalog
@@ -115,10 +119,31 @@ class TicketingApplication(Application[UUID]):
             try:
                 recordings = self.commit(*aggregates)
             except IntegrityError:
+                self._evict(aggregates)
                 continue
+            except BaseException:
+                self._evict(aggregates)
+                raise
             position = max(r.notification.id for r in recordings)
             return Recorded(str(aggregates[0].id), position)
         raise ConcurrentChange("the aggregate kept changing under this command; try again")
+
+    def _evict(self, aggregates: tuple[Aggregate, ...]) -> None:
+        """Forget aggregates a failed save left changed in memory: reload them next time."""
+        cache = self.repository.cache
+        for aggregate in aggregates:
+            if cache is not None:
+                try:
+                    cache.get(aggregate.id, evict=True)
+                except KeyError:
+                    pass
+
+    def terms_of(self, contract: Contract) -> PlanTerms:
+        """The contract's agreed terms, parsed once (they never change after signing)."""
+        terms = self._terms.get(contract.id)
+        if terms is None:
+            terms = self._terms[contract.id] = PlanTerms.from_dict(contract.terms)
+        return terms
 
     def _now(self) -> datetime:
         return self.clock.now()
@@ -209,7 +234,7 @@ class TicketingApplication(Application[UUID]):
         since = values.instant(down_since) if down_since is not None else None
         contract = self.contract(contract_id)
         contract.require_active()
-        terms = PlanTerms.from_dict(contract.terms)
+        terms = self.terms_of(contract)
         if not terms.offers_channel(channel):
             raise InvalidInput(
                 f"plan {contract.plan_id} does not offer channel {channel!r}",
@@ -300,7 +325,7 @@ class TicketingApplication(Application[UUID]):
         def act(ticket: Ticket, when: datetime) -> None:
             contract = self.contract(ticket.contract_id)
             contract.require_active()
-            terms = PlanTerms.from_dict(contract.terms)
+            terms = self.terms_of(contract)
             if terms.credits is not None and kind not in terms.credits.charges:
                 raise InvalidInput(
                     f"plan {contract.plan_id} charges only {sorted(terms.credits.charges)}",

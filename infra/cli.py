@@ -34,10 +34,10 @@ def _stopper() -> Any:
 def cmd_api(settings: Settings, _: argparse.Namespace) -> int:
     import uvicorn
 
-    from infra.http.server import build_app
-
-    uvicorn.run(build_app(settings), host=settings.http_host, port=settings.http_port,
-                log_level="warning", access_log=False)
+    # Each worker is a process of its own (commands on one aggregate may then race across
+    # workers: the store's version check and the command's retry settle it).
+    uvicorn.run("infra.http.server:app_from_env", factory=True, workers=settings.api_workers,
+                host=settings.http_host, port=settings.http_port, log_level="warning", access_log=False)
     return 0
 
 

@@ -21,6 +21,7 @@ class Settings:
     data_dir: Path = Path("var")
     http_host: str = "127.0.0.1"
     http_port: int = 8000
+    api_workers: int = 1
     database_url: str | None = None
     kafka_bootstrap: str | None = None
     admin_token: str | None = None
@@ -37,6 +38,7 @@ class Settings:
             data_dir=Path(env.get("TICKETING_DATA_DIR", "var")).resolve(),
             http_host=env.get("TICKETING_HTTP_HOST", "127.0.0.1"),
             http_port=int(env.get("TICKETING_HTTP_PORT", "8000")),
+            api_workers=int(env.get("TICKETING_API_WORKERS", "1")),
             database_url=env.get("DATABASE_URL") or None,
             kafka_bootstrap=env.get("KAFKA_BOOTSTRAP_SERVERS") or None,
             admin_token=env.get("TICKETING_ADMIN_TOKEN") or None,

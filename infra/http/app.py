@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
 import psycopg
 import structlog
-from fastapi import APIRouter, FastAPI, Query, Request, Response
+from fastapi import APIRouter, FastAPI, Query
 from fastapi.responses import JSONResponse
 from kafka import KafkaConsumer
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from domain import values
 from domain.application import Recorded
@@ -151,19 +152,36 @@ def create_app(backend: Backend, extra_routers: list[APIRouter] | None = None) -
     app.include_router(query_routes(backend))
     for router in extra_routers or []:
         app.include_router(router)
-    token = backend.settings.admin_token
-
-    @app.middleware("http")
-    async def access(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        started = time.perf_counter()
-        request_id = uuid.uuid4().hex[:12]
-        open_path = request.url.path in ("/health", "/docs", "/openapi.json")
-        if token and not open_path and request.headers.get("authorization") != f"Bearer {token}":
-            response: Response = JSONResponse(errors.body("missing or wrong bearer token"), status_code=401)
-        else:
-            response = await call_next(request)
-        log.info("request", method=request.method, path=request.url.path, status=response.status_code,
-                 ms=round((time.perf_counter() - started) * 1000, 2), request_id=request_id)
-        return response
-
+    app.add_middleware(AccessMiddleware, token=backend.settings.admin_token)
     return app
+
+
+OPEN_PATHS = ("/health", "/docs", "/openapi.json")
+
+
+class AccessMiddleware:
+    """Bearer-token check and one log line per request, as plain ASGI (no extra task per call)."""
+
+    def __init__(self, app: ASGIApp, token: str | None) -> None:
+        self.app, self.token = app, token
+        self.expected = f"Bearer {token}".encode() if token else None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = {"code": 500}
+
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+
+        path = scope["path"]
+        if self.expected and path not in OPEN_PATHS and dict(scope["headers"]).get(b"authorization") != self.expected:
+            await JSONResponse(errors.body("missing or wrong bearer token"), status_code=401)(scope, receive, sending)
+        else:
+            await self.app(scope, receive, sending)
+        log.info("request", method=scope["method"], path=path, status=status["code"],
+                 ms=round((time.perf_counter() - started) * 1000, 2), request_id=uuid.uuid4().hex[:12])

@@ -17,3 +17,12 @@ def build_app(settings: Settings) -> FastAPI:
                        settings.events_topic)
     backend = Backend(settings, store, reads, sorted(wiring.PROJECTIONS))
     return create_app(backend, wiring.extra_routers(backend))
+
+
+def app_from_env() -> FastAPI:
+    """The factory uvicorn calls in each worker process."""
+    from infra import logging as logs
+
+    settings = Settings.from_env()
+    logs.configure(settings.json_logs)
+    return build_app(settings)
