@@ -42,7 +42,7 @@ class ReadModels:
             if time.monotonic() > deadline:
                 raise WaitTimeout(projection, position, reached)
             time.sleep(delay)
-            delay = min(delay * 2, 0.05)
+            delay = min(delay * 2, 0.01)
 
     def one(self, query: str, params: tuple[Any, ...] = ()) -> dict[str, Any] | None:
         with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
