@@ -20,9 +20,9 @@ from typing import Any
 
 import psycopg
 import structlog
-from kafka.partitioner.default import murmur2
 from rich.progress import Progress
 
+from consumers.relay import partition_for
 from infra import postgres
 from infra.readmodels import ProjectionSpec
 from infra.store import EventStore
@@ -48,11 +48,6 @@ class Report:
 
 def lock_key(name: str) -> str:
     return f"ticketing-projection-{name}"
-
-
-def partition_of(contract_id: str, partitions: int) -> int:
-    """Kafka's default partitioner for a keyed message (murmur2, positive, modulo)."""
-    return (murmur2(contract_id.encode()) & 0x7FFFFFFF) % partitions
 
 
 class Rebuild:
@@ -113,7 +108,7 @@ class Rebuild:
             upto = max(cursors.values(), default=0)
             for envelopes in self._pages(upto):
                 caught = [e for e in envelopes
-                          if e.position <= cursors.get(partition_of(e.contract_id, partitions), 0)]
+                          if e.position <= cursors.get(partition_for(e.contract_id.encode(), partitions), 0)]
                 self._apply(conn, caught)
                 self.position = envelopes[-1].position
             self._carry_bookkeeping(conn)
