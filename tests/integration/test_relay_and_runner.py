@@ -132,3 +132,24 @@ def test_after_the_broker_loses_its_history_everything_is_republished_and_nothin
     relay.close()
     runner.close()
     broker.stop()
+
+
+def test_on_three_partitions_each_contract_stays_in_order_and_the_watermark_reaches_the_head(
+    servers: Settings, store: EventStore
+) -> None:
+    from dataclasses import replace
+
+    url = servers.database_url or ""
+    settings = replace(servers, partitions=3)
+    topic, schema = unique("events"), tickets_schema(url)
+    for _ in range(6):
+        some_history(store)
+    relay = make_relay(settings, store, topic)
+    relay.run(stop=lambda: relay.state.position >= store.head())
+    runner = make_runner(settings, schema, topic)
+    runner.resume()
+    assert len(runner.cursors) == 3
+    drive(runner.step, lambda: checkpoint(url, schema, topic) >= store.head())
+    assert read_model(url, schema) == clean_rebuild(store, upto=store.head())
+    relay.close()
+    runner.close()
