@@ -169,13 +169,16 @@ class TicketingApplication(Application[UUID]):
             )
         )
 
-    def add_credits(self, contract_id: str, credits: int, at: Any = None) -> Recorded:
+    def _on_contract(self, contract_id: str, act: Callable[[Contract, datetime], None], at: Any) -> Recorded:
         def decide() -> Contract:
             contract = self.contract(contract_id)
-            contract.add_credits(credits, contract.when(at, self._now()))
+            act(contract, contract.when(at, self._now()))
             return contract
 
         return self._run(decide, contract_id)
+
+    def add_credits(self, contract_id: str, credits: int, at: Any = None) -> Recorded:
+        return self._on_contract(contract_id, lambda c, w: c.add_credits(credits, w), at)
 
     def renew_contract(
         self, contract_id: str, reason: str | None = None, at: Any = None,
@@ -183,35 +186,20 @@ class TicketingApplication(Application[UUID]):
     ) -> Recorded:
         """Start a new period on the day of `at`, or on `period_starts_on` (the renewal pass
         names the anniversary when the contract's last event is later than it)."""
-
-        def decide() -> Contract:
-            contract = self.contract(contract_id)
-            when = contract.when(at, self._now())
-            starts = period_starts_on or values.local_date(when, contract.time_zone)
-            contract.renew(reason, starts, when)
-            return contract
-
-        return self._run(decide, contract_id)
+        return self._on_contract(
+            contract_id,
+            lambda c, w: c.renew(reason, period_starts_on or values.local_date(w, c.time_zone), w),
+            at,
+        )
 
     def cancel_contract(self, contract_id: str, reason: str | None = None, at: Any = None) -> Recorded:
-        def decide() -> Contract:
-            contract = self.contract(contract_id)
-            contract.cancel(reason, contract.when(at, self._now()))
-            return contract
-
-        return self._run(decide, contract_id)
+        return self._on_contract(contract_id, lambda c, w: c.cancel(reason, w), at)
 
     def schedule_maintenance(
         self, contract_id: str, starts_at: Any, ends_at: Any, reason: str | None = None, at: Any = None
     ) -> Recorded:
         start, end = values.instant(starts_at), values.instant(ends_at)
-
-        def decide() -> Contract:
-            contract = self.contract(contract_id)
-            contract.schedule_maintenance(start, end, reason, contract.when(at, self._now()))
-            return contract
-
-        return self._run(decide, contract_id)
+        return self._on_contract(contract_id, lambda c, w: c.schedule_maintenance(start, end, reason, w), at)
 
     # -- tickets --------------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ caller's words into those primitives and refuse what is not in the vocabulary.
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 from domain.errors import InvalidInput
 
@@ -79,6 +80,4 @@ def effective_at(at: datetime | str | None, previous: datetime | None, now: date
 
 def local_date(when: datetime, time_zone: str) -> date:
     """The calendar date of an instant in a zone."""
-    from zoneinfo import ZoneInfo
-
     return when.astimezone(ZoneInfo(time_zone)).date()
