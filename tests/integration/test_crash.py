@@ -56,8 +56,11 @@ def test_killing_the_relay_and_a_consumer_mid_stream_loses_nothing_and_applies_n
     reached = httpx.get(f"{base_url}/contracts/x/tickets", params={"wait_for": head}, timeout=60)
     assert reached.status_code == 200, reached.text
     url = backend.settings.database_url or ""
-    built = read_model(url, "proj_tickets")
+    # Rows changed after `head` (by other tests' processes, if any) are not this test's.
     clean = clean_rebuild(store, upto=head)
+    full = read_model(url, "proj_tickets")
+    later = {k for k, v in full.items() if v["position"] > head}
+    built = {k: v for k, v in full.items() if k not in later}
     assert len(clean) >= TICKETS
-    assert built == clean
+    assert built == {k: v for k, v in clean.items() if k not in later}
     assert sum(r["minutes"] for r in built.values() if r["title"].startswith("ticket ")) >= 35 * TICKETS
