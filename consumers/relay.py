@@ -14,10 +14,11 @@ from __future__ import annotations
 import time
 from functools import lru_cache
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
+from psycopg.types.json import Jsonb
 import structlog
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
@@ -39,8 +40,12 @@ log = structlog.get_logger("relay")
 
 @dataclass
 class RelayState:
-    position: int
-    published: int
+    """The last store position acknowledged, how many messages were acknowledged in all, and
+    per partition how many and the last store position it holds (what runners compare with)."""
+
+    position: int = 0
+    published: int = 0
+    partitions: dict[str, list[int]] = field(default_factory=dict)
 
 
 class Relay:
@@ -77,26 +82,32 @@ class Relay:
 
     def _load_state(self) -> RelayState:
         row = self.db.execute(
-            "SELECT position, published FROM relay.position WHERE topic = %s", (self.topic,)
+            "SELECT position, published, partitions FROM relay.position WHERE topic = %s", (self.topic,)
         ).fetchone()
-        return RelayState(*row) if row else RelayState(0, 0)
+        return RelayState(*row) if row else RelayState()
 
     def _store_state(self) -> None:
         self.db.execute(
-            "INSERT INTO relay.position (topic, position, published) VALUES (%s, %s, %s)"
+            "INSERT INTO relay.position (topic, position, published, partitions) VALUES (%s, %s, %s, %s)"
             " ON CONFLICT (topic) DO UPDATE SET position = EXCLUDED.position,"
-            " published = EXCLUDED.published, updated_at = now()",
-            (self.topic, self.state.position, self.state.published),
+            " published = EXCLUDED.published, partitions = EXCLUDED.partitions, updated_at = now()",
+            (self.topic, self.state.position, self.state.published, Jsonb(self.state.partitions)),
         )
 
-    def topic_size(self) -> int:
-        consumer = KafkaConsumer(bootstrap_servers=self.bootstrap)
+    def _holds(self, partition: int, offset: int) -> bool:
+        """Whether the topic still has a message at this offset. Asked by fetching it: some
+        Kafka-compatible brokers (Tansu) report end offsets short of what they hold."""
+        probe = KafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False, fetch_max_wait_ms=20)
         try:
-            partitions = consumer.partitions_for_topic(self.topic) or set()
-            ends = consumer.end_offsets([TopicPartition(self.topic, p) for p in partitions])
-            return int(sum(ends.values()))
+            tp = TopicPartition(self.topic, partition)
+            probe.assign([tp])
+            probe.seek(tp, offset)
+            for _ in range(20):
+                if probe.poll(timeout_ms=100, max_records=1).get(tp):
+                    return True
+            return False
         finally:
-            consumer.close()
+            probe.close()
 
     def ensure_topic(self) -> None:
         admin = KafkaAdminClient(bootstrap_servers=self.bootstrap)
@@ -110,14 +121,14 @@ class Relay:
     def check_topic(self) -> None:
         """Start again from the store's beginning if the topic lost what we published."""
         self.ensure_topic()
-        size = self.topic_size()
-        if size < self.state.published:
+        lost = [p for p, (count, _) in self.state.partitions.items() if not self._holds(int(p), count - 1)]
+        if lost:
             log.warning(
                 "topic lost its history; republishing from the start of the store",
-                topic=self.topic, topic_size=size, published=self.state.published,
+                topic=self.topic, partitions=lost, published=self.state.published,
                 position=self.state.position,
             )
-            self.state = RelayState(0, 0)
+            self.state = RelayState()
             self._store_state()
 
     # -- work -------------------------------------------------------------------------------
@@ -131,15 +142,17 @@ class Relay:
             return 0
         started = time.perf_counter()
         count = len(self.producer.partitions_for(self.topic))
+        partitions = {p: list(v) for p, v in self.state.partitions.items()}
         for n in notifications:
             env = from_domain_event(self.mapper.to_domain_event(n), n.id)
             value, headers = self.encode(env)
             key = env.contract_id.encode()
-            self.producer.send(
-                self.topic, key=key, value=value, headers=headers, partition=partition_for(key, count)
-            )
+            partition = partition_for(key, count)
+            self.producer.send(self.topic, key=key, value=value, headers=headers, partition=partition)
+            sent = partitions.setdefault(str(partition), [0, 0])
+            sent[0], sent[1] = sent[0] + 1, n.id
         self.producer.flush()  # raises if the broker did not acknowledge
-        self.state = RelayState(notifications[-1].id, self.state.published + len(notifications))
+        self.state = RelayState(notifications[-1].id, self.state.published + len(notifications), partitions)
         self._store_state()
         log.info(
             "relayed", topic=self.topic, events=len(notifications), position=self.state.position,

@@ -133,11 +133,10 @@ class Runner:
         ).fetchone()
         self.db.commit()
         self.watermark = int(row[0]) if row else 0
-        ends = self.consumer.end_offsets(tps)
         for tp in tps:
             cursor = stored.get(tp.partition, Cursor())
             self.cursors[tp.partition] = cursor
-            same = 0 <= cursor.offset < ends[tp] and self._position_at(tp, cursor.offset) == cursor.position
+            same = cursor.offset >= 0 and self._position_at(tp, cursor.offset) == cursor.position
             if same:
                 self.consumer.seek(tp, cursor.offset + 1)
             else:
@@ -146,7 +145,7 @@ class Runner:
                     log.warning(
                         "topic does not hold our checkpoint; reading from its start and dropping"
                         " what was applied", topic=self.topic, partition=tp.partition,
-                        offset=cursor.offset, position=cursor.position, end=ends[tp],
+                        offset=cursor.offset, position=cursor.position,
                     )
         log.info("runner resumed", projection=self.projection.name,
                  cursors={p: vars(c) for p, c in self.cursors.items()})
@@ -274,17 +273,16 @@ class Runner:
         )
 
     def _idle_watermark(self) -> None:
-        """Nothing came: if every partition is at its end, all the relay had published is consumed.
-
-        The relay's position is read before the end offsets are asked for, so every event up
-        to it was acknowledged into a partition whose end we then reached.
-        """
-        row = self.db.execute("SELECT position FROM relay.position WHERE topic = %s", (self.topic,)).fetchone()
-        published = int(row[0]) if row else 0
-        tps = list(self.consumer.assignment())
-        ends = self.consumer.end_offsets(tps)
-        if all(self.consumer.position(tp) >= ends[tp] for tp in tps):
-            self._store_watermark(published)
+        """Nothing came: if every partition is past the last position the relay acknowledged
+        into it, everything up to the relay's position is consumed. (Read from the relay's
+        table, not from the broker's end offsets, which some brokers report short.)"""
+        row = self.db.execute(
+            "SELECT position, partitions FROM relay.position WHERE topic = %s", (self.topic,)
+        ).fetchone()
+        if row is not None:
+            published, partitions = row
+            if all(self.cursors.get(int(p), Cursor()).position >= last for p, (_, last) in partitions.items()):
+                self._store_watermark(int(published))
         self.db.commit()
 
     def _rewind(self, saved: dict[int, Cursor]) -> None:

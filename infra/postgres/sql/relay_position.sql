@@ -1,11 +1,15 @@
--- How far the relay got: the last store position the broker acknowledged, and how many
--- messages it has had acknowledged in all (a topic holding fewer has lost its history).
+-- How far the relay got: the last store position the broker acknowledged, how many messages
+-- it has had acknowledged in all, and per partition {"p": [count, last position]}: a
+-- partition without a message at count - 1 lost its history, and a runner past every
+-- partition's last position has consumed everything up to `position`.
 CREATE TABLE IF NOT EXISTS relay.position (
     topic      text PRIMARY KEY,
     position   bigint NOT NULL,
     published  bigint NOT NULL,
+    partitions jsonb NOT NULL DEFAULT '{}',
     updated_at timestamptz NOT NULL DEFAULT now()
 );
+ALTER TABLE relay.position ADD COLUMN IF NOT EXISTS partitions jsonb NOT NULL DEFAULT '{}';
 -- The relay's heartbeat, read by GET /health.
 CREATE TABLE IF NOT EXISTS relay.heartbeat (
     topic   text PRIMARY KEY,
