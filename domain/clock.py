@@ -1,12 +1,14 @@
-"""Clocks: the one way the domain learns what time it is.
+"""Clocks: the one way the backend learns what time it is.
 
 Commands carry `at` when the caller knows when a fact happened; otherwise the application
-asks its clock. Tests inject a fixed clock so that "now" is deterministic.
+asks its clock. Every process of the backend takes its clock from its settings, so a shifted
+clock (`TICKETING_CLOCK_OFFSET`, in seconds) reaches every part that decides something: the
+API, the runners' ticks and the renewals. Tests inject a fixed or shifted clock.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 
@@ -20,7 +22,17 @@ class SystemClock:
     """The server's clock."""
 
     def now(self) -> datetime:
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
+
+
+class ShiftedClock:
+    """The server's clock moved by a fixed offset: it runs at the real pace from another instant."""
+
+    def __init__(self, offset: timedelta) -> None:
+        self.offset = offset
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self.offset
 
 
 class FixedClock:

@@ -72,7 +72,8 @@ def cmd_renewals(settings: Settings, args: argparse.Namespace) -> int:
     assert settings.database_url
     store = wiring.event_store(settings)
     try:
-        renewals.run(store.app, settings.database_url, _stopper(), args.interval, args.once)
+        interval = settings.renewals_interval if args.interval is None else args.interval
+        renewals.run(store.app, settings.database_url, _stopper(), interval, args.once)
     finally:
         store.close()
     return 0
@@ -140,7 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     consume.set_defaults(func=cmd_consume)
     renew = sub.add_parser("renewals", help="renew hour banks whose period ended (about once a minute)")
     renew.add_argument("--once", action="store_true", help="one pass, then exit")
-    renew.add_argument("--interval", type=float, default=60.0, help="seconds between passes")
+    renew.add_argument("--interval", type=float, default=None,
+                       help="seconds between passes (default: TICKETING_RENEWALS_INTERVAL, else 60)")
     renew.set_defaults(func=cmd_renewals)
     rebuild = sub.add_parser("rebuild", help="rebuild a projection from the event store into new tables, then switch")
     rebuild.add_argument("projection", choices=sorted(wiring.PROJECTIONS))

@@ -18,8 +18,8 @@ from infra.settings import Settings
 class Processes:
     """api, relay, consume-<projection>: started with the settings' environment."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
+    def __init__(self, settings: Settings, extra: tuple[str, ...] = ()) -> None:
+        self.settings, self.extra = settings, extra
         self.env = settings.child_env() | {"TICKETING_JSON_LOGS": "1"}
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.logs = Path(settings.data_dir) / "logs"
@@ -27,7 +27,7 @@ class Processes:
 
     @property
     def names(self) -> list[str]:
-        return ["api", "relay", *(f"consume-{p}" for p in wiring.PROJECTIONS)]
+        return ["api", "relay", *(f"consume-{p}" for p in wiring.PROJECTIONS), *self.extra]
 
     @property
     def base_url(self) -> str:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Collection
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 
 import psycopg
 import structlog
@@ -75,11 +75,12 @@ def run_pass(app: TicketingApplication, conn: psycopg.Connection, now: datetime,
 
 def run(app: TicketingApplication, db_url: str, stop: Callable[[], bool], interval: float = 60.0,
         once: bool = False) -> None:
-    """Run a pass every `interval` seconds until stopped; a failed pass is retried next time."""
+    """Run a pass every `interval` seconds until stopped (the clock is the application's); a
+    failed pass is retried next time."""
     while True:
         try:
             with psycopg.connect(db_url) as conn:
-                done = run_pass(app, conn, datetime.now(UTC))
+                done = run_pass(app, conn, app.clock.now())
             log.info("renewal pass", renewed=len(done))
         except Exception as exc:  # noqa: BLE001 - the process's top-level loop keeps going
             log.error("renewal pass failed", error=repr(exc))

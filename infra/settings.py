@@ -9,7 +9,10 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from pathlib import Path
+
+from domain.clock import Clock, ShiftedClock, SystemClock
 
 EVENTS_TOPIC = "ticketing.events.v1"
 
@@ -28,6 +31,8 @@ class Settings:
     events_topic: str = EVENTS_TOPIC
     partitions: int = 1
     json_logs: bool | None = None
+    clock_offset: float = 0.0  # seconds; moves every process's clock (tests of other dates)
+    renewals_interval: float = 60.0  # seconds between two renewal passes
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -45,7 +50,14 @@ class Settings:
             events_topic=env.get("TICKETING_EVENTS_TOPIC", EVENTS_TOPIC),
             partitions=int(env.get("TICKETING_PARTITIONS", "1")),
             json_logs=None if logs is None else logs.lower() in ("1", "true", "yes"),
+            clock_offset=float(env.get("TICKETING_CLOCK_OFFSET", "0") or 0),
+            renewals_interval=float(env.get("TICKETING_RENEWALS_INTERVAL", "60")),
         )
+
+    @property
+    def clock(self) -> Clock:
+        """The clock every decision of this process reads."""
+        return ShiftedClock(timedelta(seconds=self.clock_offset)) if self.clock_offset else SystemClock()
 
     def with_servers(self, database_url: str, kafka_bootstrap: str) -> Settings:
         return replace(self, database_url=database_url, kafka_bootstrap=kafka_bootstrap)
@@ -59,6 +71,8 @@ class Settings:
             TICKETING_HTTP_PORT=str(self.http_port),
             TICKETING_EVENTS_TOPIC=self.events_topic,
             TICKETING_PARTITIONS=str(self.partitions),
+            TICKETING_CLOCK_OFFSET=repr(self.clock_offset),
+            TICKETING_RENEWALS_INTERVAL=repr(self.renewals_interval),
         )
         if self.database_url:
             env["DATABASE_URL"] = self.database_url

@@ -63,7 +63,7 @@ def ensure_topic(settings: Settings) -> None:
 
 def event_store(settings: Settings, clock: Clock | None = None) -> EventStore:
     assert settings.database_url
-    return EventStore(settings.database_url, load_catalog(), clock)
+    return EventStore(settings.database_url, load_catalog(), clock or settings.clock)
 
 
 def relay(settings: Settings, store: EventStore, topic: str | None = None) -> Relay:
@@ -84,7 +84,7 @@ def runner(settings: Settings, name: str, schema: str | None = None, topic: str 
     return Runner(
         spec.make(), lambda conn: spec.view(conn, schema), settings.database_url,
         schema, settings.kafka_bootstrap, topic or settings.events_topic, Codec().decode,
-        position_of, outbox=outbox, **options,
+        position_of, outbox=outbox, **({"clock": settings.clock.now} | options),
     )
 
 

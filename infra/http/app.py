@@ -6,7 +6,6 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
-from datetime import datetime, timezone
 from typing import Any
 
 import psycopg
@@ -35,6 +34,7 @@ class Backend:
         self.settings, self.store, self.reads = settings, store, reads
         self.projections = projections
         self.app = store.app
+        self.clock = store.app.clock
 
 
 def answer(recorded: Recorded, key: str | None = None) -> dict[str, Any]:
@@ -105,7 +105,7 @@ def query_routes(b: Backend) -> APIRouter:
 
     @r.get("/contracts/{contract_id}/history")
     def history(contract_id: str, as_of: str | None = Query(None, description="ISO-8601 instant")) -> dict[str, Any]:
-        when = values.instant(as_of) if as_of else datetime.now(timezone.utc)
+        when = values.instant(as_of) if as_of else b.clock.now()
         return b.store.history(contract_id, when)
 
     @r.get("/health")

@@ -4,7 +4,7 @@ at least the asked store position (counting the events it ignores), or 504 after
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -53,9 +53,8 @@ class ReadModels:
             return cur.execute(query, params).fetchall()  # type: ignore[arg-type]
 
 
-def month_window(month: str | None, time_zone: str, now: datetime | None = None) -> tuple[str, datetime, datetime]:
-    """The asked month ("YYYY-MM", default: the current one in the zone) and its UTC bounds."""
-    now = now or datetime.now(UTC)
+def month_window(month: str | None, time_zone: str, now: datetime) -> tuple[str, datetime, datetime]:
+    """The asked month ("YYYY-MM", default: the one holding `now` in the zone) and its UTC bounds."""
     month = month or now.astimezone(ZoneInfo(time_zone)).strftime("%Y-%m")
     try:
         start, end = month_bounds(month, time_zone)

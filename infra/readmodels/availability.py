@@ -270,7 +270,7 @@ def routes(backend: Any) -> APIRouter:
                                   " WHERE contract_id = %s", (contract_id,))
         if terms is None:
             raise NotFound(f"no contract {contract_id}")
-        now = datetime.now(UTC)
+        now = backend.clock.now()
         month, start, end = month_window(month, terms["time_zone"], now)
         found = load(backend.reads.all, SCHEMA, contract_id, start, end)
         if found is None:

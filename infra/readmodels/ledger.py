@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 import psycopg
@@ -269,7 +269,7 @@ def routes(backend: Any) -> APIRouter:
         periods = {p["label"]: Period(**p) for p in rows}
         if book.scheme == "allowance":
             kind = book.allowance_period or "quarter"
-            current = allowance_period(datetime.now(UTC), book.time_zone, kind)
+            current = allowance_period(backend.clock.now(), book.time_zone, kind)
             periods.setdefault(current[2], Period(contract_id, current[2], current[0], book.grant))
             label = period or current[2]
             start = allowance_start(label, kind, book.time_zone)

@@ -217,7 +217,7 @@ def routes(backend: Any) -> APIRouter:
         row = backend.reads.one(f"{joined} WHERE t.ticket_id = %s", (ticket_id,))
         if row is None:
             raise NotFound(f"no ticket {ticket_id}")
-        return ticket_answer(row, datetime.now(UTC), explain)
+        return ticket_answer(row, backend.clock.now(), explain)
 
     @r.get("/contracts/{contract_id}/sla")
     def contract_sla(contract_id: str, month: str | None = None, wait_for: int | None = None) -> dict[str, Any]:
@@ -225,7 +225,7 @@ def routes(backend: Any) -> APIRouter:
         c = backend.reads.one(f"SELECT * FROM {SCHEMA}.sla_contracts WHERE contract_id = %s", (contract_id,))
         if c is None:
             raise NotFound(f"no contract {contract_id}")
-        now = datetime.now(UTC)
+        now = backend.clock.now()
         month, start, end = month_window(month, c["time_zone"], now)
         rows = backend.reads.all(
             f"SELECT facts FROM {SCHEMA}.sla_tickets WHERE contract_id = %s AND opened_at >= %s"
