@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from eventsourcing.domain import Aggregate, event
 
 from domain.errors import Conflict, InvalidInput
+from domain import values
 from domain.values import effective_at, iso_date
 
 ACTIVE = "active"
@@ -21,11 +22,22 @@ CANCELLED = "cancelled"
 
 
 def _zone(name: str) -> str:
+    if len(name) > 64:
+        raise InvalidInput("time zone name too long", {"length": len(name)})
     try:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
         raise InvalidInput(f"unknown time zone {name!r}") from None
     return name
+
+
+def _within(day: date, at: datetime, name: str) -> date:
+    """A contract's date: from 2000 to two years after its signing (periods and calendars stay
+    computable; DESIGN section 6)."""
+    if not values.EARLIEST.date() <= day <= (at + values.SCHEDULE_AHEAD).date():
+        raise InvalidInput(f"{name} must lie between 2000-01-01 and two years after signing",
+                           {name: day.isoformat()})
+    return day
 
 
 class Contract(Aggregate):
@@ -67,10 +79,11 @@ class Contract(Aggregate):
         holidays: list[str],
         at: datetime,
     ) -> Contract:
-        if not customer.strip():
-            raise InvalidInput("customer must not be empty")
-        day = iso_date(starts_on)
-        dates = sorted({iso_date(h).isoformat() for h in holidays})
+        values.text("customer", customer, values.MAX_NAME, required=True)
+        day = _within(iso_date(starts_on), at, "starts_on")
+        if len(holidays) > values.MAX_HOLIDAYS:
+            raise InvalidInput(f"at most {values.MAX_HOLIDAYS} holidays", {"holidays": len(holidays)})
+        dates = sorted({_within(iso_date(h), at, "holidays").isoformat() for h in holidays})
         zone = _zone(time_zone or terms["time_zone"])
         return cls(customer, plan_id, terms, day.isoformat(), zone, dates, at)
 
@@ -98,14 +111,14 @@ class Contract(Aggregate):
 
     def add_credits(self, credits: int, at: datetime) -> None:
         self.require_active()
-        if isinstance(credits, bool) or not isinstance(credits, int) or credits <= 0:
-            raise InvalidInput("credits must be a whole number above zero", {"credits": credits})
+        values.whole("credits", credits, values.MAX_CREDITS)
         if not self.uses_credits:
             raise Conflict(f"plan {self.plan_id} does not sell credits")
         self._credits_added(credits, at)
 
     def renew(self, reason: str | None, period_starts_on: date, at: datetime) -> None:
         self.require_active()
+        values.text("reason", reason, values.MAX_REASON)
         if period_starts_on.isoformat() <= self.period_starts_on:
             raise Conflict(
                 "the contract already runs a period starting then or later",
@@ -115,12 +128,14 @@ class Contract(Aggregate):
 
     def cancel(self, reason: str | None, at: datetime) -> None:
         self.require_active()
+        values.text("reason", reason, values.MAX_REASON)
         self._cancelled(reason, at)
 
     def schedule_maintenance(
         self, starts_at: datetime, ends_at: datetime, reason: str | None, at: datetime
     ) -> None:
         self.require_active()
+        values.text("reason", reason, values.MAX_REASON)
         if ends_at <= starts_at:
             raise InvalidInput("a maintenance window must end after it starts")
         self._maintenance_scheduled(starts_at.isoformat(), ends_at.isoformat(), reason, at)
@@ -147,7 +162,8 @@ class Contract(Aggregate):
     def _maintenance_scheduled(
         self, starts_at: str, ends_at: str, reason: str | None, occurred_at: datetime
     ) -> None:
-        self.maintenance.append((starts_at, ends_at))
+        # Rebound, never changed in place: cached aggregates are shallow copies.
+        self.maintenance = [*self.maintenance, (starts_at, ends_at)]
         self.last_at = occurred_at
 
     def state(self) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from typing import Any
 from eventsourcing.domain import Aggregate, event
 
 from domain.errors import Conflict
+from domain import values
 from domain.values import effective_at
 
 OPEN = "open"
@@ -74,10 +75,13 @@ class Ticket(Aggregate):
         self._responded(self.contract_id, at)
 
     def consume_time(self, minutes: int, kind: str, engineer: str | None, at: datetime) -> None:
+        values.positive_minutes(minutes)
+        values.text("engineer", engineer, values.MAX_NAME)
         self._refuse_unless((OPEN, PAUSED, RESOLVED), "record time on")
         self._time_consumed(self.contract_id, minutes, kind, engineer, at)
 
     def pause(self, reason: str | None, at: datetime) -> None:
+        values.text("reason", reason, values.MAX_REASON)
         self._refuse_unless((OPEN,), "pause")
         self._paused(self.contract_id, reason, at)
 
@@ -94,14 +98,17 @@ class Ticket(Aggregate):
         self._restored(self.contract_id, at)
 
     def resolve(self, reason: str | None, at: datetime) -> None:
+        values.text("reason", reason, values.MAX_REASON)
         self._refuse_unless((OPEN, PAUSED), "resolve")
         self._resolved(self.contract_id, reason, at)
 
     def reopen(self, reason: str | None, at: datetime) -> None:
+        values.text("reason", reason, values.MAX_REASON)
         self._refuse_unless((RESOLVED,), "reopen")
         self._reopened(self.contract_id, reason, at)
 
     def cancel(self, reason: str | None, at: datetime) -> None:
+        values.text("reason", reason, values.MAX_REASON)
         self._refuse_unless((OPEN, PAUSED), "cancel")
         self._cancelled(self.contract_id, reason, at)
 

@@ -19,6 +19,17 @@ DEFAULT_CHANNEL = "portal"
 # How far ahead of the server's clock an `at` may lie: client clocks drift a little.
 FUTURE_SKEW = timedelta(seconds=5)
 
+# Bounds on what a command may carry (DESIGN section 6). They keep every recorded event
+# publishable (Avro ints and longs, the broker's message size) and every date computable.
+EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
+SCHEDULE_AHEAD = timedelta(days=731)  # maintenance may be announced up to two years ahead
+MAX_MINUTES = 43_200  # 30 days of work in one entry
+MAX_CREDITS = 1_000_000
+MAX_TITLE = 500
+MAX_REASON = 2_000
+MAX_NAME = 200  # customer, reporter, engineer, token name
+MAX_HOLIDAYS = 400
+
 
 def priority(value: str) -> str:
     if value not in PRIORITIES:
@@ -38,14 +49,30 @@ def entry_kind(value: str) -> str:
     return value
 
 
-def positive_minutes(value: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise InvalidInput("minutes must be a whole number above zero", {"minutes": value})
+def whole(name: str, value: int, highest: int) -> int:
+    """A whole number from 1 to `highest`."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= highest:
+        raise InvalidInput(f"{name} must be a whole number from 1 to {highest}", {name: value})
     return value
 
 
-def instant(value: datetime | str) -> datetime:
-    """An aware instant in UTC; refuses text without an offset."""
+def positive_minutes(value: int) -> int:
+    return whole("minutes", value, MAX_MINUTES)
+
+
+def text(name: str, value: str | None, longest: int, required: bool = False) -> str | None:
+    """Free text within its length bound; a required one must not be blank."""
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or (required and not value.strip()):
+        raise InvalidInput(f"{name} must not be empty")
+    if len(value) > longest:
+        raise InvalidInput(f"{name} is longer than {longest} characters", {"length": len(value)})
+    return value
+
+
+def instant(value: datetime | str, latest: datetime | None = None) -> datetime:
+    """An aware instant in UTC, not before 2000 (nor after `latest`); refuses text without an offset."""
     if isinstance(value, str):
         try:
             value = datetime.fromisoformat(value)
@@ -53,7 +80,15 @@ def instant(value: datetime | str) -> datetime:
             raise InvalidInput(f"not an ISO-8601 instant: {value!r}") from None
     if value.tzinfo is None or value.utcoffset() is None:
         raise InvalidInput(f"instant without a UTC offset: {value.isoformat()}")
-    return value.astimezone(timezone.utc)
+    try:
+        value = value.astimezone(timezone.utc)
+    except OverflowError:
+        raise InvalidInput(f"instant out of range: {value.isoformat()}") from None
+    if value < EARLIEST:
+        raise InvalidInput("instants before 2000-01-01 are not accepted", {"instant": value.isoformat()})
+    if latest is not None and value > latest:
+        raise InvalidInput("instant too far in the future", {"instant": value.isoformat(), "latest": latest.isoformat()})
+    return value
 
 
 def iso_date(value: date | str) -> date:

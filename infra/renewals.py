@@ -8,7 +8,8 @@ local midnight in the contract's zone, or at the contract's last event when that
 (an imported contract), the new period still starting on the anniversary. It is idempotent:
 a renewed contract is not due any more, `Contract.renew` refuses a period that is not later
 than the current one, and a cancelled contract refuses renewal. `ticketing renewals` runs it
-about once a minute under the supervisor; `--once` runs one pass.
+about once a minute under the supervisor, in one process at a time (the `renewals` lease);
+`--once` runs one pass.
 """
 
 from __future__ import annotations
@@ -20,13 +21,16 @@ from datetime import date, datetime
 import psycopg
 import structlog
 
-from domain.application import Recorded, TicketingApplication
+from consumers import leases
+from domain.application import Recorded
 from domain.contract import ACTIVE
 from domain.errors import DomainError
+from infra.store import EventStore
 from projections.ledger import local_midnight, next_period_start
 
 log = structlog.get_logger("renewals")
 REASON = "automatic renewal at the end of the period"
+ROLE = "renewals"
 
 
 def due_contracts(conn: psycopg.Connection, now: datetime, only: Collection[str] | None = None) -> list[str]:
@@ -39,53 +43,91 @@ def due_contracts(conn: psycopg.Connection, now: datetime, only: Collection[str]
     return [r[0] for r in rows]
 
 
-def renew_if_due(app: TicketingApplication, contract_id: str, now: datetime) -> list[Recorded]:
-    """Record every renewal the contract is due by `now`, oldest first."""
+def renew_if_due(store: EventStore, contract_id: str, now: datetime) -> list[Recorded]:
+    """Record every renewal the contract is due by `now`, oldest first (as any other writer's
+    commands: serialised per contract, and decided again if another writer recorded first)."""
     recorded: list[Recorded] = []
     while True:
-        contract = app.contract(contract_id)
-        bank = contract.terms.get("bank")
-        if contract.status != ACTIVE or not bank:
-            return recorded
-        starts_on = date.fromisoformat(contract.starts_on)
-        current = date.fromisoformat(contract.period_starts_on)
-        anniversary = next_period_start(starts_on, current, int(bank["period_months"]))
-        at = local_midnight(anniversary, contract.time_zone)
-        if at > now:
-            return recorded
         try:
-            rec = app.renew_contract(contract_id, REASON, max(at, contract.last_at), anniversary)
+            rec = store.run(lambda: _renew_next(store, contract_id, now), contract_id)
         except DomainError as error:  # cancelled or renewed concurrently: nothing more to do
             log.info("renewal refused", contract_id=contract_id, reason=error.message)
             return recorded
-        log.info("renewed", contract_id=contract_id, period_starts_on=anniversary.isoformat(),
-                 position=rec.position)
+        if rec is None:
+            return recorded
         recorded.append(rec)
 
 
-def run_pass(app: TicketingApplication, conn: psycopg.Connection, now: datetime,
+def _renew_next(store: EventStore, contract_id: str, now: datetime) -> Recorded | None:
+    """Record the contract's next renewal if it is due by `now` (None when none is)."""
+    app = store.app
+    contract = app.contract(contract_id)
+    bank = contract.terms.get("bank")
+    if contract.status != ACTIVE or not bank:
+        return None
+    starts_on = date.fromisoformat(contract.starts_on)
+    current = date.fromisoformat(contract.period_starts_on)
+    anniversary = next_period_start(starts_on, current, int(bank["period_months"]))
+    at = local_midnight(anniversary, contract.time_zone)
+    if at > now:
+        return None
+    rec = app.renew_contract(contract_id, REASON, max(at, contract.last_at), anniversary)
+    log.info("renewed", contract_id=contract_id, period_starts_on=anniversary.isoformat(), position=rec.position)
+    return rec
+
+
+def run_pass(store: EventStore, conn: psycopg.Connection, now: datetime,
              only: Collection[str] | None = None) -> list[Recorded]:
     """One pass over the due contracts (or those of `only` that are due)."""
     recorded: list[Recorded] = []
     for contract_id in due_contracts(conn, now, only):
-        recorded.extend(renew_if_due(app, contract_id, now))
+        recorded.extend(renew_if_due(store, contract_id, now))
     conn.commit()
     return recorded
 
 
-def run(app: TicketingApplication, db_url: str, stop: Callable[[], bool], interval: float = 60.0,
+def run(store: EventStore, db_url: str, stop: Callable[[], bool], interval: float = 60.0,
         once: bool = False) -> None:
-    """Run a pass every `interval` seconds until stopped (the clock is the application's); a
-    failed pass is retried next time."""
-    while True:
+    """Run a pass every `interval` seconds until stopped (the clock is the application's),
+    holding the `renewals` role: a second process waits as a standby. A failed pass is
+    retried next time; a lost connection is made again and the role taken again."""
+    lease: psycopg.Connection | None = None
+    while not stop():
+        lease = _hold(db_url, lease, stop)
+        if lease is None:
+            return
         try:
             with psycopg.connect(db_url) as conn:
-                done = run_pass(app, conn, app.clock.now())
+                done = run_pass(store, conn, store.app.clock.now())
             log.info("renewal pass", renewed=len(done))
         except Exception as exc:  # noqa: BLE001 - the process's top-level loop keeps going
             log.error("renewal pass failed", error=repr(exc))
         deadline = time.monotonic() + interval
         while not once and not stop() and time.monotonic() < deadline:
             time.sleep(0.2)
-        if once or stop():
+        if once:
             return
+
+
+def _hold(db_url: str, lease: psycopg.Connection | None, stop: Callable[[], bool]) -> psycopg.Connection | None:
+    """The connection holding the role, made again (and the role taken again) if it broke."""
+    if lease is not None:
+        try:
+            lease.execute("SELECT 1")
+            return lease
+        except psycopg.Error:
+            log.warning("lost the connection holding the renewals role")
+            lease.close()
+    while not stop():
+        try:
+            conn = leases.connect(db_url, autocommit=True)
+        except psycopg.Error:
+            time.sleep(1.0)
+            continue
+        try:
+            if leases.acquire(conn, ROLE, stop):
+                return conn
+        except psycopg.Error:
+            time.sleep(1.0)
+        conn.close()
+    return None

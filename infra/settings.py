@@ -15,6 +15,7 @@ from pathlib import Path
 from domain.clock import Clock, ShiftedClock, SystemClock
 
 EVENTS_TOPIC = "ticketing.events.v1"
+API_CONNECTIONS = 72
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,14 @@ class Settings:
             clock_offset=float(env.get("TICKETING_CLOCK_OFFSET", "0") or 0),
             renewals_interval=float(env.get("TICKETING_RENEWALS_INTERVAL", "60")),
         )
+
+    def api_pools(self) -> tuple[int, int, int]:
+        """Connections per API process (store, store reads and keys, read models): all API
+        processes together stay within 72, so TICKETING_API_WORKERS=8 plus the relay, the
+        runners and the renewals fit in PostgreSQL's default 100 connections."""
+        each = min(24, API_CONNECTIONS // max(1, self.api_workers))
+        store, aux = max(2, each // 3), 4 if each >= 16 else 2
+        return store, aux, max(2, each - store - aux - 2)  # 2: the key owner's lock, the waits
 
     @property
     def clock(self) -> Clock:

@@ -1,34 +1,109 @@
-"""The event store: the eventsourcing Application on PostgreSQL, and the audit reads that go
-straight to the stored events (a contract's history, its time entries)."""
+"""The event store host: the application on PostgreSQL, how its commands run, and the audit
+reads that go straight to the stored events (a contract's history, its time entries).
+
+Commands run through `EventStore.run`: one at a time per aggregate in this process (keyed by
+the aggregate's canonical id), again on fresh state when another writer (another API
+process, the renewals pass) recorded first, and with their idempotency claim (if any)
+completed in the same transaction as their events. Every new event is encoded with its Avro
+schema and checked against the broker's message size before it is stored, so whatever is
+stored can be relayed.
+"""
 
 from __future__ import annotations
 
+import contextvars
 import json
-from collections.abc import Iterable, Mapping
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import nullcontext
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 import psycopg
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import IntegrityError, Notification, Recording, StoredEvent
 
-from domain.application import TicketingApplication
+from domain.application import TicketingApplication, _project, as_id
 from domain.clock import Clock
-from domain.errors import NotFound
+from domain.errors import ConcurrentChange, InvalidInput
 from domain.plans import PlanTerms
 from infra import postgres
+from infra.avro import Codec, EncodeError
 from infra.group_commit import GroupCommitter
+from infra.postgres.recorder import Append, Claim, TicketingRecorder
+from infra.postgres.repository import CommittedCache
 from projections.envelope import Envelope, from_domain_event
 
 TIME_TOPIC = "domain.ticket:Ticket.TimeConsumed"
+RETRIES = 5
+MAX_MESSAGE_BYTES = 1_000_000  # below Kafka's default message.max.bytes (1,048,588)
+T = TypeVar("T")
+CLAIM: contextvars.ContextVar[Claim | None] = contextvars.ContextVar("claim", default=None)
+
+
+class EventCheck:
+    """Refuses an event its Avro schema cannot carry or the broker would not take."""
+
+    def __init__(self, codec: Codec, max_bytes: int = MAX_MESSAGE_BYTES) -> None:
+        self.codec, self.max_bytes = codec, max_bytes
+
+    def __call__(self, events: Iterable[Any]) -> None:
+        for event in events:
+            envelope = from_domain_event(event, 0)
+            try:
+                value, headers = self.codec.encode(envelope)
+            except EncodeError as error:
+                raise InvalidInput("the event does not fit its published schema", str(error)) from None
+            size = len(value) + sum(len(k) + len(v) for k, v in headers) + 64  # key, position
+            if size > self.max_bytes:
+                raise InvalidInput("the event would be too large to publish", {"bytes": size})
+
+
+class HostedApplication(TicketingApplication):
+    """The application with PostgreSQL's saving: checked, group-committed, then cached."""
+
+    name = TicketingApplication.name  # the store's tables are named after it
+
+    check: Callable[[Iterable[Any]], None] = staticmethod(lambda events: None)
+    commit: Callable[[Append], list[int]]
+
+    def construct_repository(self) -> CommittedCache:
+        return CommittedCache(event_store=self.events, snapshot_store=self.snapshots,
+                              cache_maxsize=int(self.env.get(self.AGGREGATE_CACHE_MAXSIZE) or 20000))
+
+    def save(self, *objs: Any, **_: Any) -> list[Recording[UUID]]:
+        aggregates = [o for o in objs if o is not None]
+        pending = [(a, a.collect_events()) for a in aggregates]
+        events = [e for _, collected in pending for e in collected]
+        self.check(events)
+        stored = [self.mapper.to_stored_event(e) for e in events]
+        ids = self.commit(Append(stored, CLAIM.get()))
+        for aggregate, collected in pending:
+            self.repository.committed(aggregate)
+            self._snapshot(aggregate, collected)
+        return [Recording(e, _notification(s, i)) for e, s, i in zip(events, stored, ids, strict=True)]
+
+    def _snapshot(self, aggregate: Any, events: Iterable[Any]) -> None:
+        interval = self.snapshotting_intervals.get(type(aggregate))
+        for event in events:
+            if interval and event.originator_version % interval == 0:
+                try:
+                    self.take_snapshot(event.originator_id, event.originator_version, _project)
+                except IntegrityError:
+                    pass  # another process took the same snapshot
+
+
+def _notification(stored: StoredEvent, position: int) -> Notification:
+    return Notification(id=position, originator_id=stored.originator_id,
+                        originator_version=stored.originator_version, topic=stored.topic, state=stored.state)
 
 
 class EventStore:
-    """The application plus the SQL reads of its events table."""
+    """The application, how its commands run, and the SQL reads of its events table."""
 
     def __init__(
         self, url: str, catalog: Mapping[str, PlanTerms], clock: Clock | None = None,
-        schema: str = postgres.STORE_SCHEMA, group_commit: bool = True,
+        schema: str = postgres.STORE_SCHEMA, pool_size: int = 2, aux_pool: int = 2,
     ) -> None:
         self.schema = schema
         self.table = f"{schema}.ticketing_events"
@@ -36,14 +111,16 @@ class EventStore:
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute("SELECT pg_advisory_lock(hashtext('ticketing-store-setup'))")
             conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")  # type: ignore[arg-type]
-            self.app = TicketingApplication(
-                catalog, env=postgres.store_env(url, schema), clock=clock, usage=self.time_entries
-            )
-            conn.execute(postgres.sql("event_index", schema))  # type: ignore[arg-type]
+            env = postgres.store_env(url, schema, pool_size)
+            self.app = HostedApplication(catalog, env=env, clock=clock, usage=self.time_entries)
+            for name in ("event_index", "idempotency"):
+                conn.execute(postgres.sql(name, schema))  # type: ignore[arg-type]
             conn.execute("SELECT pg_advisory_unlock(hashtext('ticketing-store-setup'))")
-        self.pool = postgres.make_pool(url, max_size=4, name="store-reads")
-        if group_commit:
-            self.app.commit = GroupCommitter(self.app.save)
+        self.app.check = EventCheck(Codec())
+        recorder: TicketingRecorder = self.app.recorder  # type: ignore[assignment]
+        self.app.commit = GroupCommitter(recorder).commit
+        self.pool = postgres.make_pool(url, max_size=aux_pool, name="store-reads")
+        self._locks = [threading.Lock() for _ in range(256)]
 
     def close(self) -> None:
         self.pool.close()
@@ -55,6 +132,26 @@ class EventStore:
 
     def head(self) -> int:
         return int(self.app.recorder.max_notification_id() or 0)
+
+    # -- commands ---------------------------------------------------------------------------
+
+    def run(self, command: Callable[[], T], key: str | UUID | None = None, claim: Claim | None = None) -> T:
+        """Run a command (load, call, save), serialised per aggregate `key` in this process,
+        again on fresh state when another writer recorded first."""
+        lock = nullcontext() if key is None else self._locks[hash(as_id(key)) % len(self._locks)]
+        token = CLAIM.set(claim)
+        try:
+            with lock:
+                for _ in range(RETRIES):
+                    try:
+                        return command()
+                    except IntegrityError:
+                        continue  # another writer recorded first: decide again on its state
+            raise ConcurrentChange("the aggregate kept changing under this command; try again")
+        finally:
+            CLAIM.reset(token)
+
+    # -- audit reads ------------------------------------------------------------------------
 
     def time_entries(self, contract_id: str) -> Iterable[tuple[str, int]]:
         rows = self._query(
@@ -80,20 +177,17 @@ class EventStore:
         stored = StoredEvent(originator_id, version, topic, bytes(state))
         return from_domain_event(self.app.mapper.to_domain_event(stored), position)
 
-    def history(self, contract_id: str, as_of: datetime) -> dict[str, Any]:
+    def history(self, contract_id: str | UUID, as_of: datetime) -> dict[str, Any]:
         """The audit view: events up to `as_of` (business time) and the state they add up to."""
-        try:
-            UUID(contract_id)
-        except ValueError:
-            raise NotFound(f"no contract {contract_id}") from None
-        events = [e for e in self.envelopes_of(contract_id) if e.occurred_at <= as_of]
-        if not any(e.aggregate_id == contract_id for e in events):
-            self.app.contract(contract_id)  # 404 when the contract does not exist at all
+        cid = str(as_id(contract_id))
+        events = [e for e in self.envelopes_of(cid) if e.occurred_at <= as_of]
+        if not any(e.aggregate_id == cid for e in events):
+            self.app.contract(cid)  # 404 when the contract does not exist at all
             return {"as_of": as_of.isoformat(), "events": [], "contract": None, "tickets": []}
         versions: dict[str, int] = {}
         for e in events:
             versions[e.aggregate_id] = e.aggregate_version
-        contract = self.app.repository.get(UUID(contract_id), version=versions.pop(contract_id))
+        contract = self.app.repository.get(UUID(cid), version=versions.pop(cid))
         tickets = [self.app.repository.get(UUID(i), version=v).state() for i, v in versions.items()]
         return {
             "as_of": as_of.isoformat(),
@@ -103,5 +197,5 @@ class EventStore:
         }
 
     def _query(self, query: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-        with self.pool.connection() as conn:
-            return conn.execute(query, params).fetchall()  # type: ignore[arg-type]
+        return postgres.run(self.pool, lambda conn: conn.execute(query, params).fetchall())  # type: ignore[arg-type]
+

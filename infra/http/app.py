@@ -1,116 +1,180 @@
-"""The HTTP interface of DESIGN section 5: thin routes that parse, call the application, and
-answer with the position of what was recorded; queries read the read models."""
+"""The HTTP interface of DESIGN sections 5 and 6: thin routes that parse, run the command
+through the store (which serialises, retries and keeps idempotent answers), and answer with
+the position of what was recorded; queries read the read models."""
 
 from __future__ import annotations
 
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
+from uuid import UUID
 
-import psycopg
 import structlog
-from fastapi import APIRouter, FastAPI, Query
+from fastapi import APIRouter, Depends, FastAPI, Header, Path, Query, Request
 from fastapi.responses import JSONResponse
-from kafka import KafkaConsumer
+from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from domain import values
 from domain.application import Recorded
-from infra.http import errors, models
-from infra.http.readmodels import ReadModels
+from infra.http import errors, health, models
+from infra.http.readmodels import ReadModels, Watermarks
+from infra.idempotency import Claims, request_digest
+from infra.postgres.recorder import Claim
 from infra.settings import Settings
 from infra.store import EventStore
 
 log = structlog.get_logger("http")
-HEARTBEAT_FRESH = 10  # seconds
+MAX_BODY = 1024 * 1024  # 1 MiB; a larger body answers 413
+ContractId = Annotated[UUID, Path(description="a contract id (UUID); any other text answers 404")]
+TicketId = Annotated[UUID, Path(description="a ticket id (UUID); any other text answers 404")]
 
 
 class Backend:
-    """What the routes need: settings, the event store, the read models."""
+    """What the routes need: settings, the event store, the read models, the claims."""
 
-    def __init__(self, settings: Settings, store: EventStore, reads: ReadModels,
-                 projections: list[str]) -> None:
+    def __init__(self, settings: Settings, store: EventStore, reads: ReadModels, projections: list[str],
+                 claims: Claims, waits: Watermarks) -> None:
         self.settings, self.store, self.reads = settings, store, reads
-        self.projections = projections
+        self.projections, self.claims, self.waits = projections, claims, waits
         self.app = store.app
         self.clock = store.app.clock
+
+    def execute(self, command: Callable[[], Recorded], claim: Claim | None, key: UUID | None = None) -> Recorded:
+        """Run a command; a failed one gives its idempotency key back."""
+        try:
+            return self.store.run(command, key, claim)
+        except BaseException:
+            if claim is not None:
+                self.claims.release(claim)
+            raise
 
 
 def answer(recorded: Recorded, key: str | None = None) -> dict[str, Any]:
     return {key: recorded.aggregate_id, "position": recorded.position} if key else {"position": recorded.position}
 
 
-def command_routes(b: Backend) -> APIRouter:
+def scope_of(settings: Settings) -> str:
+    """Whose keys these are: the caller's token (the bootstrap admin), else the open API."""
+    return "bootstrap" if settings.admin_token else "open"
+
+
+def idempotent(answer_key: str | None = None) -> Any:
+    """A dependency claiming the request's `Idempotency-Key`, if it has one."""
+
+    async def claim(request: Request, idempotency_key: Annotated[str | None, Header(
+            max_length=255, description="1-255 visible ASCII characters; a repeat answers the kept answer")] = None,
+                    ) -> Claim | None:
+        if idempotency_key is None:
+            return None
+        b: Backend = request.app.state.backend
+        raw = await request.body()
+        parsed = await request.json() if raw.strip() else None
+        digest = request_digest(request.method, request.url.path.lower(), parsed)
+        status = request.scope["route"].status_code or 200
+        return await run_in_threadpool(b.claims.begin, scope_of(b.settings), idempotency_key, digest,
+                                       status, answer_key)
+
+    return Depends(claim)
+
+
+Keyed = Annotated[Claim | None, idempotent()]
+NewContract = Annotated[Claim | None, idempotent("contract_id")]
+NewTicket = Annotated[Claim | None, idempotent("ticket_id")]
+
+
+def contract_routes(b: Backend) -> APIRouter:
     r = APIRouter(tags=["commands"])
     app = b.app
 
     @r.post("/contracts", status_code=201)
-    def sign(body: models.SignContract) -> dict[str, Any]:
-        rec = app.sign_contract(body.customer, body.plan, body.starts_on, body.time_zone,
-                                [d.isoformat() for d in body.holidays], body.at)
+    def sign(body: models.SignContract, claim: NewContract) -> dict[str, Any]:
+        holidays = [d.isoformat() for d in body.holidays]
+        rec = b.execute(lambda: app.sign_contract(body.customer, body.plan, body.starts_on, body.time_zone,
+                                                  holidays, body.at), claim)
         return answer(rec, "contract_id")
 
     @r.post("/contracts/{contract_id}/credits")
-    def credits(contract_id: str, body: models.AddCredits) -> dict[str, Any]:
-        return answer(app.add_credits(contract_id, body.credits, body.at))
+    def credits(contract_id: ContractId, body: models.AddCredits, claim: Keyed) -> dict[str, Any]:
+        return answer(b.execute(lambda: app.add_credits(contract_id, body.credits, body.at), claim, contract_id))
 
     @r.post("/contracts/{contract_id}/renew")
-    def renew(contract_id: str, body: models.Reason | None = None) -> dict[str, Any]:
-        body = body or models.Reason()
-        return answer(app.renew_contract(contract_id, body.reason, body.at))
+    def renew(contract_id: ContractId, claim: Keyed, body: models.Because | None = None) -> dict[str, Any]:
+        given = body or models.Because()
+        return answer(b.execute(lambda: app.renew_contract(contract_id, given.reason, given.at), claim, contract_id))
 
     @r.post("/contracts/{contract_id}/cancel")
-    def cancel_contract(contract_id: str, body: models.Reason | None = None) -> dict[str, Any]:
-        body = body or models.Reason()
-        return answer(app.cancel_contract(contract_id, body.reason, body.at))
+    def cancel_contract(contract_id: ContractId, claim: Keyed, body: models.Because | None = None) -> dict[str, Any]:
+        given = body or models.Because()
+        return answer(b.execute(lambda: app.cancel_contract(contract_id, given.reason, given.at), claim, contract_id))
 
     @r.post("/contracts/{contract_id}/maintenance")
-    def maintenance(contract_id: str, body: models.Maintenance) -> dict[str, Any]:
-        return answer(app.schedule_maintenance(contract_id, body.starts_at, body.ends_at, body.reason, body.at))
+    def maintenance(contract_id: ContractId, body: models.Maintenance,
+                    claim: Keyed) -> dict[str, Any]:
+        return answer(b.execute(lambda: app.schedule_maintenance(
+            contract_id, body.starts_at, body.ends_at, body.reason, body.at), claim, contract_id))
+
+    return r
+
+
+def ticket_routes(b: Backend) -> APIRouter:
+    r = APIRouter(tags=["commands"])
+    app = b.app
 
     @r.post("/tickets", status_code=201)
-    def open_ticket(body: models.OpenTicket) -> dict[str, Any]:
-        rec = app.open_ticket(body.contract_id, body.title, body.reporter, body.channel,
-                              body.priority, body.category, body.down_since, body.at)
+    def open_ticket(body: models.OpenTicket, claim: NewTicket) -> dict[str, Any]:
+        rec = b.execute(lambda: app.open_ticket(body.contract_id, body.title, body.reporter, body.channel,
+                                                body.priority, body.category, body.down_since, body.at), claim)
         return answer(rec, "ticket_id")
 
     @r.post("/tickets/{ticket_id}/classify")
-    def classify(ticket_id: str, body: models.Classify) -> dict[str, Any]:
-        return answer(app.classify(ticket_id, body.priority, body.category, body.at))
+    def classify(ticket_id: TicketId, body: models.Classify, claim: Keyed) -> dict[str, Any]:
+        return answer(b.execute(lambda: app.classify(ticket_id, body.priority, body.category, body.at),
+                                claim, ticket_id))
 
     @r.post("/tickets/{ticket_id}/time")
-    def time_entry(ticket_id: str, body: models.TimeEntry) -> dict[str, Any]:
-        return answer(app.record_time(ticket_id, body.minutes, body.kind, body.engineer, body.at))
+    def time_entry(ticket_id: TicketId, body: models.TimeEntry, claim: Keyed) -> dict[str, Any]:
+        return answer(b.execute(lambda: app.record_time(ticket_id, body.minutes, body.kind, body.engineer, body.at),
+                                claim, ticket_id))
 
-    simple: dict[str, Callable[..., Recorded]] = {
-        "respond": lambda t, b: app.respond(t, b.at),
-        "resume": lambda t, b: app.resume(t, b.at),
-        "restore": lambda t, b: app.restore(t, b.at),
-        "pause": lambda t, b: app.pause(t, b.reason, b.at),
-        "resolve": lambda t, b: app.resolve(t, b.reason, b.at),
-        "reopen": lambda t, b: app.reopen(t, b.reason, b.at),
-        "cancel": lambda t, b: app.cancel_ticket(t, b.reason, b.at),
+    simple: dict[str, Callable[[UUID, models.Because], Recorded]] = {
+        "respond": lambda t, g: app.respond(t, g.at),
+        "resume": lambda t, g: app.resume(t, g.at),
+        "restore": lambda t, g: app.restore(t, g.at),
+        "pause": lambda t, g: app.pause(t, g.reason, g.at),
+        "resolve": lambda t, g: app.resolve(t, g.reason, g.at),
+        "reopen": lambda t, g: app.reopen(t, g.reason, g.at),
+        "cancel": lambda t, g: app.cancel_ticket(t, g.reason, g.at),
     }
     for verb, call in simple.items():
-        def route(ticket_id: str, body: models.Reason | None = None, _call: Any = call) -> dict[str, Any]:
-            return answer(_call(ticket_id, body or models.Reason()))
-
-        r.add_api_route(f"/tickets/{{ticket_id}}/{verb}", route, methods=["POST"], name=verb)
+        r.add_api_route(f"/tickets/{{ticket_id}}/{verb}", _simple(b, call), methods=["POST"], name=verb)
     return r
+
+
+def _simple(b: Backend, call: Callable[[UUID, models.Because], Recorded]) -> Callable[..., dict[str, Any]]:
+    """A route for a ticket command that takes only an optional reason and `at`."""
+
+    def route(ticket_id: TicketId, claim: Keyed,
+              body: models.Because | None = None) -> dict[str, Any]:
+        given = body or models.Because()
+        return answer(b.execute(lambda: call(ticket_id, given), claim, ticket_id))
+
+    return route
 
 
 def query_routes(b: Backend) -> APIRouter:
     r = APIRouter(tags=["queries"])
 
     @r.get("/contracts/{contract_id}/history")
-    def history(contract_id: str, as_of: str | None = Query(None, description="ISO-8601 instant")) -> dict[str, Any]:
+    def history(contract_id: ContractId, as_of: Annotated[str | None, Query(
+            max_length=64, description="ISO-8601 instant with offset; default: now")] = None) -> dict[str, Any]:
         when = values.instant(as_of) if as_of else b.clock.now()
         return b.store.history(contract_id, when)
 
     @r.get("/health")
-    def health() -> JSONResponse:
-        checks = health_checks(b)
+    async def health_check() -> JSONResponse:
+        checks = await health.checks(b)
         ok = all(c == "ok" for c in checks.values())
         return JSONResponse({"status": "ok" if ok else "unavailable", "checks": checks},
                             status_code=200 if ok else 503)
@@ -118,37 +182,12 @@ def query_routes(b: Backend) -> APIRouter:
     return r
 
 
-def health_checks(b: Backend) -> dict[str, str]:
-    checks: dict[str, str] = {}
-    try:
-        b.reads.one("SELECT 1")
-        checks["store"] = "ok"
-    except psycopg.Error as exc:
-        checks["store"] = f"down: {exc}"
-    try:
-        consumer = KafkaConsumer(bootstrap_servers=b.settings.kafka_bootstrap, request_timeout_ms=3000)
-        consumer.topics()
-        consumer.close()
-        checks["broker"] = "ok"
-    except Exception as exc:  # noqa: BLE001 - any failure means the broker is not usable
-        checks["broker"] = f"down: {exc}"
-    row = b.reads.one("SELECT extract(epoch FROM now() - beat_at) AS age FROM relay.heartbeat WHERE topic = %s",
-                      (b.settings.events_topic,))
-    checks["relay"] = "ok" if row and float(row["age"]) < HEARTBEAT_FRESH else "no recent heartbeat"
-    for name in b.projections:
-        try:
-            row = b.reads.one(f"SELECT extract(epoch FROM now() - beat_at) AS age FROM proj_{name}.heartbeat")
-        except psycopg.Error:
-            row = None
-        fresh = row is not None and row["age"] is not None and float(row["age"]) < HEARTBEAT_FRESH
-        checks[f"projection:{name}"] = "ok" if fresh else "no recent heartbeat"
-    return checks
-
-
 def create_app(backend: Backend, extra_routers: list[APIRouter] | None = None) -> FastAPI:
     app = FastAPI(title="ticketing", version="1", description="Event-sourced support contracts: SLA, ledger, availability.")
+    app.state.backend = backend
     errors.install(app)
-    app.include_router(command_routes(backend))
+    app.include_router(contract_routes(backend))
+    app.include_router(ticket_routes(backend))
     app.include_router(query_routes(backend))
     for router in extra_routers or []:
         app.include_router(router)
@@ -160,7 +199,8 @@ OPEN_PATHS = ("/health", "/docs", "/openapi.json")
 
 
 class AccessMiddleware:
-    """Bearer-token check and one log line per request, as plain ASGI (no extra task per call)."""
+    """Bearer-token check, the body size limit, and one log line per request, as plain ASGI
+    (no extra task per call)."""
 
     def __init__(self, app: ASGIApp, token: str | None) -> None:
         self.app, self.token = app, token
@@ -179,9 +219,47 @@ class AccessMiddleware:
             await send(message)
 
         path = scope["path"]
-        if self.expected and path not in OPEN_PATHS and dict(scope["headers"]).get(b"authorization") != self.expected:
+        headers = dict(scope["headers"])
+        if self.expected and path not in OPEN_PATHS and headers.get(b"authorization") != self.expected:
             await JSONResponse(errors.body("missing or wrong bearer token"), status_code=401)(scope, receive, sending)
         else:
-            await self.app(scope, receive, sending)
+            await self._bounded(scope, receive, sending, headers)
         log.info("request", method=scope["method"], path=path, status=status["code"],
                  ms=round((time.perf_counter() - started) * 1000, 2), request_id=uuid.uuid4().hex[:12])
+
+    async def _bounded(self, scope: Scope, receive: Receive, send: Send, headers: dict[bytes, bytes]) -> None:
+        """Pass the request on with its body read up to the limit; beyond it, 413."""
+        declared = headers.get(b"content-length", b"0")
+        if not declared.isdigit() or int(declared) > MAX_BODY:
+            await _too_large(scope, receive, send)
+            return
+        chunks, size, more = [], 0, True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                await self.app(scope, _replay([message]), send)
+                return
+            chunks.append(message.get("body", b""))
+            size, more = size + len(chunks[-1]), message.get("more_body", False)
+            if size > MAX_BODY:
+                await _too_large(scope, receive, send)
+                return
+        await self.app(scope, _replay([{"type": "http.request", "body": b"".join(chunks), "more_body": False}],
+                                      receive), send)
+
+
+async def _too_large(scope: Scope, receive: Receive, send: Send) -> None:
+    response = JSONResponse(errors.body("the request body is larger than 1 MiB", {"limit": MAX_BODY}),
+                            status_code=413)
+    await response(scope, receive, send)
+
+
+def _replay(messages: list[Message], then: Receive | None = None) -> Receive:
+    async def receive() -> Message:
+        if messages:
+            return messages.pop(0)
+        if then is not None:
+            return await then()
+        return {"type": "http.disconnect"}
+
+    return receive

@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
+from uuid import UUID
 
 import psycopg
 from fastapi import APIRouter
@@ -21,7 +22,7 @@ from consumers.outbox import enqueue
 from domain.availability import Interval, month_bounds
 from domain.errors import NotFound
 from infra.avro import NoticeCodec
-from infra.http.readmodels import month_window
+from infra.http.readmodels import month_window, waited
 from infra.readmodels import ProjectionSpec
 from projections.availability import (
     AvailabilityProjection,
@@ -260,12 +261,15 @@ def answer(contract: ContractOutages, month: str, now: datetime) -> dict[str, An
     }
 
 
+Waited = Annotated[None, waited(NAME)]
+
+
 def routes(backend: Any) -> APIRouter:
     r = APIRouter(tags=["availability"])
 
     @r.get("/contracts/{contract_id}/availability")
-    def availability(contract_id: str, month: str | None = None, wait_for: int | None = None) -> dict[str, Any]:
-        backend.reads.wait_for(NAME, wait_for)
+    def availability(contract_id: UUID, _: Waited, month: str | None = None) -> dict[str, Any]:
+        contract_id = str(contract_id)  # type: ignore[assignment]  # canonical text, as stored
         terms = backend.reads.one(f"SELECT time_zone FROM {SCHEMA}.availability_contracts"
                                   " WHERE contract_id = %s", (contract_id,))
         if terms is None:

@@ -14,7 +14,8 @@ from __future__ import annotations
 import json
 import re
 from datetime import date, datetime
-from typing import Any
+from typing import Annotated, Any
+from uuid import UUID
 
 import psycopg
 from fastapi import APIRouter
@@ -23,6 +24,7 @@ from consumers.outbox import enqueue
 from domain.billing import allowance_period
 from domain.errors import NotFound
 from infra.avro import H_NOTICE_TYPE, NoticeCodec
+from infra.http.readmodels import waited
 from infra.readmodels import ProjectionSpec
 from projections.ledger import (
     EXHAUSTED,
@@ -252,14 +254,17 @@ def ledger_answer(book: Book, period: Period, labels: list[str], entries: list[d
     }
 
 
+Waited = Annotated[None, waited("ledger")]
+
+
 def routes(backend: Any) -> APIRouter:
     r = APIRouter(tags=["ledger"])
     reads = backend.reads
     entry_cols = "ticket_id, kind, minutes, charge, overage, at, engineer, position"
 
     @r.get("/contracts/{contract_id}/ledger")
-    def ledger(contract_id: str, period: str | None = None, wait_for: int | None = None) -> dict[str, Any]:
-        reads.wait_for("ledger", wait_for)
+    def ledger(contract_id: UUID, _: Waited, period: str | None = None) -> dict[str, Any]:
+        contract_id = str(contract_id)  # type: ignore[assignment]  # canonical text, as stored
         row = reads.one("SELECT * FROM proj_ledger.contracts WHERE contract_id = %s", (contract_id,))
         if row is None:
             raise NotFound(f"no contract {contract_id} in the ledger")
@@ -285,8 +290,8 @@ def routes(backend: Any) -> APIRouter:
         return ledger_answer(book, periods[label], labels, entries)
 
     @r.get("/tickets/{ticket_id}/statement")
-    def statement(ticket_id: str, wait_for: int | None = None) -> dict[str, Any]:
-        reads.wait_for("ledger", wait_for)
+    def statement(ticket_id: UUID, _: Waited) -> dict[str, Any]:
+        ticket_id = str(ticket_id)  # type: ignore[assignment]  # canonical text, as stored
         rows = reads.all("SELECT * FROM proj_ledger.statements WHERE ticket_id = %s ORDER BY position",
                          (ticket_id,))
         if not rows:

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
+from uuid import UUID
 
 import psycopg
 from fastapi import APIRouter
@@ -23,7 +24,7 @@ from domain.sla.explain import explain, minutes
 from domain.sla.facts import TicketFacts, apply, from_json, to_json
 from domain.sla.report import compliance
 from infra.avro import NoticeCodec
-from infra.http.readmodels import month_window
+from infra.http.readmodels import month_window, waited
 from infra.readmodels import ProjectionSpec
 from projections.sla import CLOCKS, Breach, Change, Derived, Signed, SlaProjection, derive
 
@@ -206,22 +207,25 @@ def ticket_answer(row: dict[str, Any], now: datetime, with_explain: bool = False
     return body | {"explain": explain(rules, facts, now)} if with_explain else body
 
 
+Waited = Annotated[None, waited(NAME)]
+
+
 def routes(backend: Any) -> APIRouter:
     r = APIRouter(tags=["sla"])
     joined = (f"SELECT t.ticket_id, t.contract_id, t.facts, c.plan_id, c.terms, c.time_zone, c.holidays"
               f" FROM {SCHEMA}.sla_tickets t JOIN {SCHEMA}.sla_contracts c USING (contract_id)")
 
     @r.get("/tickets/{ticket_id}/sla")
-    def ticket_sla(ticket_id: str, wait_for: int | None = None, explain: bool = False) -> dict[str, Any]:
-        backend.reads.wait_for(NAME, wait_for)
+    def ticket_sla(ticket_id: UUID, _: Waited, explain: bool = False) -> dict[str, Any]:
+        ticket_id = str(ticket_id)  # type: ignore[assignment]  # canonical text, as stored
         row = backend.reads.one(f"{joined} WHERE t.ticket_id = %s", (ticket_id,))
         if row is None:
             raise NotFound(f"no ticket {ticket_id}")
         return ticket_answer(row, backend.clock.now(), explain)
 
     @r.get("/contracts/{contract_id}/sla")
-    def contract_sla(contract_id: str, month: str | None = None, wait_for: int | None = None) -> dict[str, Any]:
-        backend.reads.wait_for(NAME, wait_for)
+    def contract_sla(contract_id: UUID, _: Waited, month: str | None = None) -> dict[str, Any]:
+        contract_id = str(contract_id)  # type: ignore[assignment]  # canonical text, as stored
         c = backend.reads.one(f"SELECT * FROM {SCHEMA}.sla_contracts WHERE contract_id = %s", (contract_id,))
         if c is None:
             raise NotFound(f"no contract {contract_id}")

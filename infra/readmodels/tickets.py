@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from functools import lru_cache
-from typing import Any
+from typing import Annotated, Any
+from uuid import UUID
 
 import psycopg
 from fastapi import APIRouter
@@ -14,6 +15,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from domain.errors import NotFound
+from infra.http.readmodels import waited
 from infra.readmodels import ProjectionSpec
 from projections.tickets import InMemoryTicketsView, TicketsProjection
 
@@ -79,20 +81,23 @@ def _statements(schema: str) -> dict[str, Any]:
     }
 
 
+Waited = Annotated[None, waited("tickets")]
+
+
 def routes(backend: Any) -> APIRouter:
     r = APIRouter(tags=["tickets"])
 
     @r.get("/tickets/{ticket_id}")
-    def ticket(ticket_id: str, wait_for: int | None = None) -> dict[str, Any]:
-        backend.reads.wait_for("tickets", wait_for)
+    def ticket(ticket_id: UUID, _: Waited) -> dict[str, Any]:
+        ticket_id = str(ticket_id)  # type: ignore[assignment]  # canonical text, as stored
         row = backend.reads.one("SELECT * FROM proj_tickets.tickets WHERE ticket_id = %s", (ticket_id,))
         if row is None:
             raise NotFound(f"no ticket {ticket_id}")
         return row
 
     @r.get("/contracts/{contract_id}/tickets")
-    def tickets(contract_id: str, wait_for: int | None = None, status: str | None = None) -> dict[str, Any]:
-        backend.reads.wait_for("tickets", wait_for)
+    def tickets(contract_id: UUID, _: Waited, status: str | None = None) -> dict[str, Any]:
+        contract_id = str(contract_id)  # type: ignore[assignment]  # canonical text, as stored
         rows = backend.reads.all(
             "SELECT * FROM proj_tickets.tickets WHERE contract_id = %s"
             " AND (%s::text IS NULL OR status = %s) ORDER BY position",

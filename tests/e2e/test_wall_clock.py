@@ -13,7 +13,6 @@ one), New Year's Eve, and the real clock.
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -21,19 +20,17 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
-import psycopg
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
 from domain.billing import add_months
 from domain.clock import ShiftedClock
-from infra import embedded, wiring
-from infra.processes import Processes
 from infra.readmodels.availability import NOTICE_TOPIC as BUDGET_TOPIC
 from infra.readmodels.availability import decode_notice as decode_budget
 from infra.readmodels.sla import NOTICE_TOPIC as SLA_TOPIC
 from infra.readmodels.sla import decode_notice as decode_breach
 from infra.settings import Settings
+from tests.backends import isolated
 from tests.factories import post
 
 TARGET = 0.9996  # datacrm's availability target
@@ -77,29 +74,13 @@ class Shifted:
 
 
 @pytest.fixture(scope="module", params=SCENARIOS, ids=[s.name for s in SCENARIOS])
-def shifted(request: pytest.FixtureRequest, servers: Settings) -> Iterator[Shifted]:
+def shifted(request: pytest.FixtureRequest, servers: Settings,
+            tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shifted]:
     scenario: Scenario = request.param
-    assert servers.database_url
-    database = f"clock_{scenario.name.replace('-', '_')}_{uuid.uuid4().hex[:6]}"
-    with psycopg.connect(servers.database_url, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {database}")  # type: ignore[arg-type]
-    url = psycopg.conninfo.make_conninfo(servers.database_url, dbname=database)
-    data = servers.data_dir / database
-    broker = embedded.start_broker(data)
     offset = 0.0 if scenario.starts_at is None else (scenario.starts_at - datetime.now(UTC)).total_seconds()
-    settings = Settings(data_dir=data, http_port=embedded.free_port(), clock_offset=offset,
-                        renewals_interval=1.0).with_servers(url, broker.bootstrap)
-    wiring.event_store(settings).close()
-    wiring.setup_database(url)
-    wiring.ensure_topic(settings)
-    procs = Processes(settings, extra=("renewals",))
-    procs.start_all()
-    try:
-        with httpx.Client(base_url=procs.base_url, timeout=30) as client:
-            yield Shifted(scenario, settings, ShiftedClock(timedelta(seconds=offset)), client)
-    finally:
-        procs.stop_all()
-        broker.stop()
+    with isolated(servers, tmp_path_factory.mktemp("clock"), extra=("renewals",), clock_offset=offset,
+                  renewals_interval=1.0) as backend, backend.client() as client:
+        yield Shifted(scenario, backend.settings, ShiftedClock(timedelta(seconds=offset)), client)
 
 
 # -- local months, computed here independently of the backend's own code ----------------------

@@ -7,6 +7,7 @@ from __future__ import annotations
 import signal
 import threading
 import time
+import uuid
 
 import httpx
 
@@ -53,7 +54,7 @@ def test_killing_the_relay_and_a_consumer_mid_stream_loses_nothing_and_applies_n
     writer.join()
     assert done.is_set()
     head = store.head()
-    reached = httpx.get(f"{base_url}/contracts/x/tickets", params={"wait_for": head}, timeout=60)
+    reached = httpx.get(f"{base_url}/contracts/{uuid.uuid4()}/tickets", params={"wait_for": head}, timeout=60)
     assert reached.status_code == 200, reached.text
     url = backend.settings.database_url or ""
     # Rows changed after `head` (by other tests' processes, if any) are not this test's.

@@ -28,7 +28,7 @@ def app_store(servers: Settings) -> Iterator[EventStore]:
 def one_pass(servers: Settings, store: EventStore, *contract_ids: str) -> list[Any]:
     # Only the test's own contracts: the session's database holds other tests' contracts too.
     with psycopg.connect(servers.database_url or "") as conn:
-        return renewals.run_pass(store.app, conn, datetime.now(UTC), only=contract_ids)
+        return renewals.run_pass(store, conn, datetime.now(UTC), only=contract_ids)
 
 
 def ledger(client: httpx.Client, cid: str, position: int) -> dict[str, Any]:
@@ -82,5 +82,5 @@ def test_a_contract_cancelled_before_its_anniversary_never_renews(
     cancelled = app.cancel_contract(cid, "moving on", at="2025-06-01T10:00:00-04:00")
     assert ledger(client, cid, cancelled.position)["renews_at"] is None
     assert one_pass(servers, app_store, cid) == []
-    assert renewals.renew_if_due(app, cid, datetime.now(UTC)) == []
+    assert renewals.renew_if_due(app_store, cid, datetime.now(UTC)) == []
     assert renewals_of(app_store, cid) == []

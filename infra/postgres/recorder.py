@@ -1,0 +1,141 @@
+"""The event store's recorder: the library's PostgreSQL recorder, plus one append that writes
+several commands' events and their idempotency answers in one transaction.
+
+Appends go in store order: the events table is locked for the transaction (as the library
+does), so notification ids are handed out in commit order and readers never pass a gap that
+fills later. A command's kept answer (its `Idempotency-Key`) is completed in the same
+transaction as its events, so a crash leaves both or neither. When the connection breaks
+while committing, whether the commit happened is unknown: `committed` finds out by reading
+the rows back, byte for byte, so a command is neither lost nor recorded twice.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import wraps
+from typing import Any
+
+import structlog
+from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
+from eventsourcing.postgres import PostgresAggregateRecorder, PostgresApplicationRecorder
+from psycopg.sql import SQL, Identifier
+
+log = structlog.get_logger("store")
+
+TOPIC = "infra.postgres.recorder:TicketingRecorder"
+
+
+class ClaimLost(Exception):
+    """A command's idempotency claim was taken over by a repeat (its first run was given up)."""
+
+
+@dataclass
+class Claim:
+    """A running command's hold on its idempotency key, and the answer to keep on success."""
+
+    scope: str
+    key: str
+    attempt: str
+    status: int = 200
+    answer_key: str | None = None  # e.g. "ticket_id" for a creation
+
+    def answer(self, aggregate_id: str, position: int) -> dict[str, Any]:
+        head = {self.answer_key: aggregate_id} if self.answer_key else {}
+        return head | {"position": position}
+
+
+@dataclass
+class Append:
+    """One command's new events, and its claim if it carries an idempotency key."""
+
+    events: Sequence[StoredEvent]
+    claim: Claim | None = None
+    ids: list[int] = field(default_factory=list)
+
+
+def _resilient(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Three tries, and after a failure, first drop the pool's dead connections (after the
+    store restarted they all are): an outage answers within seconds, a restart heals at once."""
+
+    @wraps(func)
+    def call(self: TicketingRecorder, *args: Any, **kwargs: Any) -> Any:
+        for attempt in range(3):
+            try:
+                return func(self, *args, **kwargs)
+            except (OperationalError, InterfaceError):
+                if attempt == 2:
+                    raise
+                self.drop_stale_connections()
+                time.sleep(0.2)
+        return None
+
+    return call
+
+
+class TicketingRecorder(PostgresApplicationRecorder):
+    """Adds `append` (several commands, one transaction) and `committed` (was it written?);
+    reads retry less, but smarter, than the library's (which waits up to 10 times)."""
+
+    select_events = _resilient(PostgresAggregateRecorder.select_events.__wrapped__)  # type: ignore[attr-defined]
+    max_notification_id = _resilient(PostgresApplicationRecorder.max_notification_id.__wrapped__)  # type: ignore[attr-defined]
+
+    def drop_stale_connections(self) -> None:
+        """Check the pool's idle connections and drop the dead ones."""
+        try:
+            self.datastore.pool.check()
+        except Exception as error:  # noqa: BLE001 - only an optimisation; the caller retries
+            log.warning("could not check the pool's connections", error=str(error))
+
+    def append(self, appends: Sequence[Append]) -> None:
+        """Record every append's events (setting their `ids`) and complete their claims."""
+        stored = [e for a in appends for e in a.events]
+        rows = [self.construct_pg_stored_event(e.originator_id, e.originator_version, e.topic, e.state)
+                for e in stored]
+        claims = [(a, a.claim) for a in appends if a.claim is not None]
+        with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
+            self._lock_table(curs)
+            curs.execute(self.insert_events_statement, (rows,), prepare=True)
+            ids = [row["notification_id"] for row in curs.fetchall()]
+            start = 0
+            for a in appends:
+                a.ids, start = ids[start:start + len(a.events)], start + len(a.events)
+            if claims:
+                self._complete(curs, claims)
+
+    def _complete(self, curs: Any, claims: list[tuple[Append, Claim]]) -> None:
+        done = [{"scope": c.scope, "key": c.key, "attempt": c.attempt, "status": c.status,
+                 "answer": c.answer(str(a.events[0].originator_id), max(a.ids))} for a, c in claims]
+        curs.execute(self._complete_statement(), (json.dumps(done),))
+        completed = {(r["scope"], r["key"]) for r in curs.fetchall()}
+        if len(completed) < len(done):
+            raise ClaimLost("an idempotency key was taken over while its command ran")
+
+    def _complete_statement(self) -> SQL:
+        return SQL(
+            "UPDATE {schema}.idempotency i SET status = d.status, answer = d.answer, completed_at = now()"
+            " FROM jsonb_to_recordset(%s::jsonb) AS d(scope text, key text, attempt uuid, status int, answer jsonb)"
+            " WHERE i.scope = d.scope AND i.key = d.key AND i.attempt = d.attempt AND i.status IS NULL"
+            " RETURNING i.scope, i.key"
+        ).format(schema=Identifier(self.datastore.schema))
+
+    def committed(self, events: Sequence[StoredEvent]) -> list[int] | None:
+        """The ids of these exact events if they are in the store (a commit whose answer was
+        lost), None if none of them is. Stored bytes include the event's microsecond
+        timestamp, so another writer's event never matches."""
+        keys = [(e.originator_id, e.originator_version) for e in events]
+        statement = SQL(
+            "SELECT originator_id, originator_version, state, notification_id FROM {schema}.{table}"
+            " WHERE (originator_id, originator_version) IN (SELECT * FROM unnest(%s::uuid[], %s::bigint[]))"
+        ).format(schema=Identifier(self.datastore.schema), table=Identifier(self.events_table_name))
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(statement, ([k[0] for k in keys], [k[1] for k in keys]))
+            found = {(r["originator_id"], r["originator_version"]): r for r in curs.fetchall()}
+        if not found:
+            return None
+        rows = [found.get(k) for k in keys]
+        if all(r is not None and bytes(r["state"]) == e.state for r, e in zip(rows, events, strict=True)):
+            return [r["notification_id"] for r in rows if r is not None]
+        return None
