@@ -32,7 +32,14 @@ def _stopper() -> Any:
 
 
 def cmd_api(settings: Settings, _: argparse.Namespace) -> int:
+    import os
+
     import uvicorn
+
+    from infra import lifeline
+
+    if settings.api_workers > 1:  # uvicorn's workers are our children: they die with us
+        os.environ[lifeline.PARENT] = str(os.getpid())
 
     # Each worker is a process of its own (commands on one aggregate may then race across
     # workers: the store's version check and the command's retry settle it).
@@ -73,7 +80,7 @@ def cmd_renewals(settings: Settings, args: argparse.Namespace) -> int:
     store = wiring.event_store(settings)
     try:
         interval = settings.renewals_interval if args.interval is None else args.interval
-        renewals.run(store.app, settings.database_url, _stopper(), interval, args.once)
+        renewals.run(store, settings.database_url, _stopper(), interval, args.once)
     finally:
         store.close()
     return 0
@@ -123,14 +130,20 @@ def cmd_rebuild(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_run(settings: Settings, _: argparse.Namespace) -> int:
+    from infra.lifeline import AlreadyRunning
     from infra.supervisor import run
 
-    return run(settings, _stopper())
+    try:
+        return run(settings, _stopper())
+    except AlreadyRunning as running:
+        print(f"ticketing run: {running}", file=sys.stderr)
+        return 1
 
 
 def main(argv: list[str] | None = None) -> int:
-    from infra import wiring
+    from infra import lifeline, wiring
 
+    lifeline.supervised()
     parser = argparse.ArgumentParser(prog="ticketing", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("run", help="the whole backend on embedded defaults (or DATABASE_URL / KAFKA_BOOTSTRAP_SERVERS)").set_defaults(func=cmd_run)

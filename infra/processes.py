@@ -35,6 +35,10 @@ class Processes:
 
     def start(self, name: str) -> None:
         args = ["consume", name.removeprefix("consume-")] if name.startswith("consume-") else [name]
+        self.start_as(name, args)
+
+    def start_as(self, name: str, args: list[str]) -> None:
+        """Start `ticketing <args>` under `name`."""
         log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - the child owns it
         self.procs[name] = subprocess.Popen(
             [sys.executable, "-m", "infra.cli", *args], env=self.env, stdout=log, stderr=subprocess.STDOUT,

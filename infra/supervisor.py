@@ -4,6 +4,7 @@ consumer per projection as child processes, each restarted if it dies."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -12,7 +13,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from infra import embedded, wiring
+from infra import embedded, lifeline, wiring
 from infra.settings import Settings
 
 log = structlog.get_logger("supervisor")
@@ -25,11 +26,26 @@ class Child:
     process: subprocess.Popen[bytes] | None = None
     restarts: int = 0
     started: float = field(default=0.0)
+    down_since: float | None = None
 
     def start(self, env: dict[str, str]) -> None:
         self.process = subprocess.Popen([sys.executable, "-m", "infra.cli", *self.args], env=env)
         self.started = time.monotonic()
         log.info("started", child=self.name, pid=self.process.pid)
+
+    def revive(self, env: dict[str, str]) -> None:
+        """Start the child again if it died: at once the first time, then backing off up to
+        5 s while it keeps dying young (a child that lived a minute starts afresh)."""
+        if self.process is None or self.process.poll() is None:
+            return
+        now = time.monotonic()
+        if self.down_since is None:
+            log.warning("child died; restarting", child=self.name, code=self.process.returncode)
+            self.restarts = 0 if now - self.started > 60 else self.restarts + 1
+            self.down_since = now
+        if now - self.down_since >= min(5.0, 0.5 * self.restarts):
+            self.down_since = None
+            self.start(env)
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
@@ -50,6 +66,29 @@ def children() -> list[Child]:
 
 
 def run(settings: Settings, stopped: Callable[[], bool]) -> int:
+    """Run the backend until stopped; AlreadyRunning if another run holds the data dir."""
+    held = lifeline.hold_data_dir(settings.data_dir, {"http": f"http://{settings.http_host}:{settings.http_port}"})
+    try:
+        return _run(settings, stopped)
+    finally:
+        held.close()
+
+
+def _revive_broker(broker: embedded.Broker | None, settings: Settings) -> embedded.Broker | None:
+    """The embedded broker again, on its port, if it died (it comes back empty: the relay
+    notices the lost history and publishes everything again)."""
+    if broker is None or broker.process.poll() is None:
+        return broker
+    log.warning("embedded broker died; restarting it", code=broker.process.returncode)
+    port = int(broker.bootstrap.rpartition(":")[2])
+    try:
+        return embedded.start_broker(settings.data_dir, port)
+    except RuntimeError as error:
+        log.error("could not restart the embedded broker", error=str(error))
+        return broker
+
+
+def _run(settings: Settings, stopped: Callable[[], bool]) -> int:
     broker = None
     embedded_pg = not settings.database_url
     if embedded_pg:
@@ -67,20 +106,17 @@ def run(settings: Settings, stopped: Callable[[], bool]) -> int:
         "database_url": settings.database_url, "kafka_bootstrap": settings.kafka_bootstrap,
         "http": f"http://{settings.http_host}:{settings.http_port}",
     }))
-    env = settings.child_env()
+    env = settings.child_env() | {lifeline.PARENT: str(os.getpid())}
     kids = children()
     for kid in kids:
         kid.start(env)
     log.info("backend running", http=f"http://{settings.http_host}:{settings.http_port}")
     try:
         while not stopped():
-            time.sleep(0.5)
+            time.sleep(0.2)
+            broker = _revive_broker(broker, settings)
             for kid in kids:
-                if kid.process and kid.process.poll() is not None:
-                    log.warning("child died; restarting", child=kid.name, code=kid.process.returncode)
-                    kid.restarts += 1
-                    time.sleep(min(5, 0.5 * kid.restarts))
-                    kid.start(env)
+                kid.revive(env)
     finally:
         for kid in kids:
             kid.stop()

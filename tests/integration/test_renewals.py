@@ -5,6 +5,8 @@ one never renews."""
 
 from __future__ import annotations
 
+import signal
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -84,3 +86,29 @@ def test_a_contract_cancelled_before_its_anniversary_never_renews(
     assert one_pass(servers, app_store, cid) == []
     assert renewals.renew_if_due(app_store, cid, datetime.now(UTC)) == []
     assert renewals_of(app_store, cid) == []
+
+
+def test_a_second_renewals_process_waits_as_a_standby_and_takes_over_when_the_first_dies(
+    servers: Settings, db: psycopg.Connection
+) -> None:
+    from consumers import leases
+    from infra.processes import Processes
+
+    procs = Processes(servers)
+    holders = []
+    try:
+        for name in ("renewals-a", "renewals-b"):
+            procs.start_as(name, ["renewals", "--interval", "0.5"])
+            deadline = time.monotonic() + 30
+            while (holder := leases.holder(db, renewals.ROLE)) is None:
+                assert time.monotonic() < deadline, "nobody took the renewals role"
+                time.sleep(0.2)
+            holders.append(holder)
+        assert holders[0] == holders[1], "the second process took the role from a living first one"
+        procs.kill("renewals-a", signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while leases.holder(db, renewals.ROLE) in (None, holders[0]):
+            assert time.monotonic() < deadline, "the standby did not take over within 10 s"
+            time.sleep(0.2)
+    finally:
+        procs.stop_all()
