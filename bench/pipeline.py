@@ -2,7 +2,8 @@
 
 Workloads (stated so the figures can be compared run to run):
 - http: 16 concurrent clients send 4,000 ticket commands over HTTP (open, respond, time,
-  pause, resume, classify, in a cycle) on 16 contracts; per-request latency.
+  pause, resume, classify, in a cycle) on 16 contracts; per-request latency; beside the same
+  load on a bare no-op FastAPI app (bench/commands.py), and again with idempotency keys.
 - relay: 30,000 events already in the store, relayed by a fresh relay to a fresh topic.
 - consumer: the ticket-list projection consumes those 30,000 events from the topic's start.
 - rebuild: the ticket-list projection rebuilt straight from the store (30,000+ events).
@@ -13,7 +14,6 @@ Workloads (stated so the figures can be compared run to run):
 
 from __future__ import annotations
 
-import itertools
 import tempfile
 import threading
 import time
@@ -28,49 +28,11 @@ from infra import embedded, rebuild, wiring
 from infra.processes import Processes
 from infra.settings import Settings
 from infra.store import EventStore
+from bench import commands
 from bench.stats import summary
 
 CLIENTS = 16
 COMMANDS = 4000
-
-
-def http_commands(base: str) -> dict[str, Any]:
-    with httpx.Client(base_url=base, timeout=30) as c:
-        contracts = [c.post("/contracts", json={"customer": f"bench {i}", "plan": "crm-experts/platinum",
-                                                "starts_on": "2026-01-01"}).json()["contract_id"] for i in range(CLIENTS)]
-    latencies: list[float] = []
-    lock = threading.Lock()
-    per_client = COMMANDS // CLIENTS
-
-    def client(cid: str) -> None:
-        mine: list[float] = []
-        with httpx.Client(base_url=base, timeout=30) as c:
-            tid = None
-            steps = itertools.cycle(["open", "respond", "time", "pause", "resume", "classify"])
-            for step in itertools.islice(steps, per_client):
-                started = time.perf_counter()
-                if step == "open":
-                    r = c.post("/tickets", json={"contract_id": cid, "title": "bench", "reporter": "b"})
-                    tid = r.json()["ticket_id"]
-                elif step == "time":
-                    r = c.post(f"/tickets/{tid}/time", json={"minutes": 5, "kind": "work"})
-                elif step == "classify":
-                    r = c.post(f"/tickets/{tid}/classify", json={"priority": "P2"})
-                else:
-                    r = c.post(f"/tickets/{tid}/{step}", json={})
-                assert r.status_code in (200, 201), r.text
-                mine.append((time.perf_counter() - started) * 1000)
-        with lock:
-            latencies.extend(mine)
-
-    threads = [threading.Thread(target=client, args=(cid,)) for cid in contracts]
-    started = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return summary("http commands (16 clients)", len(latencies), time.perf_counter() - started,
-                   latencies, unit="commands/s")
 
 
 def fill_store(store: EventStore, events: int) -> None:
@@ -172,7 +134,7 @@ def run() -> list[dict[str, Any]]:
     procs = Processes(settings)
     procs.start_all()
     try:
-        rows = [http_commands(procs.base_url), end_to_end(procs.base_url)]
+        rows = [*commands.side_by_side(procs.base_url), end_to_end(procs.base_url)]
         rows += relay_and_consumer(settings, store)
         rows += rebuilds(settings, store)
         return rows

@@ -80,7 +80,7 @@ class Codec:
         buffer = io.BytesIO()
         try:
             fastavro.schemaless_writer(buffer, schema.parsed, record, strict=True)
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, OverflowError) as exc:
             raise EncodeError(f"{env.type} at {env.position} does not fit its schema: {exc}") from exc
         headers = [
             (H_TYPE, env.type.encode()),

@@ -1,10 +1,11 @@
-"""Several writer processes on the same aggregates: four API processes and the renewals pass.
+"""Several writer processes on the same aggregates: eight API processes and the renewals pass.
 
 Sixteen clients add credits to four credit contracts (half of them spelling the ids in
 capitals), record time on their tickets and announce maintenance on hour-bank contracts that
 the renewals pass is renewing at the same time. Nothing may answer 5xx; every command that
 answered 2xx is in the store exactly once; no aggregate has a version gap and every one
-loads; the ledger read model equals what the store's events add up to.
+loads; the ledger read model equals what the store's events add up to; and all of it stays
+within PostgreSQL's default 100 connections.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ ROUNDS = 60
 
 @pytest.fixture(scope="module")
 def writers(servers: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Isolated]:
-    with isolated(servers, tmp_path_factory.mktemp("writers"), extra=("renewals",), api_workers=4,
+    with isolated(servers, tmp_path_factory.mktemp("writers"), extra=("renewals",), api_workers=8,
                   renewals_interval=0.2) as backend:
         yield backend
 
@@ -86,12 +87,16 @@ def histories(client: httpx.Client, contracts: list[str], banks: list[str]) -> d
         time.sleep(0.5)
 
 
-def test_four_api_processes_and_the_renewals_pass_lose_and_double_nothing(writers: Isolated) -> None:
+def test_eight_api_processes_and_the_renewals_pass_lose_and_double_nothing(writers: Isolated) -> None:
     with writers.client() as client:
         credit, tickets, banks = setup_contracts(client)
         with ThreadPoolExecutor(CLIENTS) as pool:
-            results = [r for batch in pool.map(lambda s: one_client(writers.base_url, s, credit, tickets, banks),
-                                               range(CLIENTS)) for r in batch]
+            running = [pool.submit(one_client, writers.base_url, s, credit, tickets, banks) for s in range(CLIENTS)]
+            time.sleep(2)
+            with writers.connect() as conn:
+                row = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()").fetchone()
+            results = [r for future in running for r in future.result()]
+        assert row is not None and row[0] < 100, f"{row[0]} connections under load"
         codes = Counter(code for _, _, code, _ in results)
         assert all(code < 500 for code in codes), codes
         assert codes[200] > 0.95 * len(results), codes  # a 409 only after repeated lost races

@@ -1,0 +1,107 @@
+"""The command path over HTTP, beside the ceiling of a bare no-op FastAPI endpoint.
+
+Workload: 16 keep-alive clients send 4,000 ticket commands (open, respond, time, pause,
+resume, classify, in a cycle), each on its own contract; per-request latency. The same load
+generator drives, in the same sitting: the no-op app of bench/noop.py (same bodies, same
+server), the backend's commands without idempotency keys, and with a key on every command
+(what a client that retries sends). `python -m bench.commands URL [URL ...]` drives running
+backends (for example an older checkout's, to compare side by side).
+"""
+
+from __future__ import annotations
+
+import itertools
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from typing import Any
+
+import httpx
+
+from bench.stats import summary
+from infra import embedded
+
+CLIENTS = 16
+COMMANDS = 4000
+
+
+def drive(base: str, name: str, keys: bool = False) -> dict[str, Any]:
+    with httpx.Client(base_url=base, timeout=30) as c:
+        contracts = [c.post("/contracts", json={"customer": f"bench {i}", "plan": "crm-experts/platinum",
+                                                "starts_on": "2026-01-01"}).json()["contract_id"] for i in range(CLIENTS)]
+    latencies: list[float] = []
+    lock = threading.Lock()
+
+    def client(cid: str) -> None:
+        mine = _commands(base, cid, COMMANDS // CLIENTS, keys)
+        with lock:
+            latencies.extend(mine)
+
+    threads = [threading.Thread(target=client, args=(cid,)) for cid in contracts]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return summary(name, len(latencies), time.perf_counter() - started, latencies, unit="commands/s")
+
+
+def _commands(base: str, cid: str, count: int, keys: bool) -> list[float]:
+    mine: list[float] = []
+    with httpx.Client(base_url=base, timeout=30) as c:
+        tid = None
+        for step in itertools.islice(itertools.cycle(["open", "respond", "time", "pause", "resume", "classify"]),
+                                     count):
+            headers = {"Idempotency-Key": str(uuid.uuid4())} if keys else {}
+            started = time.perf_counter()
+            if step == "open":
+                r = c.post("/tickets", json={"contract_id": cid, "title": "bench", "reporter": "b"}, headers=headers)
+                tid = r.json()["ticket_id"]
+            elif step == "time":
+                r = c.post(f"/tickets/{tid}/time", json={"minutes": 5, "kind": "work"}, headers=headers)
+            elif step == "classify":
+                r = c.post(f"/tickets/{tid}/classify", json={"priority": "P2"}, headers=headers)
+            else:
+                r = c.post(f"/tickets/{tid}/{step}", json={}, headers=headers)
+            assert r.status_code in (200, 201), r.text
+            mine.append((time.perf_counter() - started) * 1000)
+    return mine
+
+
+def noop_ceiling() -> dict[str, Any]:
+    """The same load on bench/noop.py, served in a process of its own."""
+    port = embedded.free_port()
+    server = subprocess.Popen([sys.executable, "-m", "bench.noop", str(port)])
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(f"{base}/docs", timeout=1)
+                break
+            except httpx.HTTPError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        return drive(base, "no-op FastAPI endpoint (ceiling)")
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def side_by_side(base: str) -> list[dict[str, Any]]:
+    """The ceiling, then the backend at `base` without and with idempotency keys."""
+    ceiling = noop_ceiling()
+    plain = drive(base, "http commands (16 clients)")
+    keyed = drive(base, "http commands, each with an Idempotency-Key", keys=True)
+    for row in (plain, keyed):
+        row["of_ceiling"] = f"{100 * row['rate'] / ceiling['rate']:.0f}%"
+    return [ceiling, plain, keyed]
+
+
+if __name__ == "__main__":
+    for url in sys.argv[1:]:
+        print(url)
+        side_by_side(url)
