@@ -98,9 +98,10 @@ def kill_backends(url: str, pids: list[int]) -> int:
         return sum(bool(conn.execute("SELECT pg_terminate_backend(%s)", (pid,)).fetchone()[0]) for pid in pids)
 
 
-def read_partition(bootstrap: str, topic: str, partition: int, last_position: int, timeout: float = 60) -> list[Any]:
-    """Every message of a partition up to the first carrying `last_position`, and whatever else
-    arrives within a second after it. Read until then: Tansu reports end offsets short."""
+def read_partition(bootstrap: str, topic: str, partition: int, until: Callable[[list[Any]], bool],
+                   timeout: float = 60) -> list[Any]:
+    """Every message of a partition until `until(messages)` holds, and whatever else arrives
+    within a second after. Read until then: Tansu reports end offsets short."""
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, fetch_max_wait_ms=20, enable_auto_commit=False)
     tp = TopicPartition(topic, partition)
     consumer.assign([tp])
@@ -108,9 +109,15 @@ def read_partition(bootstrap: str, topic: str, partition: int, last_position: in
     out: list[Any] = []
     deadline, settle = time.monotonic() + timeout, None
     while settle is None or time.monotonic() < settle:
-        assert time.monotonic() < deadline, f"{topic}[{partition}] does not hold position {last_position}"
+        assert time.monotonic() < deadline, f"{topic}[{partition}] does not hold what was expected"
         out.extend(consumer.poll(timeout_ms=200).get(tp, []))
-        if settle is None and any(position_of(m.headers) == last_position for m in out):
+        if settle is None and until(out):
             settle = time.monotonic() + 1.0
     consumer.close()
     return out
+
+
+def positions_on_the_topic(bootstrap: str, topic: str, last: int, partition: int = 0) -> list[int]:
+    """The store positions a partition's messages carry, in offset order, up to `last` and beyond."""
+    messages = read_partition(bootstrap, topic, partition, lambda ms: any(position_of(m.headers) == last for m in ms))
+    return [position_of(m.headers) or 0 for m in messages]

@@ -21,11 +21,17 @@ from eventsourcing.persistence import StoredEvent
 from consumers import leases
 from consumers.relay import Relay
 from infra import embedded
-from infra.avro import position_of
 from infra.catalog import load_catalog
 from infra.settings import Settings
 from infra.store import TIME_TOPIC, EventStore
-from tests.integration.helpers import eventually, kill_backends, make_relay, read_partition, relay_row, unique
+from tests.integration.helpers import (
+    eventually,
+    kill_backends,
+    make_relay,
+    positions_on_the_topic,
+    relay_row,
+    unique,
+)
 from tests.integration.test_relay_and_runner import some_history
 
 
@@ -89,11 +95,6 @@ def repair(url: str, store: EventStore, position: int) -> None:
     rewrite(url, store, position, TIME_TOPIC, state | {"minutes": 30, "engineer": None})
 
 
-def positions_on_the_topic(settings: Settings, topic: str, last: int) -> list[int]:
-    messages = read_partition(settings.kafka_bootstrap or "", topic, 0, last)
-    return [position_of(m.headers) or 0 for m in messages]
-
-
 def all_positions(store: EventStore) -> list[int]:
     return [n.id for n in store.recorder.select_notifications(start=1, limit=10**6)]
 
@@ -102,7 +103,7 @@ def assert_topic_matches_the_relay_table(settings: Settings, store: EventStore, 
     """Every stored event once, in order, and the relay's counts say exactly that."""
     row = relay_row(settings.database_url or "", topic)
     assert row["position"] == store.head() and row["blocked_position"] is None
-    assert positions_on_the_topic(settings, topic, row["position"]) == all_positions(store)
+    assert positions_on_the_topic(settings.kafka_bootstrap or "", topic, row["position"]) == all_positions(store)
     assert row["partitions"] == {"0": [len(all_positions(store)), store.head()]}
     assert row["published"] == len(all_positions(store))
 
@@ -128,7 +129,7 @@ def test_an_event_the_relay_cannot_publish_blocks_it_there_until_fixed_and_nothi
         running.until(lambda: running.relay.blocked is not None and running.relay.blocked.attempts >= 3)
         row = relay_row(url, topic)
         assert row["position"] == bad - 1 and reason in row["blocked_reason"] and row["blocked_since"] is not None
-        assert positions_on_the_topic(servers, topic, bad - 1) == list(range(1, bad))
+        assert positions_on_the_topic(servers.kafka_bootstrap or "", topic, bad - 1) == list(range(1, bad))
         repair(url, own_store, bad)
         running.until(lambda: relay_row(url, topic).get("position") == own_store.head())
     assert_topic_matches_the_relay_table(servers, own_store, topic)
