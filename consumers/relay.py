@@ -104,11 +104,15 @@ class Relay:
         if self.db is not None:
             return True
         conn = leases.connect(self.db_url, autocommit=True)
-        if not leases.acquire(conn, self.role, stop):
+        try:
+            if not leases.acquire(conn, self.role, stop):
+                conn.close()
+                return False
+        except psycopg.Error:
             conn.close()
-            return False
-        self.db, self.topic_checked, self.blocked = conn, False, None
-        self.state = self._load_state()
+            raise
+        self.db, self.topic_checked = conn, False
+        self._load_state()
         log.info("relay holds the topic", topic=self.topic, position=self.state.position)
         return True
 
@@ -117,11 +121,14 @@ class Relay:
         assert self.db is not None
         return self.db
 
-    def _load_state(self) -> RelayState:
+    def _load_state(self) -> None:
+        """The stored position, and what blocked the previous holder (tried again at once)."""
         row = self._lease().execute(
-            "SELECT position, published, partitions FROM relay.position WHERE topic = %s", (self.topic,)
-        ).fetchone()
-        return RelayState(*row) if row else RelayState()
+            "SELECT position, published, partitions, blocked_position, blocked_reason FROM relay.position"
+            " WHERE topic = %s", (self.topic,)).fetchone()
+        self.state = RelayState(*row[:3]) if row else RelayState()
+        self.blocked = Blocked(row[3], row[4]) if row and row[3] is not None else None
+        self.retry_at = 0.0
 
     def _store(self, state: RelayState, blocked: Blocked | None) -> None:
         """Position and blocked columns in one write; `blocked_since` stays while the same event blocks."""
