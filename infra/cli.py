@@ -49,10 +49,15 @@ def cmd_api(settings: Settings, _: argparse.Namespace) -> int:
 
 
 def cmd_relay(settings: Settings, _: argparse.Namespace) -> int:
+    from kafka.errors import KafkaError
+
     from infra import wiring
 
     store = wiring.event_store(settings)
-    wiring.ensure_topic(settings)
+    try:
+        wiring.ensure_topic(settings)
+    except KafkaError as exc:  # a broker that is away is the relay's to wait out, not a reason to exit
+        log.warning("topics not ensured; the relay creates its own when the broker is back", error=repr(exc))
     relay = wiring.relay(settings, store)
     try:
         relay.run(_stopper())

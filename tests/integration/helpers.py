@@ -9,10 +9,12 @@ from collections.abc import Callable
 from typing import Any
 
 import psycopg
+from kafka import KafkaConsumer, TopicPartition
 
 from consumers.relay import Relay
 from consumers.runner import Runner
 from infra import wiring
+from infra.avro import position_of
 from infra.settings import Settings
 from infra.store import EventStore
 from projections.tickets import InMemoryTicketsView, TicketsProjection
@@ -71,3 +73,51 @@ def checkpoint(url: str, schema: str, topic: str) -> int:
             f"SELECT position FROM {schema}.watermark WHERE topic = %s", (topic,)  # type: ignore[arg-type]
         ).fetchone()
     return int(row[0]) if row and row[0] is not None else 0
+
+
+def eventually(condition: Callable[[], bool], timeout: float = 60, alive: Callable[[], bool] = lambda: True) -> None:
+    """Wait until `condition` holds; `timeout` is an upper bound, and `alive` fails it early."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert alive(), "the process under test died"
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not reached")
+        time.sleep(0.1)
+
+
+def relay_row(url: str, topic: str) -> dict[str, Any]:
+    """The relay's stored row for a topic (position, counts, blocked columns), or {}."""
+    with psycopg.connect(url) as conn, conn.cursor(row_factory=psycopg.rows.dict_row) as cur:
+        row = cur.execute("SELECT * FROM relay.position WHERE topic = %s", (topic,)).fetchone()
+    return dict(row or {})
+
+
+def kill_backends(url: str, pids: list[int]) -> int:
+    """pg_terminate_backend on these server processes (a restarted server, as a client sees it)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        return sum(bool(conn.execute("SELECT pg_terminate_backend(%s)", (pid,)).fetchone()[0]) for pid in pids)
+
+
+def read_partition(bootstrap: str, topic: str, partition: int, until: Callable[[list[Any]], bool],
+                   timeout: float = 60) -> list[Any]:
+    """Every message of a partition until `until(messages)` holds, and whatever else arrives
+    within a second after. Read until then: Tansu reports end offsets short."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, fetch_max_wait_ms=20, enable_auto_commit=False)
+    tp = TopicPartition(topic, partition)
+    consumer.assign([tp])
+    consumer.seek_to_beginning(tp)
+    out: list[Any] = []
+    deadline, settle = time.monotonic() + timeout, None
+    while settle is None or time.monotonic() < settle:
+        assert time.monotonic() < deadline, f"{topic}[{partition}] does not hold what was expected"
+        out.extend(consumer.poll(timeout_ms=200).get(tp, []))
+        if settle is None and until(out):
+            settle = time.monotonic() + 1.0
+    consumer.close()
+    return out
+
+
+def positions_on_the_topic(bootstrap: str, topic: str, last: int, partition: int = 0) -> list[int]:
+    """The store positions a partition's messages carry, in offset order, up to `last` and beyond."""
+    messages = read_partition(bootstrap, topic, partition, lambda ms: any(position_of(m.headers) == last for m in ms))
+    return [position_of(m.headers) or 0 for m in messages]
