@@ -17,6 +17,7 @@ from typing import Any
 
 import fastavro
 from fastavro.schema import fingerprint, load_schema, to_parsing_canonical_form
+from fastavro.validation import ValidationError, validate
 
 from projections.envelope import Envelope
 
@@ -79,8 +80,11 @@ class Codec:
         }
         buffer = io.BytesIO()
         try:
+            # The writer does not check ranges: an int field would carry any Python int, which
+            # a consumer in another language could not read. Validation does.
+            validate(record, schema.parsed, raise_errors=True)
             fastavro.schemaless_writer(buffer, schema.parsed, record, strict=True)
-        except (ValueError, TypeError, OverflowError) as exc:
+        except (ValidationError, ValueError, TypeError, OverflowError) as exc:
             raise EncodeError(f"{env.type} at {env.position} does not fit its schema: {exc}") from exc
         headers = [
             (H_TYPE, env.type.encode()),
