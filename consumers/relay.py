@@ -215,6 +215,9 @@ class Relay:
         notifications = self.recorder.select_notifications(start=self.state.position + 1, limit=self.batch_size)
         if not notifications:
             return self._advance([], None) if self.blocked else 0
+        # Still ours? A relay whose lease connection died may have a successor by now: it
+        # must not publish beside it (one round trip per batch).
+        self._lease().execute("SELECT 1")
         started = time.perf_counter()
         sent, failure = self._send(notifications)
         assert self.producer is not None
