@@ -4,6 +4,10 @@ backend's processes, started as `ticketing run` starts them, so the test can kil
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -87,3 +91,26 @@ def isolated(session: Settings, tmp: Path, own_postgres: bool = False, extra: tu
         backend.broker.stop()
         if own_postgres:
             embedded.stop_postgres(data)
+
+
+# -- `ticketing run` itself, as a user starts it ---------------------------------------------
+
+COMMAND = [sys.executable, "-m", "infra.cli", "run"]
+
+
+def environment(data: Path, port: int, workers: int = 1) -> dict[str, str]:
+    env = dict(os.environ, TICKETING_DATA_DIR=str(data), TICKETING_HTTP_PORT=str(port),
+               TICKETING_API_WORKERS=str(workers))
+    env.pop("DATABASE_URL", None)
+    env.pop("KAFKA_BOOTSTRAP_SERVERS", None)
+    return env
+
+
+def launch(data: Path, port: int, workers: int = 1) -> subprocess.Popen[bytes]:
+    log = open(data.parent / f"run-{port}.log", "ab")  # noqa: SIM115 - the child owns it
+    return subprocess.Popen(COMMAND, env=environment(data, port, workers), stdout=log, stderr=subprocess.STDOUT)
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(60)

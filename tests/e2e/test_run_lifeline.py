@@ -4,10 +4,8 @@ exits at once naming the first, and the next start finds its data."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -17,28 +15,8 @@ import psutil
 from infra import embedded
 from infra.processes import Processes
 from infra.settings import Settings
+from tests.backends import COMMAND, environment, launch, stop
 from tests.factories import contract, history
-
-COMMAND = [sys.executable, "-m", "infra.cli", "run"]
-
-
-def environment(data: Path, port: int, workers: int = 1) -> dict[str, str]:
-    env = dict(os.environ, TICKETING_DATA_DIR=str(data), TICKETING_HTTP_PORT=str(port),
-               TICKETING_API_WORKERS=str(workers))
-    env.pop("DATABASE_URL", None)
-    env.pop("KAFKA_BOOTSTRAP_SERVERS", None)
-    return env
-
-
-def launch(data: Path, port: int, workers: int = 1) -> subprocess.Popen[bytes]:
-    log = open(data.parent / f"run-{port}.log", "ab")  # noqa: SIM115 - the child owns it
-    return subprocess.Popen(COMMAND, env=environment(data, port, workers), stdout=log, stderr=subprocess.STDOUT)
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.send_signal(signal.SIGTERM)
-    proc.wait(60)
-
 
 def test_a_killed_run_leaves_none_of_its_processes_and_the_next_run_finds_its_data(tmp_path: Path) -> None:
     data, port = tmp_path / "var", embedded.free_port()

@@ -4,10 +4,6 @@ stay as they were, nothing applied twice."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
@@ -15,27 +11,15 @@ import httpx
 from infra import embedded
 from infra.processes import Processes
 from infra.settings import Settings
+from tests.backends import launch, stop
 from tests.factories import contract, post, ticket
-
-
-def start(data: Path, port: int) -> subprocess.Popen[bytes]:
-    env = dict(os.environ, TICKETING_DATA_DIR=str(data), TICKETING_HTTP_PORT=str(port))
-    env.pop("DATABASE_URL", None)
-    env.pop("KAFKA_BOOTSTRAP_SERVERS", None)
-    log = open(data.parent / f"run-{port}.log", "ab")  # noqa: SIM115 - the child owns it
-    return subprocess.Popen([sys.executable, "-m", "infra.cli", "run"], env=env, stdout=log, stderr=subprocess.STDOUT)
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.send_signal(signal.SIGTERM)
-    proc.wait(60)
 
 
 def test_a_restarted_backend_keeps_its_data_and_read_models(tmp_path: Path) -> None:
     data, port = tmp_path / "var", embedded.free_port()
     data.mkdir()
     waiter = Processes(Settings(data_dir=data, http_port=port))
-    proc = start(data, port)
+    proc = launch(data, port)
     try:
         waiter.wait_healthy(90)
         with httpx.Client(base_url=waiter.base_url, timeout=30) as client:
@@ -47,7 +31,7 @@ def test_a_restarted_backend_keeps_its_data_and_read_models(tmp_path: Path) -> N
         stop(proc)
     assert before["minutes"] == 30
 
-    proc = start(data, port)
+    proc = launch(data, port)
     try:
         waiter.wait_healthy(90)
         with httpx.Client(base_url=waiter.base_url, timeout=30) as client:
