@@ -4,6 +4,9 @@ computed at query time by domain/availability.py (open outages clipped at "now")
 projection's `tick` decides, once per contract and month, that the month's error budget is
 spent. The view stores each ticket's facts (`TicketFacts`) and the outage segments derived
 from them; the in-memory view below is the reference the PostgreSQL one must agree with.
+Each ticket's facts and each contract's terms record the store position of the last event
+applied to them, and the projection ignores an event at or below it (a redelivery, or a
+rebuild that overlapped the live runner), so replaying any part again changes nothing.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from zoneinfo import ZoneInfo
 from domain.availability import Interval, MonthlyAvailability, intersect, month_bounds
 from domain.availability import monthly_availability, split_by_month, subtract
 from domain.plans import PlanTerms
-from projections.envelope import Envelope
+from projections.envelope import Envelope, seen
 
 DOWN = "system-down"
 # Ticket events that may change a ticket's outage, by the change kind the view folds.
@@ -57,8 +60,9 @@ class TicketFacts(NamedTuple):
     down: bool
     cancelled: bool = False
     history: tuple[tuple[str, datetime], ...] = ()  # restored / resolved / reopened, in order
+    position: int = 0  # of the last event applied
 
-    def after(self, change: Change) -> TicketFacts:
+    def after(self, change: Change, position: int) -> TicketFacts:
         # A NamedTuple built directly: a frozen dataclass and `replace` cost more than the
         # rest of the projection.
         down, cancelled, history = self.down, self.cancelled, self.history
@@ -68,7 +72,7 @@ class TicketFacts(NamedTuple):
             cancelled = True
         else:
             history = (*history, (change.kind, change.at))
-        return TicketFacts(self.ticket_id, self.contract_id, self.since, down, cancelled, history)
+        return TicketFacts(self.ticket_id, self.contract_id, self.since, down, cancelled, history, position)
 
     def segments(self) -> list[Segment]:
         if not self.down or self.cancelled:
@@ -86,6 +90,15 @@ class TicketFacts(NamedTuple):
         if start is not None:
             found.append((start, None))
         return found
+
+
+class Terms(NamedTuple):
+    """A contract's time zone (its months) and availability target, and the position of the
+    last event applied to it (its signing, or its latest maintenance announcement)."""
+
+    time_zone: str
+    target_pct: float | None
+    position: int
 
 
 class Outage(NamedTuple):
@@ -200,10 +213,11 @@ def touched(before: list[Segment], after: list[Segment]) -> datetime | None:
 
 
 class AvailabilityView(Protocol):
-    def signed(self, contract_id: str, time_zone: str, target_pct: float | None) -> None: ...
+    def contract(self, contract_id: str) -> Terms | None: ...
+    def put_contract(self, contract_id: str, terms: Terms) -> None: ...
     def scheduled(self, contract_id: str, position: int, window: Interval, reason: str | None) -> None: ...
-    def opened(self, facts: TicketFacts) -> None: ...
-    def changed(self, ticket_id: str, change: Change) -> None: ...
+    def ticket(self, ticket_id: str) -> TicketFacts | None: ...
+    def put_ticket(self, facts: TicketFacts) -> None: ...
     def to_check(self) -> list[Pending]: ...
     def outages_of(self, contract_id: str, since: datetime | None = None,
                    until: datetime | None = None) -> ContractOutages | None: ...
@@ -229,18 +243,25 @@ class AvailabilityProjection:
         if kind is not None:
             return self._change(env, kind, view)
         if env.type == "Ticket.Opened":
-            d = env.data
-            since = instant(d["down_since"]) if d.get("down_since") else env.occurred_at
-            view.opened(TicketFacts(env.aggregate_id, env.contract_id, since, d.get("category") == DOWN))
-        elif env.type == "Contract.Signed":
+            return self._opened(env, view)
+        if env.type == "Contract.Signed":
+            if view.contract(env.aggregate_id) is not None:
+                return False  # a contract is signed once: this is a redelivery
             target = PlanTerms.from_dict(env.data["terms"]).availability_target_pct
-            view.signed(env.aggregate_id, env.data["time_zone"], target)
-        elif env.type == "Contract.MaintenanceScheduled":
-            d = env.data
-            window = (instant(d["starts_at"]), instant(d["ends_at"]))
-            view.scheduled(env.aggregate_id, env.position, window, d.get("reason"))
-        else:
-            return False
+            view.put_contract(env.aggregate_id, Terms(env.data["time_zone"], target, env.position))
+            return True
+        if env.type == "Contract.MaintenanceScheduled":
+            return self._scheduled(env, view)
+        return False
+
+    @staticmethod
+    def _opened(env: Envelope, view: AvailabilityView) -> bool:
+        if view.ticket(env.aggregate_id) is not None:
+            return False  # a ticket is opened once: this is a redelivery
+        d = env.data
+        since = instant(d["down_since"]) if d.get("down_since") else env.occurred_at
+        view.put_ticket(TicketFacts(env.aggregate_id, env.contract_id, since, d.get("category") == DOWN,
+                                    position=env.position))
         return True
 
     @staticmethod
@@ -248,7 +269,21 @@ class AvailabilityProjection:
         category = env.data.get("category")
         if kind == "classified" and not category:
             return False  # the priority alone changed: nothing for availability
-        view.changed(env.aggregate_id, Change(kind, env.occurred_at, category == DOWN))
+        facts = view.ticket(env.aggregate_id)
+        if facts is None or seen(env, facts.position):
+            return False  # never seen opened, or already applied
+        view.put_ticket(facts.after(Change(kind, env.occurred_at, category == DOWN), env.position))
+        return True
+
+    @staticmethod
+    def _scheduled(env: Envelope, view: AvailabilityView) -> bool:
+        terms = view.contract(env.aggregate_id)
+        if terms is None or seen(env, terms.position):
+            return False  # a contract never seen signed, or already applied
+        d = env.data
+        window = (instant(d["starts_at"]), instant(d["ends_at"]))
+        view.scheduled(env.aggregate_id, env.position, window, d.get("reason"))
+        view.put_contract(env.aggregate_id, terms._replace(position=env.position))
         return True
 
     def tick(self, now: datetime, view: AvailabilityView) -> None:
@@ -269,7 +304,7 @@ class AvailabilityProjection:
 class InMemoryAvailabilityView:
     """The availability read model in dicts, for unit tests and the benchmark."""
 
-    contracts: dict[str, tuple[str, float | None]] = field(default_factory=dict)
+    contracts: dict[str, Terms] = field(default_factory=dict)
     tickets: dict[str, TicketFacts] = field(default_factory=dict)
     maintenance: dict[str, dict[int, Interval]] = field(default_factory=dict)
     dirty: dict[str, datetime] = field(default_factory=dict)
@@ -279,23 +314,23 @@ class InMemoryAvailabilityView:
         if since is not None:
             self.dirty[contract_id] = min(since, self.dirty.get(contract_id, since))
 
-    def signed(self, contract_id: str, time_zone: str, target_pct: float | None) -> None:
-        self.contracts[contract_id] = (time_zone, target_pct)
+    def contract(self, contract_id: str) -> Terms | None:
+        return self.contracts.get(contract_id)
+
+    def put_contract(self, contract_id: str, terms: Terms) -> None:
+        self.contracts[contract_id] = terms
 
     def scheduled(self, contract_id: str, position: int, window: Interval, reason: str | None) -> None:
         self.maintenance.setdefault(contract_id, {})[position] = window
         self._dirty(contract_id, window[0])
 
-    def opened(self, facts: TicketFacts) -> None:
-        if facts.ticket_id not in self.tickets:
-            self.tickets[facts.ticket_id] = facts
-            self._dirty(facts.contract_id, touched([], facts.segments()))
+    def ticket(self, ticket_id: str) -> TicketFacts | None:
+        return self.tickets.get(ticket_id)
 
-    def changed(self, ticket_id: str, change: Change) -> None:
-        facts = self.tickets.get(ticket_id)
-        if facts is not None:
-            self.tickets[ticket_id] = after = facts.after(change)
-            self._dirty(facts.contract_id, touched(facts.segments(), after.segments()))
+    def put_ticket(self, facts: TicketFacts) -> None:
+        before = self.tickets.get(facts.ticket_id)
+        self.tickets[facts.ticket_id] = facts
+        self._dirty(facts.contract_id, touched(before.segments() if before else [], facts.segments()))
 
     def outages_of(self, contract_id: str, since: datetime | None = None,
                    until: datetime | None = None) -> ContractOutages | None:
@@ -303,7 +338,7 @@ class InMemoryAvailabilityView:
             return None
         lo = since or datetime.min.replace(tzinfo=UTC)
         hi = until or datetime.max.replace(tzinfo=UTC)
-        zone, target = self.contracts[contract_id]
+        zone, target, _ = self.contracts[contract_id]
         outages = sorted(
             (Outage(t.ticket_id, start, end)
              for t in self.tickets.values() if t.contract_id == contract_id
@@ -322,7 +357,7 @@ class InMemoryAvailabilityView:
                     since[t.contract_id] = min(start, since.get(t.contract_id, start))
         pending = []
         for contract_id, when in sorted(since.items()):
-            zone, target = self.contracts.get(contract_id, ("UTC", None))
+            zone, target, _ = self.contracts.get(contract_id, Terms("UTC", None, 0))
             if target is not None:
                 noticed = frozenset(n.month for n in self.notices if n.contract_id == contract_id)
                 pending.append(Pending(contract_id, zone, when, noticed))

@@ -44,6 +44,13 @@ class Envelope:
         }
 
 
+def seen(env: Envelope, position: int | None) -> bool:
+    """Whether a read-model row that last applied the event at `position` already holds `env`
+    (Eventide's `processed?`): one contract's events reach a row in store order, so an event at
+    or below that position is a redelivery, or one a rebuild applied before the live runner."""
+    return position is not None and env.position <= position
+
+
 def from_domain_event(event: Any, position: int) -> Envelope:
     """Build the envelope of an eventsourcing domain event recorded at `position`."""
     data = {k: v for k, v in vars(event).items() if k not in _ENVELOPE_ATTRS}

@@ -11,8 +11,11 @@ renewal recorded later never moves entries already booked. So a back-dated entry
 period it happened in, and the result depends only on the store's order. Each entry keeps its
 raw minutes and its charge apart; the part of a charge beyond a zero balance is its `overage`
 (billable guidance, for an allowance). Falling to the plan's low-balance threshold, or to zero,
-raises a notice once per crossing. Views are ports: `InMemoryLedgerView` here, a PostgreSQL one
-in infra/readmodels/ledger.py.
+raises a notice once per crossing. A book, a period and a ticket's cost each record the store
+position of the last event applied to them, and an event at or below the position of a row
+it changes is ignored (a redelivery, or a rebuild that overlapped the live runner); entries
+and statements are keyed by their event's position. Views are ports: `InMemoryLedgerView`
+here, a PostgreSQL one in infra/readmodels/ledger.py.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from domain.billing import (
     split_allowance,
 )
 from domain.plans import PlanTerms
-from projections.envelope import Envelope
+from projections.envelope import Envelope, seen
 
 LOW, EXHAUSTED = "low-balance", "exhausted"
 _BEGIN, _END = datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC)
@@ -68,6 +71,7 @@ class Book:
     charges: dict[str, list[int | None]] = field(default_factory=dict)
     periods: list[str] = field(default_factory=list)  # start dates (bank, none)
     status: str = "active"
+    position: int = 0  # of the last event applied (signing, renewal, cancellation)
     # The last period found, as [from, until) instants, its label and start: most entries
     # fall in the same period as the one before, so they skip the zone and calendar math.
     _span: tuple[datetime, datetime, str, datetime] | None = field(default=None, repr=False, compare=False)
@@ -76,7 +80,8 @@ class Book:
     def signed(cls, env: Envelope) -> Book:
         terms = PlanTerms.from_dict(env.data["terms"])
         book = cls(env.contract_id, env.data["plan_id"], "none", env.data["time_zone"],
-                   env.data["starts_on"], terms.low_balance_threshold, periods=[env.data["starts_on"]])
+                   env.data["starts_on"], terms.low_balance_threshold, periods=[env.data["starts_on"]],
+                   position=env.position)
         if terms.credits is not None:
             book.scheme, book.periods = "credits", [book.starts_on]
             book.charges = {k: [r.minimum, r.block, r.flat] for k, r in terms.credits.charges.items()}
@@ -146,6 +151,7 @@ class Period:
     exhausted: bool = False
     low_crossings: int = 0
     exhausted_crossings: int = 0
+    position: int = 0  # of the last event applied
 
     @property
     def balance(self) -> int | None:
@@ -164,6 +170,18 @@ class Entry:
     overage: int
     at: datetime
     engineer: str | None = None
+
+
+@dataclass
+class TicketCost:
+    """What a ticket's time entries have cost so far (read when it is resolved)."""
+
+    ticket_id: str
+    contract_id: str
+    minutes: int = 0
+    charge: int = 0
+    overage: int = 0
+    position: int = 0  # of the last event of the ticket applied (an entry or a resolution)
 
 
 @dataclass(frozen=True)
@@ -209,7 +227,8 @@ class LedgerView(Protocol):
     def put_book(self, book: Book) -> None: ...
     def put_period(self, period: Period) -> None: ...
     def add_entry(self, entry: Entry) -> None: ...
-    def ticket_totals(self, ticket_id: str) -> tuple[int, int, int]: ...
+    def ticket(self, ticket_id: str) -> TicketCost | None: ...
+    def put_ticket(self, cost: TicketCost) -> None: ...
     def add_statement(self, statement: Statement) -> None: ...
     def notify(self, notice: Notice) -> None: ...
 
@@ -225,70 +244,93 @@ class LedgerProjection:
         book = view.book(env.contract_id)
         if book is None:
             return False
-        if env.type == "Ticket.TimeConsumed":
-            return self._time(env, book, view)
-        if env.type == "Ticket.Resolved":
-            return self._resolved(env, book, view)
+        if env.type in ("Ticket.TimeConsumed", "Ticket.Resolved"):
+            return self._ticket_event(env, book, view)
         if env.type == "Contract.CreditsAdded" and book.scheme == "credits":
-            period = self._period(book, book.starts_on, view)
-            period.granted = (period.granted or 0) + int(env.data["credits"])
-            return self._settle(book, period, env, None, view)
+            return self._credits(env, book, view)
         if env.type == "Contract.Renewed" and book.scheme in ("bank", "none"):
-            start = env.data["period_starts_on"]
-            if start <= book.periods[-1]:
-                return False  # the aggregate refuses this; a replayed duplicate, then
-            book.add_period(start)
-            view.put_book(book)
-            view.put_period(self._new_period(book, start))
-            return True
-        if env.type == "Contract.Cancelled":
-            book.status = "cancelled"
+            return self._renewed(env, book, view)
+        if env.type == "Contract.Cancelled" and not seen(env, book.position):
+            book.status, book.position = "cancelled", env.position
             view.put_book(book)
             return True
         return False
 
     def _signed(self, env: Envelope, view: LedgerView) -> bool:
         if view.book(env.contract_id) is not None:
-            return False
+            return False  # a contract is signed once: this is a redelivery
         book = Book.signed(env)
         view.put_book(book)
         for label in book.periods:
-            view.put_period(self._new_period(book, label))
+            view.put_period(self._new_period(book, label, env.position))
         return True
 
+    def _renewed(self, env: Envelope, book: Book, view: LedgerView) -> bool:
+        start = env.data["period_starts_on"]
+        if seen(env, book.position) or start <= book.periods[-1]:
+            return False  # already applied (the aggregate refuses a renewal to an earlier start)
+        book.add_period(start)
+        book.position = env.position
+        view.put_book(book)
+        view.put_period(self._new_period(book, start, env.position))
+        return True
+
+    def _credits(self, env: Envelope, book: Book, view: LedgerView) -> bool:
+        period = self._period(book, book.starts_on, view)
+        if seen(env, period.position):
+            return False
+        period.granted = (period.granted or 0) + int(env.data["credits"])
+        period.position = env.position
+        return self._settle(book, period, env, None, view)
+
     @staticmethod
-    def _new_period(book: Book, label: str, starts_at: datetime | None = None) -> Period:
+    def _new_period(book: Book, label: str, position: int, starts_at: datetime | None = None) -> Period:
         granted = 0 if book.scheme == "credits" else book.grant
-        period = Period(book.contract_id, label, starts_at or local_midnight(label, book.time_zone), granted)
+        period = Period(book.contract_id, label, starts_at or local_midnight(label, book.time_zone), granted,
+                        position=position)
         period.low = granted is not None and book.threshold is not None and granted <= book.threshold
         period.exhausted = granted is not None and granted <= 0
         return period
 
     def _period(self, book: Book, label: str, view: LedgerView, starts_at: datetime | None = None) -> Period:
-        return view.period(book.contract_id, label) or self._new_period(book, label, starts_at)
+        return view.period(book.contract_id, label) or self._new_period(book, label, 0, starts_at)
 
-    def _time(self, env: Envelope, book: Book, view: LedgerView) -> bool:
-        minutes, kind = int(env.data["minutes"]), env.data["kind"]
+    def _ticket_event(self, env: Envelope, book: Book, view: LedgerView) -> bool:
+        """A time entry or a resolution: both change the period the instant falls in and the
+        ticket's cost row; either row having seen the event means it was applied."""
         label, starts_at = book.period_of(env.occurred_at)
         period = self._period(book, label, view, starts_at)
+        cost = view.ticket(env.aggregate_id) or TicketCost(env.aggregate_id, book.contract_id)
+        if seen(env, period.position) or seen(env, cost.position):
+            return False
+        if env.type == "Ticket.Resolved":
+            return self._resolved(env, book, period, cost, view)
+        return self._time(env, book, period, cost, view)
+
+    def _time(self, env: Envelope, book: Book, period: Period, cost: TicketCost, view: LedgerView) -> bool:
+        minutes, kind = int(env.data["minutes"]), env.data["kind"]
         charge = book.charge(kind, minutes)
+        period.position = cost.position = env.position
         overage = 0
         if period.granted is not None:
             overage = split_allowance(max(0, period.used), charge, max(0, period.granted))[1]
-        view.add_entry(Entry(env.position, book.contract_id, label, env.aggregate_id, kind, minutes,
+        view.add_entry(Entry(env.position, book.contract_id, period.label, env.aggregate_id, kind, minutes,
                              charge, overage, env.occurred_at, env.data.get("engineer")))
         period.used += charge
         period.minutes += minutes
         period.entries += 1
+        cost.minutes, cost.charge, cost.overage = cost.minutes + minutes, cost.charge + charge, cost.overage + overage
+        view.put_ticket(cost)
         return self._settle(book, period, env, env.aggregate_id, view)
 
-    def _resolved(self, env: Envelope, book: Book, view: LedgerView) -> bool:
-        label, starts_at = book.period_of(env.occurred_at)
-        period = self._period(book, label, view, starts_at)
-        minutes, charge, overage = view.ticket_totals(env.aggregate_id)
+    @staticmethod
+    def _resolved(env: Envelope, book: Book, period: Period, cost: TicketCost, view: LedgerView) -> bool:
+        period.position = cost.position = env.position
         view.put_period(period)
+        view.put_ticket(cost)
         view.add_statement(Statement(env.aggregate_id, book.contract_id, env.position, env.occurred_at,
-                                     label, book.unit, minutes, charge, overage, period.balance))
+                                     period.label, book.unit, cost.minutes, cost.charge, cost.overage,
+                                     period.balance))
         return True
 
     @staticmethod
@@ -320,7 +362,7 @@ class InMemoryLedgerView:
     books: dict[str, Book] = field(default_factory=dict)
     periods: dict[tuple[str, str], Period] = field(default_factory=dict)
     entries: list[Entry] = field(default_factory=list)
-    tickets: dict[str, list[int]] = field(default_factory=dict)
+    tickets: dict[str, TicketCost] = field(default_factory=dict)
     statements: list[Statement] = field(default_factory=list)
     notices: list[Notice] = field(default_factory=list)
 
@@ -338,14 +380,12 @@ class InMemoryLedgerView:
 
     def add_entry(self, entry: Entry) -> None:
         self.entries.append(entry)
-        totals = self.tickets.setdefault(entry.ticket_id, [0, 0, 0])
-        totals[0] += entry.minutes
-        totals[1] += entry.charge
-        totals[2] += entry.overage
 
-    def ticket_totals(self, ticket_id: str) -> tuple[int, int, int]:
-        minutes, charge, overage = self.tickets.get(ticket_id, [0, 0, 0])
-        return minutes, charge, overage
+    def ticket(self, ticket_id: str) -> TicketCost | None:
+        return self.tickets.get(ticket_id)
+
+    def put_ticket(self, cost: TicketCost) -> None:
+        self.tickets[cost.ticket_id] = cost
 
     def add_statement(self, statement: Statement) -> None:
         self.statements.append(statement)
