@@ -214,8 +214,9 @@ class Runner:
             else:
                 self.applier.apply(self.db, messages, result)
             self.checkpoints.store({tp.partition: self.cursors[tp.partition] for tp in records})
-            self._raise_watermark(min(c.position for c in self.cursors.values()))
+            watermark = self._raise_watermark(min(c.position for c in self.cursors.values()))
         self.db.commit()
+        self.watermark = watermark
         return result
 
     def _rewind(self, saved: dict[int, Cursor]) -> None:
@@ -232,12 +233,14 @@ class Runner:
 
     # -- watermark, heartbeat, tick ---------------------------------------------------------
 
-    def _raise_watermark(self, candidate: int) -> None:
-        """Raise the watermark: every partition has consumed all positions up to it."""
-        if candidate > self.watermark:
-            assert self.checkpoints is not None
-            self.watermark = candidate
-            self.checkpoints.store_watermark(candidate)
+    def _raise_watermark(self, candidate: int) -> int:
+        """Raise the watermark (every partition has consumed all positions up to it) in the
+        open transaction; the caller keeps the value once that commits."""
+        if candidate <= self.watermark:
+            return self.watermark
+        assert self.checkpoints is not None
+        self.checkpoints.store_watermark(candidate)
+        return candidate
 
     def _idle(self) -> None:
         """Nothing came: if every partition is past the last position the relay published
@@ -245,12 +248,13 @@ class Runner:
         table, not from the broker's end offsets, which some brokers report short.)"""
         assert self.db is not None and self.checkpoints is not None
         switch_lock(self.db, self.lease)
-        relayed = self.checkpoints.relayed()
+        relayed, watermark = self.checkpoints.relayed(), self.watermark
         if relayed is not None:
             published, last = relayed
             if all(self.cursors.get(p, Cursor()).position >= position for p, position in last.items()):
-                self._raise_watermark(published)
+                watermark = self._raise_watermark(published)
         self.db.commit()
+        self.watermark = watermark
         self._beat()
 
     def _beat(self) -> None:

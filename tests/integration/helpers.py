@@ -9,12 +9,18 @@ from collections.abc import Callable
 from typing import Any
 
 import psycopg
+from kafka import KafkaAdminClient, KafkaProducer
+from kafka.admin import NewTopic
 
+from consumers import leases
 from consumers.relay import Relay
 from consumers.runner import Runner
+from domain.ticket import Ticket
 from infra import wiring
+from infra.avro import H_POSITION, Codec
 from infra.settings import Settings
 from infra.store import EventStore
+from projections.envelope import Envelope
 from projections.tickets import InMemoryTicketsView, TicketsProjection
 
 
@@ -71,3 +77,83 @@ def checkpoint(url: str, schema: str, topic: str) -> int:
             f"SELECT position FROM {schema}.watermark WHERE topic = %s", (topic,)  # type: ignore[arg-type]
         ).fetchone()
     return int(row[0]) if row and row[0] is not None else 0
+
+
+def write_tickets(store: EventStore, count: int) -> tuple[str, list[str]]:
+    """A contract and `count` tickets of seven events each (opened, responded, three time
+    entries, paused, then resumed or resolved), saved twenty tickets at a time."""
+    app = store.app
+    cid = app.sign_contract("Stream Ltd", "crm-experts/platinum", "2026-01-01").aggregate_id
+    ids, group = [], []
+    for i in range(count):
+        now = app.clock.now()
+        ticket = Ticket(cid, f"stream {i}", "ops", "portal", "P2", None, None, now)
+        ticket.respond(now)
+        for minutes in (5, 10, 20):
+            ticket.consume_time(minutes, "work", None, now)
+        ticket.pause("waiting", now)
+        ticket.resume(now) if i % 2 else ticket.resolve("fixed", now)
+        ids.append(str(ticket.id))
+        group.append(ticket)
+        if len(group) == 20 or i == count - 1:
+            app.save(*group)
+            group = []
+    return str(cid), ids
+
+
+def relay_from_here(settings: Settings, store: EventStore, topic: str, batch: int = 2000) -> Relay:
+    """A relay of the topic that starts at the store's head (the test's own events only)."""
+    relay = make_relay(settings, store, topic)
+    relay.check_topic()
+    relay.state.position, relay.batch_size = store.head(), batch
+    return relay
+
+
+def relay_until(relay: Relay, position: int, pause: float = 0.0) -> None:
+    """Publish up to `position` (at most one batch beyond), pausing between batches."""
+    while relay.state.position < position and relay.step():
+        time.sleep(pause)
+
+
+def reach_head(store: EventStore, position: int) -> None:
+    """Record events until the store's head is at `position` at least, so that messages
+    numbered up to it carry positions the runner trusts."""
+    while store.head() < position:
+        store.app.sign_contract("Filler Ltd", "crm-experts/gold", "2026-01-01")
+
+
+def message(env: Envelope, claims: int | None = None, garbled: bool = False) -> tuple[bytes, bytes, Any]:
+    """The relay's message of an envelope: key (its contract), value and headers; `claims`, a
+    position for the header to claim instead of the event's; garbled, one nobody can decode."""
+    value, headers = Codec().encode(env)
+    if claims is not None:
+        headers = [(k, str(claims).encode() if k == H_POSITION else v) for k, v in headers]
+    if garbled:
+        value, headers = b"\x00garbage", [(k, v) for k, v in headers if k == H_POSITION]
+    return env.contract_id.encode(), value, headers
+
+
+def publish(settings: Settings, topic: str, messages: list[tuple[bytes, bytes, Any]]) -> None:
+    """Send the messages to a fresh topic of one partition."""
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    admin.create_topics([NewTopic(topic, 1, 1)])
+    admin.close()
+    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
+    for key, value, headers in messages:
+        producer.send(topic, key=key, value=value, headers=headers)
+    producer.flush()
+    producer.close()
+
+
+def parked(url: str, schema: str) -> list[tuple[int | None, str]]:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(f"SELECT position, reason FROM {schema}.dead_letter ORDER BY id").fetchall()  # type: ignore[arg-type]
+    return [(r[0], r[1]) for r in rows]
+
+
+def lease_holder(url: str, role: str) -> str | None:
+    """The application name of the session holding a lease, if one does."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        pid = leases.holder(conn, role)
+        row = conn.execute("SELECT application_name FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone()
+    return row[0] if row else None
