@@ -157,22 +157,24 @@ def test_a_runner_whose_connection_is_killed_mid_stream_reconnects_and_applies_n
     head = store.head()
     relay_until(relay, relay.state.position + 700)
     runner, stop = make_runner(servers, schema, topic), threading.Event()
-    thread = threading.Thread(target=runner.run, args=(stop.is_set,))
+    thread = threading.Thread(target=runner.run, args=(stop.is_set,), daemon=True)
     thread.start()
-    drive(lambda: time.sleep(0.01), lambda: checkpoint(url, schema, topic) >= relay.state.position)
-    rest = threading.Thread(target=relay_until, args=(relay, head, 0.02))
-    rest.start()  # the rest of the stream flows while the runner's connection is killed, twice
-    pid = backend_pid(runner)
-    for _ in range(2):
-        db.execute("SELECT pg_terminate_backend(%s)", (pid,))
-        pid = backend_pid(runner, other_than=pid)
-    rest.join()
-    drive(lambda: time.sleep(0.05), lambda: checkpoint(url, schema, topic) >= head, timeout=60)
-    assert thread.is_alive(), "the runner healed without a restart"
-    stop.set()
-    thread.join()
-    runner.close()
-    relay.close()
+    try:
+        drive(lambda: time.sleep(0.01), lambda: checkpoint(url, schema, topic) >= relay.state.position)
+        rest = threading.Thread(target=relay_until, args=(relay, head, 0.02))
+        rest.start()  # the rest of the stream flows while the runner's connection is killed, twice
+        pid = backend_pid(runner)
+        for _ in range(2):
+            db.execute("SELECT pg_terminate_backend(%s)", (pid,))
+            pid = backend_pid(runner, other_than=pid)
+        rest.join()
+        drive(lambda: time.sleep(0.05), lambda: checkpoint(url, schema, topic) >= head, timeout=60)
+        assert thread.is_alive(), "the runner healed without a restart"
+    finally:
+        stop.set()
+        thread.join(30)
+        runner.close()
+        relay.close()
     built, clean = read_model(url, schema), clean_rebuild(store, upto=head)
     assert set(tids) <= set(built) and built == {k: clean[k] for k in built}
     assert sum(built[t]["minutes"] for t in tids) == 35 * 300
