@@ -78,8 +78,6 @@ class Rebuild:
 
     def _apply(self, conn: psycopg.Connection, envelopes: list[Envelope]) -> None:
         view = self.spec.view(conn, self.fresh)
-        if hasattr(view, "prefetch"):
-            view.prefetch(envelopes)
         for env in envelopes:
             self.projection.apply(env, view)
         flush = getattr(view, "flush", None)

@@ -14,13 +14,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 from zoneinfo import ZoneInfo
 
 from domain.availability import Interval, MonthlyAvailability, intersect, month_bounds
 from domain.availability import monthly_availability, split_by_month, subtract
 from domain.plans import PlanTerms
-from projections.envelope import Envelope, seen
+from projections.envelope import Envelope, Fold, opening, seen
 
 DOWN = "system-down"
 # Ticket events that may change a ticket's outage, by the change kind the view folds.
@@ -216,8 +216,7 @@ class AvailabilityView(Protocol):
     def contract(self, contract_id: str) -> Terms | None: ...
     def put_contract(self, contract_id: str, terms: Terms) -> None: ...
     def scheduled(self, contract_id: str, position: int, window: Interval, reason: str | None) -> None: ...
-    def ticket(self, ticket_id: str) -> TicketFacts | None: ...
-    def put_ticket(self, facts: TicketFacts) -> None: ...
+    def change(self, ticket_id: str, fold: Fold, *args: Any) -> bool: ...
     def to_check(self) -> list[Pending]: ...
     def outages_of(self, contract_id: str, since: datetime | None = None,
                    until: datetime | None = None) -> ContractOutages | None: ...
@@ -256,24 +255,17 @@ class AvailabilityProjection:
 
     @staticmethod
     def _opened(env: Envelope, view: AvailabilityView) -> bool:
-        if view.ticket(env.aggregate_id) is not None:
-            return False  # a ticket is opened once: this is a redelivery
         d = env.data
         since = instant(d["down_since"]) if d.get("down_since") else env.occurred_at
-        view.put_ticket(TicketFacts(env.aggregate_id, env.contract_id, since, d.get("category") == DOWN,
-                                    position=env.position))
-        return True
+        facts = TicketFacts(env.aggregate_id, env.contract_id, since, d.get("category") == DOWN, position=env.position)
+        return view.change(env.aggregate_id, opening, facts)
 
     @staticmethod
     def _change(env: Envelope, kind: str, view: AvailabilityView) -> bool:
         category = env.data.get("category")
         if kind == "classified" and not category:
             return False  # the priority alone changed: nothing for availability
-        facts = view.ticket(env.aggregate_id)
-        if facts is None or seen(env, facts.position):
-            return False  # never seen opened, or already applied
-        view.put_ticket(facts.after(Change(kind, env.occurred_at, category == DOWN), env.position))
-        return True
+        return view.change(env.aggregate_id, changed, env, Change(kind, env.occurred_at, category == DOWN))
 
     @staticmethod
     def _scheduled(env: Envelope, view: AvailabilityView) -> bool:
@@ -300,6 +292,13 @@ class AvailabilityProjection:
             view.checked(pending.contract_id)
 
 
+def changed(facts: TicketFacts | None, env: Envelope, change: Change) -> TicketFacts | None:
+    """The fold of a change of a ticket's facts."""
+    if facts is None or seen(env, facts.position):
+        return None  # never seen opened, or already applied
+    return facts.after(change, env.position)
+
+
 @dataclass
 class InMemoryAvailabilityView:
     """The availability read model in dicts, for unit tests and the benchmark."""
@@ -324,13 +323,14 @@ class InMemoryAvailabilityView:
         self.maintenance.setdefault(contract_id, {})[position] = window
         self._dirty(contract_id, window[0])
 
-    def ticket(self, ticket_id: str) -> TicketFacts | None:
-        return self.tickets.get(ticket_id)
-
-    def put_ticket(self, facts: TicketFacts) -> None:
-        before = self.tickets.get(facts.ticket_id)
-        self.tickets[facts.ticket_id] = facts
+    def change(self, ticket_id: str, fold: Fold, *args: Any) -> bool:
+        before = self.tickets.get(ticket_id)
+        facts = fold(before, *args)
+        if facts is None:
+            return False
+        self.tickets[ticket_id] = facts
         self._dirty(facts.contract_id, touched(before.segments() if before else [], facts.segments()))
+        return True
 
     def outages_of(self, contract_id: str, since: datetime | None = None,
                    until: datetime | None = None) -> ContractOutages | None:

@@ -21,9 +21,9 @@ here, a PostgreSQL one in infra/readmodels/ledger.py.
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
-from typing import Protocol
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from domain.billing import (
@@ -35,7 +35,7 @@ from domain.billing import (
     split_allowance,
 )
 from domain.plans import PlanTerms
-from projections.envelope import Envelope, seen
+from projections.envelope import Envelope, Fold, seen
 
 LOW, EXHAUSTED = "low-balance", "exhausted"
 _BEGIN, _END = datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC)
@@ -172,7 +172,7 @@ class Entry:
     engineer: str | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class TicketCost:
     """What a ticket's time entries have cost so far (read when it is resolved)."""
 
@@ -227,8 +227,7 @@ class LedgerView(Protocol):
     def put_book(self, book: Book) -> None: ...
     def put_period(self, period: Period) -> None: ...
     def add_entry(self, entry: Entry) -> None: ...
-    def ticket(self, ticket_id: str) -> TicketCost | None: ...
-    def put_ticket(self, cost: TicketCost) -> None: ...
+    def change_ticket(self, ticket_id: str, fold: Fold, *args: Any) -> bool: ...
     def add_statement(self, statement: Statement) -> None: ...
     def notify(self, notice: Notice) -> None: ...
 
@@ -296,21 +295,19 @@ class LedgerProjection:
         return view.period(book.contract_id, label) or self._new_period(book, label, 0, starts_at)
 
     def _ticket_event(self, env: Envelope, book: Book, view: LedgerView) -> bool:
-        """A time entry or a resolution: both change the period the instant falls in and the
-        ticket's cost row; either row having seen the event means it was applied."""
+        """A time entry or a resolution: it changes the period its instant falls in (the row
+        that tells whether the event was applied) and the ticket's cost, folded by the view."""
         label, starts_at = book.period_of(env.occurred_at)
         period = self._period(book, label, view, starts_at)
-        cost = view.ticket(env.aggregate_id) or TicketCost(env.aggregate_id, book.contract_id)
-        if seen(env, period.position) or seen(env, cost.position):
+        if seen(env, period.position):
             return False
         if env.type == "Ticket.Resolved":
-            return self._resolved(env, book, period, cost, view)
-        return self._time(env, book, period, cost, view)
+            return self._resolved(env, book, period, view)
+        return self._time(env, book, period, view)
 
-    def _time(self, env: Envelope, book: Book, period: Period, cost: TicketCost, view: LedgerView) -> bool:
+    def _time(self, env: Envelope, book: Book, period: Period, view: LedgerView) -> bool:
         minutes, kind = int(env.data["minutes"]), env.data["kind"]
         charge = book.charge(kind, minutes)
-        period.position = cost.position = env.position
         overage = 0
         if period.granted is not None:
             overage = split_allowance(max(0, period.used), charge, max(0, period.granted))[1]
@@ -319,18 +316,18 @@ class LedgerProjection:
         period.used += charge
         period.minutes += minutes
         period.entries += 1
-        cost.minutes, cost.charge, cost.overage = cost.minutes + minutes, cost.charge + charge, cost.overage + overage
-        view.put_ticket(cost)
+        period.position = env.position
+        view.change_ticket(env.aggregate_id, time_cost, env, book.contract_id, minutes, charge, overage)
         return self._settle(book, period, env, env.aggregate_id, view)
 
     @staticmethod
-    def _resolved(env: Envelope, book: Book, period: Period, cost: TicketCost, view: LedgerView) -> bool:
-        period.position = cost.position = env.position
+    def _resolved(env: Envelope, book: Book, period: Period, view: LedgerView) -> bool:
+        period.position = env.position
         view.put_period(period)
-        view.put_ticket(cost)
-        view.add_statement(Statement(env.aggregate_id, book.contract_id, env.position, env.occurred_at,
-                                     period.label, book.unit, cost.minutes, cost.charge, cost.overage,
-                                     period.balance))
+        # The period's label and balance as they stand at the resolution; the cost, when folded.
+        statement = Statement(env.aggregate_id, book.contract_id, env.position, env.occurred_at, period.label,
+                              book.unit, 0, 0, 0, period.balance)
+        view.change_ticket(env.aggregate_id, resolved_cost, env, statement, view)
         return True
 
     @staticmethod
@@ -353,6 +350,25 @@ class LedgerProjection:
             period.low, period.exhausted = low, out
         view.put_period(period)
         return True
+
+
+def time_cost(cost: TicketCost | None, env: Envelope, contract_id: str, minutes: int, charge: int,
+              overage: int) -> TicketCost | None:
+    """The fold of a time entry into its ticket's cost."""
+    cost = cost or TicketCost(env.aggregate_id, contract_id)
+    if seen(env, cost.position):
+        return None
+    return TicketCost(cost.ticket_id, contract_id, cost.minutes + minutes, cost.charge + charge,
+                      cost.overage + overage, env.position)
+
+
+def resolved_cost(cost: TicketCost | None, env: Envelope, statement: Statement, view: LedgerView) -> TicketCost | None:
+    """The fold of a resolution into its ticket's cost: the statement of what it cost so far."""
+    cost = cost or TicketCost(env.aggregate_id, statement.contract_id)
+    if seen(env, cost.position):
+        return None
+    view.add_statement(replace(statement, minutes=cost.minutes, charge=cost.charge, overage=cost.overage))
+    return TicketCost(cost.ticket_id, cost.contract_id, cost.minutes, cost.charge, cost.overage, env.position)
 
 
 @dataclass
@@ -381,11 +397,11 @@ class InMemoryLedgerView:
     def add_entry(self, entry: Entry) -> None:
         self.entries.append(entry)
 
-    def ticket(self, ticket_id: str) -> TicketCost | None:
-        return self.tickets.get(ticket_id)
-
-    def put_ticket(self, cost: TicketCost) -> None:
-        self.tickets[cost.ticket_id] = cost
+    def change_ticket(self, ticket_id: str, fold: Fold, *args: Any) -> bool:
+        cost = fold(self.tickets.get(ticket_id), *args)
+        if cost is not None:
+            self.tickets[ticket_id] = cost
+        return cost is not None
 
     def add_statement(self, statement: Statement) -> None:
         self.statements.append(statement)

@@ -1,11 +1,10 @@
 """SLA: per ticket, its facts and the due instants of its response and resolution clocks; per
-contract, the terms its SLA runs on. It dispatches on the event type, gets the ticket (its
-facts and the position of the last event applied to it) from the view, folds the event into
-the facts (`domain.sla.facts.apply`) and puts the ticket back; an event at or below the
-ticket's position is ignored, so a redelivery or an overlapping rebuild changes nothing. The
-view re-derives the deadlines of a ticket it was given with `derive`, so the stored due
-instants are always those of the latest facts (they do not depend on "now"; statuses do, and
-are computed when read). `tick(now, view)`
+contract, the terms its SLA runs on. It dispatches on the event type and hands the view a
+fold of the ticket (its facts, and the position of the last event applied to it): the event
+folded into the facts (`domain.sla.facts.apply`), or nothing if the ticket already applied it
+(a redelivery, or a rebuild that overlapped the live runner). The view re-derives the
+deadlines of a changed ticket with `derive`, so the stored due instants are always those of
+the latest facts (they do not depend on "now"; statuses do, and are computed when read). `tick(now, view)`
 notices, once per ticket, clock and due instant, a clock that is on (running or paused) past
 its due instant: a re-evaluated due instant is a new breach, a repeated tick is not. The
 in-memory view below is the reference the PostgreSQL one must agree with.
@@ -19,7 +18,7 @@ from typing import Any, NamedTuple, Protocol
 
 from domain.sla.clock import ClockResult, SlaRules, evaluate
 from domain.sla.facts import EVENT_TYPES, TicketFacts, apply, check
-from projections.envelope import Envelope, seen
+from projections.envelope import Envelope, Fold, opening, seen
 
 CLOCKS = ("response", "resolution")
 
@@ -114,8 +113,7 @@ def overdue(ticket_id: str, contract_id: str, plan_id: str, opened_at: datetime,
 class SlaView(Protocol):
     def contract(self, contract_id: str) -> Signed | None: ...
     def signed(self, contract: Signed) -> None: ...
-    def ticket(self, ticket_id: str) -> Tracked | None: ...
-    def put_ticket(self, ticket_id: str, ticket: Tracked) -> None: ...
+    def change(self, ticket_id: str, fold: Fold, *args: Any) -> bool: ...
     def overdue(self, now: datetime) -> list[Breach]: ...
     def breached(self, breach: Breach) -> None: ...
 
@@ -128,25 +126,13 @@ class SlaProjection:
     def apply(self, env: Envelope, view: SlaView) -> bool:
         if env.type in EVENT_TYPES:
             check(env.type, env.occurred_at, env.data)  # bad data fails here, not at flush
-            return self._changed(env, view)
+            return view.change(env.aggregate_id, folded, env)
         if env.type == "Ticket.Opened":
-            if view.ticket(env.aggregate_id) is not None:
-                return False  # a ticket is opened once: this is a redelivery
             facts = TicketFacts.opened(env.occurred_at, env.data)
-            view.put_ticket(env.aggregate_id, Tracked(env.contract_id, facts, env.position))
-            return True
+            return view.change(env.aggregate_id, opening, Tracked(env.contract_id, facts, env.position))
         if env.type == "Contract.Signed":
             return self._signed(env, view)
         return False
-
-    @staticmethod
-    def _changed(env: Envelope, view: SlaView) -> bool:
-        ticket = view.ticket(env.aggregate_id)
-        if ticket is None or seen(env, ticket.position):
-            return False  # never seen opened, or already applied
-        facts = apply(ticket.facts, env.type, env.occurred_at, env.data)
-        view.put_ticket(env.aggregate_id, Tracked(ticket.contract_id, facts, env.position))
-        return True
 
     @staticmethod
     def _signed(env: Envelope, view: SlaView) -> bool:
@@ -163,6 +149,13 @@ class SlaProjection:
         """Notice the clocks that went past due since the last tick."""
         for breach in view.overdue(now):
             view.breached(breach)
+
+
+def folded(ticket: Tracked | None, env: Envelope) -> Tracked | None:
+    """The fold of a ticket's event into its facts."""
+    if ticket is None or seen(env, ticket.position):
+        return None  # never seen opened, or already applied
+    return Tracked(ticket.contract_id, apply(ticket.facts, env.type, env.occurred_at, env.data), env.position)
 
 
 @dataclass
@@ -190,11 +183,14 @@ class InMemorySlaView:
     def signed(self, contract: Signed) -> None:
         self.contracts[contract.contract_id] = contract
 
-    def ticket(self, ticket_id: str) -> Tracked | None:
+    def change(self, ticket_id: str, fold: Fold, *args: Any) -> bool:
         r = self.tickets.get(ticket_id)
-        return None if r is None else Tracked(r.contract_id, r.facts, r.position)
+        ticket = fold(None if r is None else Tracked(r.contract_id, r.facts, r.position), *args)
+        if ticket is not None:
+            self._put(ticket_id, ticket)
+        return ticket is not None
 
-    def put_ticket(self, ticket_id: str, ticket: Tracked) -> None:
+    def _put(self, ticket_id: str, ticket: Tracked) -> None:
         derived = self._derive(ticket.contract_id, ticket.facts)
         record = self.tickets.get(ticket_id)
         if record is None:

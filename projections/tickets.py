@@ -1,10 +1,12 @@
 """The ticket list: one row per ticket with its current status, priority and time spent.
 
-It dispatches on the event type, gets the ticket's row from the view, and puts it back
-changed. Each row records the store position of the last event applied to it, and an event
-at or below that position is ignored (a redelivery, or a rebuild that overlapped the live
-runner), so replaying any part of the history again changes nothing. The view is a port: an
-in-memory version here for unit tests, a PostgreSQL one in infra/readmodels/tickets.py.
+It dispatches on the event type and hands the view a fold of the ticket's row (`change`): the
+in-memory view runs it at once, the PostgreSQL one at flush, once it has read the rows of the
+whole batch in one query. Each row records the store position of the last event applied to
+it, and the fold ignores an event at or below that position (a redelivery, or a rebuild that
+overlapped the live runner), so replaying any part of the history again changes nothing. The
+view is a port: an in-memory version here for unit tests, a PostgreSQL one in
+infra/readmodels/tickets.py.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from projections.envelope import Envelope, seen
+from projections.envelope import Envelope, Fold, opening, seen
 
 STATUS_AFTER = {
     "Ticket.Paused": "paused",
@@ -25,8 +27,7 @@ CHANGES = ("Ticket.Classified", "Ticket.TimeConsumed", *STATUS_AFTER)
 
 
 class TicketsView(Protocol):
-    def get(self, ticket_id: str) -> dict[str, Any] | None: ...
-    def put(self, row: dict[str, Any]) -> None: ...
+    def change(self, ticket_id: str, fold: Fold, *args: Any) -> bool: ...
 
 
 class TicketsProjection:
@@ -36,37 +37,37 @@ class TicketsProjection:
 
     def apply(self, env: Envelope, view: TicketsView) -> bool:
         if env.type == "Ticket.Opened":
-            return self._opened(env, view)
+            return view.change(env.aggregate_id, opening, self._opened(env))
         if env.type not in CHANGES:
             return False
-        row = view.get(env.aggregate_id)
-        if row is None or seen(env, row["position"]):
-            return False  # never seen opened (its opening was parked), or already applied
-        view.put(row | self._changes(env, row) | {"updated_at": env.occurred_at, "position": env.position})
-        return True
+        return view.change(env.aggregate_id, changed, env)
 
     @staticmethod
-    def _opened(env: Envelope, view: TicketsView) -> bool:
-        if view.get(env.aggregate_id) is not None:
-            return False  # a ticket is opened once: this is a redelivery
+    def _opened(env: Envelope) -> dict[str, Any]:
         d = env.data
-        view.put({
+        return {
             "ticket_id": env.aggregate_id, "contract_id": env.contract_id,
             "title": d["title"], "reporter": d["reporter"], "channel": d["channel"],
             "priority": d.get("priority") or "P3", "category": d.get("category"),
             "status": "open", "opened_at": env.occurred_at, "updated_at": env.occurred_at,
             "minutes": 0, "position": env.position,
-        })
-        return True
+        }
 
-    @staticmethod
-    def _changes(env: Envelope, row: dict[str, Any]) -> dict[str, Any]:
-        if env.type == "Ticket.TimeConsumed":
-            return {"minutes": row["minutes"] + int(env.data["minutes"])}
-        if env.type == "Ticket.Classified":
-            changes = {"priority": env.data["priority"]}
-            return changes | ({"category": env.data["category"]} if env.data.get("category") else {})
-        return {"status": STATUS_AFTER[env.type]}
+
+def changed(row: dict[str, Any] | None, env: Envelope) -> dict[str, Any] | None:
+    """The fold of a change of the ticket (status, priority, time spent)."""
+    if row is None or seen(env, row["position"]):
+        return None  # never seen opened (its opening was parked), or already applied
+    return row | _changes(env, row) | {"updated_at": env.occurred_at, "position": env.position}
+
+
+def _changes(env: Envelope, row: dict[str, Any]) -> dict[str, Any]:
+    if env.type == "Ticket.TimeConsumed":
+        return {"minutes": row["minutes"] + int(env.data["minutes"])}
+    if env.type == "Ticket.Classified":
+        changes = {"priority": env.data["priority"]}
+        return changes | ({"category": env.data["category"]} if env.data.get("category") else {})
+    return {"status": STATUS_AFTER[env.type]}
 
 
 @dataclass
@@ -75,8 +76,8 @@ class InMemoryTicketsView:
 
     rows: dict[str, dict[str, Any]] = field(default_factory=dict)
 
-    def get(self, ticket_id: str) -> dict[str, Any] | None:
-        return self.rows.get(ticket_id)
-
-    def put(self, row: dict[str, Any]) -> None:
-        self.rows[row["ticket_id"]] = dict(row)
+    def change(self, ticket_id: str, fold: Fold, *args: Any) -> bool:
+        row = fold(self.rows.get(ticket_id), *args)
+        if row is not None:
+            self.rows[ticket_id] = row
+        return row is not None

@@ -1,8 +1,8 @@
 """The availability read model: its PostgreSQL view, the Avro encoder of its budget notice, and
-GET /contracts/{id}/availability. The view reads a batch's tickets and contracts in one query
-each, and writes what the projection changed at `flush` in a handful of set-based statements
-(one upsert of the tickets' facts, one rewrite of their outage segments, each batch of rows
-sent as one JSON document), so thousands of ticket events cost a few round trips.
+GET /contracts/{id}/availability. At `flush` the view reads the batch's tickets in one query,
+runs the projection's folds on them, and writes what changed in a handful of set-based
+statements (one upsert of the tickets' facts, one rewrite of their outage segments, each batch
+of rows sent as one JSON document), so thousands of ticket events cost a few round trips.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from projections.availability import (
     instant,
     touched,
 )
-from projections.envelope import Envelope
+from projections.envelope import Fold
 
 NAME = "availability"
 SCHEMA = f"proj_{NAME}"
@@ -97,9 +97,8 @@ def _utc(value: datetime | None) -> Any:
 
 
 class PgAvailabilityView:
-    """The availability read model in {schema}.availability_*: the batch's contracts and
-    tickets read in one query each (`prefetch`), changed by the projection in memory, and
-    written at flush."""
+    """The availability read model in {schema}.availability_*: the batch's tickets folded at
+    flush, on their facts read in one query, contracts read on first use; written at flush."""
 
     def __init__(self, conn: psycopg.Connection, schema: str) -> None:
         self.conn, self.schema = conn, schema
@@ -112,10 +111,6 @@ class PgAvailabilityView:
 
     # -- the rows the projection gets and puts ----------------------------------------------
 
-    def prefetch(self, envelopes: list[Envelope]) -> None:
-        self.tickets.prefetch(e.aggregate_id for e in envelopes if e.is_ticket_event)
-        self.contracts.prefetch(e.aggregate_id for e in envelopes if e.type.startswith("Contract."))
-
     def contract(self, contract_id: str) -> Terms | None:
         return self.contracts.get(contract_id)
 
@@ -125,11 +120,8 @@ class PgAvailabilityView:
     def scheduled(self, contract_id: str, position: int, window: Interval, reason: str | None) -> None:
         self.windows.append((contract_id, position, window, reason))
 
-    def ticket(self, ticket_id: str) -> TicketFacts | None:
-        return self.tickets.get(ticket_id)
-
-    def put_ticket(self, facts: TicketFacts) -> None:
-        self.tickets.put(facts.ticket_id, facts)
+    def change(self, ticket_id: str, fold: Fold, *args: Any) -> bool:
+        return self.tickets.change(ticket_id, fold, args)
 
     def _contracts(self, ids: list[str]) -> dict[str, Terms]:
         rows = self.conn.execute(self._sql(
@@ -146,7 +138,9 @@ class PgAvailabilityView:
 
     # -- the writes -------------------------------------------------------------------------
 
-    def flush(self) -> None:
+    def flush(self) -> int:
+        """Write the batch; how many of its changes were declined (events already applied)."""
+        declined = self.tickets.settle()
         contracts = self.contracts.take_changed()
         if contracts:
             self._insert("availability_contracts", [
@@ -180,6 +174,7 @@ class PgAvailabilityView:
             ])
         self._mark_dirty([(f.contract_id, touched(before[f.ticket_id], new[f.ticket_id])) for f in moved])
         self.windows = []
+        return declined
 
     def _mark_dirty(self, moved: list[tuple[str, datetime | None]]) -> None:
         dirty: dict[str, datetime] = {}

@@ -1,7 +1,7 @@
 """The SLA read model: its PostgreSQL view, the Avro encoder of its breach notice, and the routes
-GET /tickets/{id}/sla (?explain=true) and GET /contracts/{id}/sla?month=YYYY-MM. The view reads
-a batch's tickets and contracts in one query each, and writes what the projection changed at
-`flush` in a few set-based statements (one upsert of the re-derived tickets), so a ticket
+GET /tickets/{id}/sla (?explain=true) and GET /contracts/{id}/sla?month=YYYY-MM. At `flush` the
+view reads the batch's tickets in one query, runs the projection's folds on them, and writes
+what changed in a few set-based statements (one upsert of the re-derived tickets), so a ticket
 touched by many events of a batch is evaluated once. A derivation that fails (a clock beyond
 the calendar's range) fails at flush; the runner then retries the batch event by event and
 parks that one. Statuses are computed when read, from the stored
@@ -27,7 +27,7 @@ from infra.avro import NoticeCodec
 from infra.http.readmodels import month_window
 from infra.readmodels import ProjectionSpec
 from infra.readmodels.rows import Rows
-from projections.envelope import Envelope
+from projections.envelope import Fold
 from projections.sla import CLOCKS, Breach, Derived, Signed, SlaProjection, Tracked, derive
 
 NAME = "sla"
@@ -59,10 +59,9 @@ def _utc(value: datetime | None) -> Any:
 
 
 class PgSlaView:
-    """The SLA read model in {schema}.sla_*: the batch's tickets and contracts read in one query
-    each (`prefetch`), changed by the projection in memory, and re-derived and written at
-    flush; `guard` holds breach notices back while the projection lags behind the relay (a
-    backlog may hold the event that stops a clock)."""
+    """The SLA read model in {schema}.sla_*: the batch's tickets folded, re-derived and written
+    at flush, contracts read on first use; `guard` holds breach notices back while the
+    projection lags behind the relay (a backlog may hold the event that stops a clock)."""
 
     def __init__(self, conn: psycopg.Connection, schema: str, guard: bool = True) -> None:
         self.conn, self.schema, self.guard = conn, schema, guard
@@ -74,21 +73,14 @@ class PgSlaView:
 
     # -- the rows the projection gets and puts ----------------------------------------------
 
-    def prefetch(self, envelopes: list[Envelope]) -> None:
-        self.tickets.prefetch(e.aggregate_id for e in envelopes if e.is_ticket_event)
-        self.contracts.prefetch(e.aggregate_id for e in envelopes if e.type == "Contract.Signed")
-
     def contract(self, contract_id: str) -> Signed | None:
         return self.contracts.get(contract_id)
 
     def signed(self, contract: Signed) -> None:
         self.contracts.put(contract.contract_id, contract)
 
-    def ticket(self, ticket_id: str) -> Tracked | None:
-        return self.tickets.get(ticket_id)
-
-    def put_ticket(self, ticket_id: str, ticket: Tracked) -> None:
-        self.tickets.put(ticket_id, ticket)
+    def change(self, ticket_id: str, fold: Fold, *args: Any) -> bool:
+        return self.tickets.change(ticket_id, fold, args)
 
     def _contracts(self, ids: list[str]) -> dict[str, Signed]:
         rows = self.conn.execute(self._sql(
@@ -105,7 +97,9 @@ class PgSlaView:
 
     # -- the writes -------------------------------------------------------------------------
 
-    def flush(self) -> None:
+    def flush(self) -> int:
+        """Write the batch; how many of its changes were declined (events already applied)."""
+        declined = self.tickets.settle()
         signed = self.contracts.take_changed()
         if signed:
             with self.conn.cursor() as cur:
@@ -125,6 +119,7 @@ class PgSlaView:
                 + ") ON CONFLICT (ticket_id) DO UPDATE SET "
                 + ", ".join(f"{c} = EXCLUDED.{c}" for c in _COLUMNS[3:])),
                 [[row[i] for row in rows] for i in range(len(_COLUMNS))])
+        return declined
 
     # -- the tick's reads and writes, immediate ---------------------------------------------
 

@@ -16,14 +16,14 @@ from psycopg.rows import dict_row
 from domain.errors import NotFound
 from infra.readmodels import ProjectionSpec
 from infra.readmodels.rows import Rows
-from projections.envelope import Envelope
+from projections.envelope import Fold
 from projections.tickets import TicketsProjection
 
 
 class PgTicketsView:
-    """The ticket list in {schema}.tickets: a batch's rows read in one query (`prefetch`), changed
-    by the projection in memory, and written back at `flush` in one upsert: per-event statements
-    cost a round trip each."""
+    """The ticket list in {schema}.tickets: the projection's folds of a batch run at `flush` on
+    the rows read in one query, and the rows they changed are written back in one upsert:
+    per-event statements cost a round trip each."""
 
     def __init__(self, conn: psycopg.Connection, schema: str) -> None:
         self.conn, self.schema = conn, schema
@@ -33,20 +33,17 @@ class PgTicketsView:
         with self.conn.cursor(row_factory=dict_row) as cur:
             return {r["ticket_id"]: r for r in cur.execute(_statements(self.schema)["load"], (ids,)).fetchall()}
 
-    def prefetch(self, envelopes: list[Envelope]) -> None:
-        self.rows.prefetch(e.aggregate_id for e in envelopes if e.is_ticket_event)
+    def change(self, ticket_id: str, fold: Fold, *args: Any) -> bool:
+        return self.rows.change(ticket_id, fold, args)
 
-    def get(self, ticket_id: str) -> dict[str, Any] | None:
-        return self.rows.get(ticket_id)
-
-    def put(self, row: dict[str, Any]) -> None:
-        self.rows.put(row["ticket_id"], row)
-
-    def flush(self) -> None:
+    def flush(self) -> int:
+        """Write the batch; how many of its changes were declined (events already applied)."""
+        declined = self.rows.settle()
         changed = self.rows.take_changed()
         if changed:
             rows = [{c: _json(row[c]) for c in COLUMNS} for row in changed.values()]
             self.conn.execute(_statements(self.schema)["upsert"], (json.dumps(rows),))
+        return declined
 
 
 def _json(value: Any) -> Any:

@@ -1,7 +1,7 @@
 """The PostgreSQL ledger view against the in-memory one: the same history gives the same
 periods, entries, ticket totals, statements and notices, whether it arrives in one batch or
-in many small ones (the view caches per batch and writes at flush), read ahead or row by row,
-redelivered, and in pipeline mode."""
+in many small ones (the view caches per batch and writes at flush), redelivered, and in
+pipeline mode."""
 
 from __future__ import annotations
 
@@ -55,11 +55,8 @@ def on_postgres(url: str, events: list[Envelope], batch: int, pipeline: bool) ->
         for first in range(0, len(events), batch):
             with conn.pipeline() if pipeline else contextlib.nullcontext():
                 view = PgLedgerView(conn, schema)
-                # Each batch comes after the one before it again (a redelivery): dropped. Every
-                # other batch is read ahead, as the runner does.
+                # Each batch comes after the one before it again (a redelivery): dropped.
                 delivered = events[max(0, first - batch):first] + events[first:first + batch]
-                if first // batch % 2:
-                    view.prefetch(delivered)
                 for env in delivered:
                     projection.apply(env, view)
                 view.flush()
