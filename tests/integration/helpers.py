@@ -79,26 +79,26 @@ def checkpoint(url: str, schema: str, topic: str) -> int:
     return int(row[0]) if row and row[0] is not None else 0
 
 
+def stream_ticket(store: EventStore, contract_id: Any, i: int) -> Ticket:
+    """Ticket `i` of a stream, not saved yet: opened, responded, three time entries (35
+    minutes), paused, then resumed (odd `i`) or resolved (even): seven events."""
+    now = store.app.clock.now()
+    ticket = Ticket(contract_id, f"ticket {i}", "ops", "portal", "P2", None, None, now)
+    ticket.respond(now)
+    for minutes in (5, 10, 20):
+        ticket.consume_time(minutes, "work", None, now)
+    ticket.pause("waiting", now)
+    ticket.resume(now) if i % 2 else ticket.resolve("fixed", now)
+    return ticket
+
+
 def write_tickets(store: EventStore, count: int) -> tuple[str, list[str]]:
-    """A contract and `count` tickets of seven events each (opened, responded, three time
-    entries, paused, then resumed or resolved), saved twenty tickets at a time."""
-    app = store.app
-    cid = app.sign_contract("Stream Ltd", "crm-experts/platinum", "2026-01-01").aggregate_id
-    ids, group = [], []
-    for i in range(count):
-        now = app.clock.now()
-        ticket = Ticket(cid, f"stream {i}", "ops", "portal", "P2", None, None, now)
-        ticket.respond(now)
-        for minutes in (5, 10, 20):
-            ticket.consume_time(minutes, "work", None, now)
-        ticket.pause("waiting", now)
-        ticket.resume(now) if i % 2 else ticket.resolve("fixed", now)
-        ids.append(str(ticket.id))
-        group.append(ticket)
-        if len(group) == 20 or i == count - 1:
-            app.save(*group)
-            group = []
-    return str(cid), ids
+    """A contract and `count` stream tickets, saved twenty at a time; their ids."""
+    cid = store.app.sign_contract("Stream Ltd", "crm-experts/platinum", "2026-01-01").aggregate_id
+    tickets = [stream_ticket(store, cid, i) for i in range(count)]
+    for first in range(0, count, 20):
+        store.app.save(*tickets[first:first + 20])
+    return str(cid), [str(t.id) for t in tickets]
 
 
 def relay_from_here(settings: Settings, store: EventStore, topic: str, batch: int = 2000) -> Relay:

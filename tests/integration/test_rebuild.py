@@ -72,28 +72,26 @@ def ledger_tables(url: str, contract_id: str) -> dict[str, Any]:
 
 
 def test_a_rebuild_while_the_runners_lag_neither_doubles_minutes_nor_repeats_a_ledger_entry(
-    backend: Processes, store: EventStore, base_url: str
+    backend: Processes, store: EventStore, client: httpx.Client
 ) -> None:
-    settings = backend.settings
+    settings, cid = backend.settings, contract(client)
+    tids = [ticket(client, cid) for _ in range(3)]
+    first = [post(client, f"/tickets/{t}/time", minutes=30, kind="work")["position"] for t in tids][-1]
+    answered(client, f"/tickets/{tids[0]}", first)
+    answered(client, f"/contracts/{cid}/ledger", first)
+    for name in LAGGING:
+        backend.kill(f"consume-{name}")  # stopped: the live runners lag behind what follows
+    for t in tids:
+        post(client, f"/tickets/{t}/time", minutes=45, kind="work")
+    last = post(client, f"/tickets/{tids[0]}/resolve")["position"]
     url = settings.database_url or ""
-    with httpx.Client(base_url=base_url, timeout=30) as client:
-        cid = contract(client)
-        tids = [ticket(client, cid) for _ in range(3)]
-        first = [post(client, f"/tickets/{t}/time", minutes=30, kind="work")["position"] for t in tids][-1]
-        answered(client, f"/tickets/{tids[0]}", first)
-        answered(client, f"/contracts/{cid}/ledger", first)
-        for name in LAGGING:
-            backend.kill(f"consume-{name}")  # stopped: the live runners lag behind what follows
-        for t in tids:
-            post(client, f"/tickets/{t}/time", minutes=45, kind="work")
-        last = post(client, f"/tickets/{tids[0]}/resolve")["position"]
-        olds = [rebuild.rebuild(wiring.PROJECTIONS[name], store, url, settings.events_topic, settings.partitions,
-                                show_progress=False).old_schema for name in LAGGING]
-        for name in LAGGING:
-            backend.start(f"consume-{name}")  # it reads again what the rebuild already applied
-        assert answered(client, f"/tickets/{tids[0]}", last)["minutes"] == 75
-        ledger = answered(client, f"/contracts/{cid}/ledger", last)
-        assert (ledger["used"], len(ledger["entries"])) == (3 * 75, 6)
+    olds = [rebuild.rebuild(wiring.PROJECTIONS[name], store, url, settings.events_topic, settings.partitions,
+                            show_progress=False).old_schema for name in LAGGING]
+    for name in LAGGING:
+        backend.start(f"consume-{name}")  # it reads again what the rebuild already applied
+    assert answered(client, f"/tickets/{tids[0]}", last)["minutes"] == 75
+    ledger = answered(client, f"/contracts/{cid}/ledger", last)
+    assert (ledger["used"], len(ledger["entries"])) == (3 * 75, 6)
     clean, built = clean_rebuild(store, upto=last), read_model(url, "proj_tickets")
     assert {t: built[t] for t in tids} == {t: clean[t] for t in tids}
     view, projection = InMemoryLedgerView(), LedgerProjection()
@@ -104,5 +102,4 @@ def test_a_rebuild_while_the_runners_lag_neither_doubles_minutes_nor_repeats_a_l
         for name in LAGGING:
             assert conn.execute(f"SELECT reason FROM proj_{name}.dead_letter WHERE position >= %s",  # type: ignore[arg-type]
                                 (first,)).fetchall() == []
-    for name in LAGGING:
-        assert rebuild.drop_old(url, wiring.PROJECTIONS[name]) == [olds[LAGGING.index(name)]]
+    assert [rebuild.drop_old(url, wiring.PROJECTIONS[name]) for name in LAGGING] == [[old] for old in olds]

@@ -1,14 +1,18 @@
 """The runner on a real PostgreSQL and broker, against what goes wrong: poison that fails only
 when the view writes its rows (parked, the rest of the batch applied, the runner goes on),
 messages claiming positions the store never reached (parked, hiding nothing), parked events
-counted as consumed by the watermark, and its connection killed under it mid-stream (it
-reconnects and applies nothing twice)."""
+counted as consumed by the watermark, its connection killed under it mid-stream (it reconnects
+and applies nothing twice), and the death of the runner that holds a partition's lease (the
+standby, another process, takes over)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -25,6 +29,7 @@ from tests.integration.helpers import (
     checkpoint,
     clean_rebuild,
     drive,
+    lease_holder,
     make_runner,
     message,
     parked,
@@ -179,3 +184,55 @@ def test_a_runner_whose_connection_is_killed_mid_stream_reconnects_and_applies_n
     assert set(tids) <= set(built) and built == {k: clean[k] for k in built}
     assert sum(built[t]["minutes"] for t in tids) == 35 * 300
     assert parked(url, schema) == [], "a database fault is not poison"
+
+
+# Two runners of one projection, as processes.
+
+
+def start(settings: Settings, schema: str, topic: str, name: str) -> subprocess.Popen[bytes]:
+    """A runner of the ticket list, its database sessions named `name`."""
+    env = settings.child_env() | {"PGAPPNAME": name, "TICKETING_JSON_LOGS": "1"}
+    log = open(settings.data_dir / f"{name}-{schema}.log", "ab")  # noqa: SIM115 - the child owns it
+    return subprocess.Popen([sys.executable, "-m", "tests.integration.runner_process", "tickets", schema, topic],
+                            env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def eventually(condition: Callable[[], bool], within: float) -> None:
+    deadline = time.monotonic() + within
+    while not condition():
+        assert time.monotonic() < deadline, f"not within {within} s"
+        time.sleep(0.05)
+
+
+def test_a_standby_runner_takes_over_within_ten_seconds_of_the_active_ones_death_and_applies_nothing_twice(
+    servers: Settings, store: EventStore
+) -> None:
+    url = servers.database_url or ""
+    topic, schema = unique("events"), tickets_schema(url)
+    relay = relay_from_here(servers, store, topic, batch=100)
+    _, tids = write_tickets(store, 300)  # 2,101 events
+    head, lease = store.head(), f"apply:tickets@{schema}:0"
+    relay_until(relay, relay.state.position + 700)
+    runners = {name: start(servers, schema, topic, name) for name in ("runner-a", "runner-b")}
+    try:
+        eventually(lambda: checkpoint(url, schema, topic) >= relay.state.position, within=60)
+        active = lease_holder(url, lease)
+        assert active in runners, "one runner holds the partition's lease"
+        (standby,) = set(runners) - {active}
+        assert runners[standby].poll() is None, "the other one waits"
+        rest = threading.Thread(target=relay_until, args=(relay, head, 0.02))
+        rest.start()
+        runners[active].kill()  # SIGKILL while the rest of the stream flows
+        runners[active].wait()
+        eventually(lambda: lease_holder(url, lease) == standby, within=10)
+        rest.join()
+        eventually(lambda: checkpoint(url, schema, topic) >= head, within=60)
+    finally:
+        for process in runners.values():
+            process.kill()
+            process.wait()
+        relay.close()
+    built, clean = read_model(url, schema), clean_rebuild(store, upto=head)
+    assert set(tids) <= set(built) and built == {k: clean[k] for k in built}
+    assert sum(built[t]["minutes"] for t in tids) == 35 * 300
+    assert parked(url, schema) == []
