@@ -2,8 +2,9 @@
 windows it announced, and its time zone and availability target; the monthly figures are
 computed at query time by domain/availability.py (open outages clipped at "now"), and the
 projection's `tick` decides, once per contract and month, that the month's error budget is
-spent. The view stores each ticket's facts (`TicketFacts`) and the outage segments derived
-from them; the in-memory view below is the reference the PostgreSQL one must agree with.
+spent. The view stores each ticket's facts (`TicketFacts`, projections/availability_rows.py)
+and the outage segments derived from them; the in-memory view below is the reference the
+PostgreSQL one must agree with.
 Each ticket's facts and each contract's terms record the store position of the last event
 applied to them, and the projection ignores an event at or below it (a redelivery, or a
 rebuild that overlapped the live runner), so replaying any part again changes nothing.
@@ -17,119 +18,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple, Protocol
 from zoneinfo import ZoneInfo
 
-from domain.availability import Interval, MonthlyAvailability, intersect, month_bounds
-from domain.availability import monthly_availability, split_by_month, subtract
+from domain.availability import Interval, MonthlyAvailability, intersect, month_bounds, split_by_month, subtract
 from domain.plans import PlanTerms
+from projections.availability_rows import Change, ContractOutages, Outage, Segment, Terms, TicketFacts
 from projections.envelope import Envelope, Fold, opening, seen
 
 DOWN = "system-down"
 # Ticket events that may change a ticket's outage, by the change kind the view folds.
 CHANGES = {"Ticket.Classified": "classified", "Ticket.Restored": "restored",
            "Ticket.Resolved": "resolved", "Ticket.Reopened": "reopened", "Ticket.Cancelled": "cancelled"}
-Segment = tuple[datetime, datetime | None]
-
-
-class Change(NamedTuple):
-    """One fact about a ticket that may move its outage; `down` only for "classified"."""
-
-    kind: str
-    at: datetime
-    down: bool = False
-
-
-class TicketFacts(NamedTuple):
-    """What the availability rules need to know about one ticket, and its outage segments.
-
-    Interpretations (DESIGN section 4 leaves them open):
-    - The outage starts at `down_since`, else at the opening; it ends at the restoration,
-      else at the resolution; while neither happened it is open and counts up to "now".
-    - Classification is retroactive, as for the SLA: a ticket classified *into* system-down
-      is an outage from its `down_since`/opening; one classified *away* from system-down
-      was never one (its whole outage is withdrawn); classified back, it is one again.
-    - A cancelled ticket is a withdrawn report (duplicate, false alarm): no outage at all,
-      even if a restoration had been recorded; a real outage is closed by restore/resolve.
-    - Reopened after a resolution without restoration: the outage resumes at the reopening
-      (the time between resolution and reopening was reported as working, so it is not
-      downtime). After a restoration a reopening starts no outage: restoration is final
-      (the ticket cannot be restored twice); a new outage needs a new ticket.
-    """
-
-    ticket_id: str
-    contract_id: str
-    since: datetime
-    down: bool
-    cancelled: bool = False
-    history: tuple[tuple[str, datetime], ...] = ()  # restored / resolved / reopened, in order
-    position: int = 0  # of the last event applied
-
-    def after(self, change: Change, position: int) -> TicketFacts:
-        # A NamedTuple built directly: a frozen dataclass and `replace` cost more than the
-        # rest of the projection.
-        down, cancelled, history = self.down, self.cancelled, self.history
-        if change.kind == "classified":
-            down = change.down
-        elif change.kind == "cancelled":
-            cancelled = True
-        else:
-            history = (*history, (change.kind, change.at))
-        return TicketFacts(self.ticket_id, self.contract_id, self.since, down, cancelled, history, position)
-
-    def segments(self) -> list[Segment]:
-        if not self.down or self.cancelled:
-            return []
-        found: list[Segment] = []
-        start: datetime | None = self.since
-        restored = False
-        for kind, at in self.history:
-            if kind == "reopened":
-                start = at if start is None and not restored else start
-            elif start is not None:  # restored or resolved: the outage ends here
-                found.append((start, max(start, at)))
-                start = None
-            restored = restored or kind == "restored"
-        if start is not None:
-            found.append((start, None))
-        return found
-
-
-class Terms(NamedTuple):
-    """A contract's time zone (its months) and availability target, and the position of the
-    last event applied to it (its signing, or its latest maintenance announcement)."""
-
-    time_zone: str
-    target_pct: float | None
-    position: int
-
-
-class Outage(NamedTuple):
-    """One stored outage segment; `end` None while the outage is open."""
-
-    ticket_id: str
-    start: datetime
-    end: datetime | None
-
-
-@dataclass(frozen=True)
-class ContractOutages:
-    """Everything needed for one contract's monthly figures."""
-
-    contract_id: str
-    time_zone: str
-    target_pct: float | None
-    outages: tuple[Outage, ...] = ()
-    maintenance: tuple[Interval, ...] = ()
-    noticed: frozenset[str] = frozenset()
-
-    def intervals(self, now: datetime) -> list[Interval]:
-        """The outages as closed intervals, open ones (and any future part) clipped at now."""
-        clipped = ((o.start, now if o.end is None else min(o.end, now)) for o in self.outages)
-        return [(start, end) for start, end in clipped if start < end]
-
-    def month(self, month: str, now: datetime) -> MonthlyAvailability:
-        """The month's figures as of `now`; raises ValueError on a malformed month."""
-        return monthly_availability(
-            month, self.time_zone, self.intervals(now), self.maintenance, self.target_pct
-        )
 
 
 @dataclass(frozen=True)

@@ -23,17 +23,8 @@ from infra.avro import NoticeCodec
 from infra.http.readmodels import month_window
 from infra.readmodels import ProjectionSpec
 from infra.readmodels.rows import Rows
-from projections.availability import (
-    AvailabilityProjection,
-    BudgetNotice,
-    ContractOutages,
-    Outage,
-    Pending,
-    Terms,
-    TicketFacts,
-    instant,
-    touched,
-)
+from projections.availability import AvailabilityProjection, BudgetNotice, Pending, instant, touched
+from projections.availability_rows import ContractOutages, Outage, Terms, TicketFacts
 from projections.envelope import Fold
 
 NAME = "availability"

@@ -28,12 +28,10 @@ from infra.avro import H_NOTICE_TYPE, NoticeCodec
 from infra.readmodels import ProjectionSpec
 from infra.readmodels.rows import Rows
 from projections.envelope import Fold
-from projections.ledger import (
-    EXHAUSTED,
-    LOW,
+from projections.ledger import EXHAUSTED, LOW, LedgerProjection
+from projections.ledger_rows import (
     Book,
     Entry,
-    LedgerProjection,
     Notice,
     Period,
     Statement,
