@@ -60,12 +60,15 @@ class Message(NamedTuple):
 
 
 def is_fault(exc: BaseException, conn: psycopg.Connection | None) -> bool:
-    """A database fault rather than poison: the connection is gone, or the server refused for
-    a reason of its own (shutdown, cancel, conflict), so the same batch may well pass later."""
+    """A fault rather than poison: the connection is gone, the server refused for a reason of
+    its own (shutdown, cancel, conflict), or the statement does not fit the schema (a table
+    or column missing: a deployment's fault, which would otherwise park every event). The
+    same batch may well pass later; poison is what the event's own values break."""
     if conn is None or conn.closed or conn.broken:
         return True
     aborted = isinstance(exc, psycopg.errors.PipelineAborted)  # the poison is the statement before
-    return isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError)) and not aborted
+    faults = (psycopg.OperationalError, psycopg.InterfaceError, psycopg.ProgrammingError)
+    return isinstance(exc, faults) and not aborted
 
 
 class Applier:
