@@ -2,11 +2,14 @@
 while the old ones keep serving, then switch atomically and say what changed.
 
 The fill runs in pages of the notification log, one transaction per page. The switch takes
-the projection's advisory lock (the runner holds it for each batch), applies from the store
-exactly the events the live runner had applied since the fill (per partition, by its
+the projection's switch lock exclusively (each of the runner's transactions takes it shared,
+so the switch waits for the batch in flight and the next batch for the switch), applies from
+the store the events the live runner had applied since the fill (per partition, by its
 checkpoint), copies its checkpoint and notices, and swaps the two schemas by renaming them
 in the same transaction: readers see the old tables or the new, never a mix, and the runner
-goes on from the same offsets. Notices the rebuild decides again are not published again:
+goes on from the same offsets. If the runner lagged behind the fill, it reads again events
+the new tables already hold: each row knows the last position applied to it, so the
+projection ignores them. Notices the rebuild decides again are not published again:
 a notice already sent keeps its id, and one the new rules decide about history is recorded
 as sent (a rebuild does not re-announce the past). The old schema is kept, renamed, for
 comparison, until `--drop-old`.
@@ -22,6 +25,7 @@ import psycopg
 import structlog
 from rich.progress import Progress
 
+from consumers.checkpoints import switch_lock
 from consumers.relay import partition_for
 from infra import postgres
 from infra.readmodels import ProjectionSpec
@@ -44,10 +48,6 @@ class Report:
     @property
     def rate(self) -> float:
         return self.events / self.seconds if self.seconds else float("inf")
-
-
-def lock_key(name: str) -> str:
-    return f"ticketing-projection-{name}"
 
 
 class Rebuild:
@@ -100,7 +100,7 @@ class Rebuild:
         """Catch up to exactly what the live runner applied, then swap the schemas."""
         old = f"{self.live}__old_{int(time.time())}"
         with psycopg.connect(self.url) as conn, conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (lock_key(self.spec.name),))
+            switch_lock(conn, self.spec.name, shared=False)  # runners hold it shared per transaction
             cursors = dict(conn.execute(
                 f"SELECT partition, position FROM {self.live}.checkpoint WHERE topic = %s",  # type: ignore[arg-type]
                 (self.topic,),

@@ -76,15 +76,20 @@ def relay(settings: Settings, store: EventStore, topic: str | None = None) -> Re
 
 def runner(settings: Settings, name: str, schema: str | None = None, topic: str | None = None,
            **options: Any) -> Runner:
-    """The runner of one projection; `schema` and `topic` default to the live ones."""
+    """The runner of one projection; `schema` and `topic` default to the live ones. Its leases
+    are named after the projection (`apply:<name>:<partition>`, `tick:<name>`), or, in a
+    schema of its own, after both (`<name>@<schema>`), so runners of scratch copies (tests,
+    benchmarks) are not standbys of the live one."""
     assert settings.database_url and settings.kafka_bootstrap
     spec = PROJECTIONS[name]
     schema = schema or spec.schema
     outbox = OutboxPublisher(settings.database_url, schema, settings.kafka_bootstrap)
+    defaults = {"clock": settings.clock.now, "lease": name if schema == spec.schema else f"{name}@{schema}",
+                "store_table": f"{postgres.STORE_SCHEMA}.ticketing_events"}
     return Runner(
         spec.make(), lambda conn: spec.view(conn, schema), settings.database_url,
         schema, settings.kafka_bootstrap, topic or settings.events_topic, Codec().decode,
-        position_of, outbox=outbox, **({"clock": settings.clock.now} | options),
+        position_of, outbox=outbox, **(defaults | options),
     )
 
 

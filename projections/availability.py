@@ -2,8 +2,12 @@
 windows it announced, and its time zone and availability target; the monthly figures are
 computed at query time by domain/availability.py (open outages clipped at "now"), and the
 projection's `tick` decides, once per contract and month, that the month's error budget is
-spent. The view stores each ticket's facts (`TicketFacts`) and the outage segments derived
-from them; the in-memory view below is the reference the PostgreSQL one must agree with.
+spent. The view stores each ticket's facts (`TicketFacts`, projections/availability_rows.py)
+and the outage segments derived from them; the in-memory view below is the reference the
+PostgreSQL one must agree with.
+Each ticket's facts and each contract's terms record the store position of the last event
+applied to them, and the projection ignores an event at or below it (a redelivery, or a
+rebuild that overlapped the live runner), so replaying any part again changes nothing.
 """
 
 from __future__ import annotations
@@ -11,112 +15,18 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 from zoneinfo import ZoneInfo
 
-from domain.availability import Interval, MonthlyAvailability, intersect, month_bounds
-from domain.availability import monthly_availability, split_by_month, subtract
+from domain.availability import Interval, MonthlyAvailability, intersect, month_bounds, split_by_month, subtract
 from domain.plans import PlanTerms
-from projections.envelope import Envelope
+from projections.availability_rows import Change, ContractOutages, Outage, Segment, Terms, TicketFacts
+from projections.envelope import Envelope, Fold, opening, seen
 
 DOWN = "system-down"
 # Ticket events that may change a ticket's outage, by the change kind the view folds.
 CHANGES = {"Ticket.Classified": "classified", "Ticket.Restored": "restored",
            "Ticket.Resolved": "resolved", "Ticket.Reopened": "reopened", "Ticket.Cancelled": "cancelled"}
-Segment = tuple[datetime, datetime | None]
-
-
-class Change(NamedTuple):
-    """One fact about a ticket that may move its outage; `down` only for "classified"."""
-
-    kind: str
-    at: datetime
-    down: bool = False
-
-
-class TicketFacts(NamedTuple):
-    """What the availability rules need to know about one ticket, and its outage segments.
-
-    Interpretations (DESIGN section 4 leaves them open):
-    - The outage starts at `down_since`, else at the opening; it ends at the restoration,
-      else at the resolution; while neither happened it is open and counts up to "now".
-    - Classification is retroactive, as for the SLA: a ticket classified *into* system-down
-      is an outage from its `down_since`/opening; one classified *away* from system-down
-      was never one (its whole outage is withdrawn); classified back, it is one again.
-    - A cancelled ticket is a withdrawn report (duplicate, false alarm): no outage at all,
-      even if a restoration had been recorded; a real outage is closed by restore/resolve.
-    - Reopened after a resolution without restoration: the outage resumes at the reopening
-      (the time between resolution and reopening was reported as working, so it is not
-      downtime). After a restoration a reopening starts no outage: restoration is final
-      (the ticket cannot be restored twice); a new outage needs a new ticket.
-    """
-
-    ticket_id: str
-    contract_id: str
-    since: datetime
-    down: bool
-    cancelled: bool = False
-    history: tuple[tuple[str, datetime], ...] = ()  # restored / resolved / reopened, in order
-
-    def after(self, change: Change) -> TicketFacts:
-        # A NamedTuple built directly: a frozen dataclass and `replace` cost more than the
-        # rest of the projection.
-        down, cancelled, history = self.down, self.cancelled, self.history
-        if change.kind == "classified":
-            down = change.down
-        elif change.kind == "cancelled":
-            cancelled = True
-        else:
-            history = (*history, (change.kind, change.at))
-        return TicketFacts(self.ticket_id, self.contract_id, self.since, down, cancelled, history)
-
-    def segments(self) -> list[Segment]:
-        if not self.down or self.cancelled:
-            return []
-        found: list[Segment] = []
-        start: datetime | None = self.since
-        restored = False
-        for kind, at in self.history:
-            if kind == "reopened":
-                start = at if start is None and not restored else start
-            elif start is not None:  # restored or resolved: the outage ends here
-                found.append((start, max(start, at)))
-                start = None
-            restored = restored or kind == "restored"
-        if start is not None:
-            found.append((start, None))
-        return found
-
-
-class Outage(NamedTuple):
-    """One stored outage segment; `end` None while the outage is open."""
-
-    ticket_id: str
-    start: datetime
-    end: datetime | None
-
-
-@dataclass(frozen=True)
-class ContractOutages:
-    """Everything needed for one contract's monthly figures."""
-
-    contract_id: str
-    time_zone: str
-    target_pct: float | None
-    outages: tuple[Outage, ...] = ()
-    maintenance: tuple[Interval, ...] = ()
-    noticed: frozenset[str] = frozenset()
-
-    def intervals(self, now: datetime) -> list[Interval]:
-        """The outages as closed intervals, open ones (and any future part) clipped at now."""
-        clipped = ((o.start, now if o.end is None else min(o.end, now)) for o in self.outages)
-        return [(start, end) for start, end in clipped if start < end]
-
-    def month(self, month: str, now: datetime) -> MonthlyAvailability:
-        """The month's figures as of `now`; raises ValueError on a malformed month."""
-        return monthly_availability(
-            month, self.time_zone, self.intervals(now), self.maintenance, self.target_pct
-        )
 
 
 @dataclass(frozen=True)
@@ -200,10 +110,10 @@ def touched(before: list[Segment], after: list[Segment]) -> datetime | None:
 
 
 class AvailabilityView(Protocol):
-    def signed(self, contract_id: str, time_zone: str, target_pct: float | None) -> None: ...
+    def contract(self, contract_id: str) -> Terms | None: ...
+    def put_contract(self, contract_id: str, terms: Terms) -> None: ...
     def scheduled(self, contract_id: str, position: int, window: Interval, reason: str | None) -> None: ...
-    def opened(self, facts: TicketFacts) -> None: ...
-    def changed(self, ticket_id: str, change: Change) -> None: ...
+    def change(self, ticket_id: str, fold: Fold, *args: Any) -> bool: ...
     def to_check(self) -> list[Pending]: ...
     def outages_of(self, contract_id: str, since: datetime | None = None,
                    until: datetime | None = None) -> ContractOutages | None: ...
@@ -229,26 +139,40 @@ class AvailabilityProjection:
         if kind is not None:
             return self._change(env, kind, view)
         if env.type == "Ticket.Opened":
-            d = env.data
-            since = instant(d["down_since"]) if d.get("down_since") else env.occurred_at
-            view.opened(TicketFacts(env.aggregate_id, env.contract_id, since, d.get("category") == DOWN))
-        elif env.type == "Contract.Signed":
+            return self._opened(env, view)
+        if env.type == "Contract.Signed":
+            if view.contract(env.aggregate_id) is not None:
+                return False  # a contract is signed once: this is a redelivery
             target = PlanTerms.from_dict(env.data["terms"]).availability_target_pct
-            view.signed(env.aggregate_id, env.data["time_zone"], target)
-        elif env.type == "Contract.MaintenanceScheduled":
-            d = env.data
-            window = (instant(d["starts_at"]), instant(d["ends_at"]))
-            view.scheduled(env.aggregate_id, env.position, window, d.get("reason"))
-        else:
-            return False
-        return True
+            view.put_contract(env.aggregate_id, Terms(env.data["time_zone"], target, env.position))
+            return True
+        if env.type == "Contract.MaintenanceScheduled":
+            return self._scheduled(env, view)
+        return False
+
+    @staticmethod
+    def _opened(env: Envelope, view: AvailabilityView) -> bool:
+        d = env.data
+        since = instant(d["down_since"]) if d.get("down_since") else env.occurred_at
+        facts = TicketFacts(env.aggregate_id, env.contract_id, since, d.get("category") == DOWN, position=env.position)
+        return view.change(env.aggregate_id, opening, facts)
 
     @staticmethod
     def _change(env: Envelope, kind: str, view: AvailabilityView) -> bool:
         category = env.data.get("category")
         if kind == "classified" and not category:
             return False  # the priority alone changed: nothing for availability
-        view.changed(env.aggregate_id, Change(kind, env.occurred_at, category == DOWN))
+        return view.change(env.aggregate_id, changed, env, Change(kind, env.occurred_at, category == DOWN))
+
+    @staticmethod
+    def _scheduled(env: Envelope, view: AvailabilityView) -> bool:
+        terms = view.contract(env.aggregate_id)
+        if terms is None or seen(env, terms.position):
+            return False  # a contract never seen signed, or already applied
+        d = env.data
+        window = (instant(d["starts_at"]), instant(d["ends_at"]))
+        view.scheduled(env.aggregate_id, env.position, window, d.get("reason"))
+        view.put_contract(env.aggregate_id, terms._replace(position=env.position))
         return True
 
     def tick(self, now: datetime, view: AvailabilityView) -> None:
@@ -265,11 +189,18 @@ class AvailabilityProjection:
             view.checked(pending.contract_id)
 
 
+def changed(facts: TicketFacts | None, env: Envelope, change: Change) -> TicketFacts | None:
+    """The fold of a change of a ticket's facts."""
+    if facts is None or seen(env, facts.position):
+        return None  # never seen opened, or already applied
+    return facts.after(change, env.position)
+
+
 @dataclass
 class InMemoryAvailabilityView:
     """The availability read model in dicts, for unit tests and the benchmark."""
 
-    contracts: dict[str, tuple[str, float | None]] = field(default_factory=dict)
+    contracts: dict[str, Terms] = field(default_factory=dict)
     tickets: dict[str, TicketFacts] = field(default_factory=dict)
     maintenance: dict[str, dict[int, Interval]] = field(default_factory=dict)
     dirty: dict[str, datetime] = field(default_factory=dict)
@@ -279,23 +210,24 @@ class InMemoryAvailabilityView:
         if since is not None:
             self.dirty[contract_id] = min(since, self.dirty.get(contract_id, since))
 
-    def signed(self, contract_id: str, time_zone: str, target_pct: float | None) -> None:
-        self.contracts[contract_id] = (time_zone, target_pct)
+    def contract(self, contract_id: str) -> Terms | None:
+        return self.contracts.get(contract_id)
+
+    def put_contract(self, contract_id: str, terms: Terms) -> None:
+        self.contracts[contract_id] = terms
 
     def scheduled(self, contract_id: str, position: int, window: Interval, reason: str | None) -> None:
         self.maintenance.setdefault(contract_id, {})[position] = window
         self._dirty(contract_id, window[0])
 
-    def opened(self, facts: TicketFacts) -> None:
-        if facts.ticket_id not in self.tickets:
-            self.tickets[facts.ticket_id] = facts
-            self._dirty(facts.contract_id, touched([], facts.segments()))
-
-    def changed(self, ticket_id: str, change: Change) -> None:
-        facts = self.tickets.get(ticket_id)
-        if facts is not None:
-            self.tickets[ticket_id] = after = facts.after(change)
-            self._dirty(facts.contract_id, touched(facts.segments(), after.segments()))
+    def change(self, ticket_id: str, fold: Fold, *args: Any) -> bool:
+        before = self.tickets.get(ticket_id)
+        facts = fold(before, *args)
+        if facts is None:
+            return False
+        self.tickets[ticket_id] = facts
+        self._dirty(facts.contract_id, touched(before.segments() if before else [], facts.segments()))
+        return True
 
     def outages_of(self, contract_id: str, since: datetime | None = None,
                    until: datetime | None = None) -> ContractOutages | None:
@@ -303,7 +235,7 @@ class InMemoryAvailabilityView:
             return None
         lo = since or datetime.min.replace(tzinfo=UTC)
         hi = until or datetime.max.replace(tzinfo=UTC)
-        zone, target = self.contracts[contract_id]
+        zone, target, _ = self.contracts[contract_id]
         outages = sorted(
             (Outage(t.ticket_id, start, end)
              for t in self.tickets.values() if t.contract_id == contract_id
@@ -322,7 +254,7 @@ class InMemoryAvailabilityView:
                     since[t.contract_id] = min(start, since.get(t.contract_id, start))
         pending = []
         for contract_id, when in sorted(since.items()):
-            zone, target = self.contracts.get(contract_id, ("UTC", None))
+            zone, target, _ = self.contracts.get(contract_id, Terms("UTC", None, 0))
             if target is not None:
                 noticed = frozenset(n.month for n in self.notices if n.contract_id == contract_id)
                 pending.append(Pending(contract_id, zone, when, noticed))

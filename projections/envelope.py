@@ -6,6 +6,7 @@ the topic apply exactly the same thing.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -42,6 +43,27 @@ class Envelope:
             "recorded_at": self.recorded_at.isoformat(),
             **self.data,
         }
+
+
+# What an event does to one row: `fold(row, *args)` is the row after the event, given the row
+# as it stands (None if there is none), or None when the event changes nothing there. A view
+# runs it when it has the row: an in-memory view at once, a PostgreSQL one at flush, once one
+# query has read the rows of the whole batch. Folds are plain functions given their arguments
+# (not closures): a batch holds thousands of them until flush.
+Fold = Callable[..., Any]
+
+
+def opening(found: Any, row: Any) -> Any:
+    """The fold of an event that creates a row: that row, unless the row is there already
+    (a row is created once: this is a redelivery)."""
+    return row if found is None else None
+
+
+def seen(env: Envelope, position: int | None) -> bool:
+    """Whether a read-model row that last applied the event at `position` already holds `env`
+    (Eventide's `processed?`): one contract's events reach a row in store order, so an event at
+    or below that position is a redelivery, or one a rebuild applied before the live runner."""
+    return position is not None and env.position <= position
 
 
 def from_domain_event(event: Any, position: int) -> Envelope:

@@ -1,8 +1,10 @@
 """SLA: per ticket, its facts and the due instants of its response and resolution clocks; per
-contract, the terms its SLA runs on. It dispatches on the event type and issues one view
-command per event; the view folds the ticket's facts (`domain.sla.facts.apply`) and re-derives
-its deadlines with `derive`, so the stored due instants are always those of the latest facts
-(they do not depend on "now"; statuses do, and are computed when read). `tick(now, view)`
+contract, the terms its SLA runs on. It dispatches on the event type and hands the view a
+fold of the ticket (its facts, and the position of the last event applied to it): the event
+folded into the facts (`domain.sla.facts.apply`), or nothing if the ticket already applied it
+(a redelivery, or a rebuild that overlapped the live runner). The view re-derives the
+deadlines of a changed ticket with `derive`, so the stored due instants are always those of
+the latest facts (they do not depend on "now"; statuses do, and are computed when read). `tick(now, view)`
 notices, once per ticket, clock and due instant, a clock that is on (running or paused) past
 its due instant: a re-evaluated due instant is a new breach, a repeated tick is not. The
 in-memory view below is the reference the PostgreSQL one must agree with.
@@ -16,7 +18,7 @@ from typing import Any, NamedTuple, Protocol
 
 from domain.sla.clock import ClockResult, SlaRules, evaluate
 from domain.sla.facts import EVENT_TYPES, TicketFacts, apply, check
-from projections.envelope import Envelope
+from projections.envelope import Envelope, Fold, opening, seen
 
 CLOCKS = ("response", "resolution")
 
@@ -30,14 +32,16 @@ class Signed(NamedTuple):
     time_zone: str
     holidays: tuple[str, ...]
     rules: SlaRules
+    position: int = 0
 
 
-class Change(NamedTuple):
-    """One more event of a ticket, checked to fold cleanly (`apply` will not raise on it)."""
+class Tracked(NamedTuple):
+    """A ticket as the view keeps it: its contract, its facts, and the position of the last
+    event folded into them."""
 
-    type: str
-    at: datetime
-    data: dict[str, Any]
+    contract_id: str
+    facts: TicketFacts
+    position: int
 
 
 class Deadline(NamedTuple):
@@ -107,9 +111,9 @@ def overdue(ticket_id: str, contract_id: str, plan_id: str, opened_at: datetime,
 
 
 class SlaView(Protocol):
+    def contract(self, contract_id: str) -> Signed | None: ...
     def signed(self, contract: Signed) -> None: ...
-    def opened(self, ticket_id: str, contract_id: str, facts: TicketFacts, position: int) -> None: ...
-    def changed(self, ticket_id: str, change: Change, position: int) -> None: ...
+    def change(self, ticket_id: str, fold: Fold, *args: Any) -> bool: ...
     def overdue(self, now: datetime) -> list[Breach]: ...
     def breached(self, breach: Breach) -> None: ...
 
@@ -122,23 +126,36 @@ class SlaProjection:
     def apply(self, env: Envelope, view: SlaView) -> bool:
         if env.type in EVENT_TYPES:
             check(env.type, env.occurred_at, env.data)  # bad data fails here, not at flush
-            view.changed(env.aggregate_id, Change(env.type, env.occurred_at, env.data), env.position)
-        elif env.type == "Ticket.Opened":
+            return view.change(env.aggregate_id, folded, env)
+        if env.type == "Ticket.Opened":
             facts = TicketFacts.opened(env.occurred_at, env.data)
-            view.opened(env.aggregate_id, env.contract_id, facts, env.position)
-        elif env.type == "Contract.Signed":
-            d = env.data
-            holidays = tuple(d.get("holidays") or ())
-            rules = SlaRules.from_signed(d["terms"], d["time_zone"], holidays)
-            view.signed(Signed(env.aggregate_id, d["plan_id"], d["terms"], d["time_zone"], holidays, rules))
-        else:
-            return False
+            return view.change(env.aggregate_id, opening, Tracked(env.contract_id, facts, env.position))
+        if env.type == "Contract.Signed":
+            return self._signed(env, view)
+        return False
+
+    @staticmethod
+    def _signed(env: Envelope, view: SlaView) -> bool:
+        if view.contract(env.aggregate_id) is not None:
+            return False  # a contract is signed once: this is a redelivery
+        d = env.data
+        holidays = tuple(d.get("holidays") or ())
+        rules = SlaRules.from_signed(d["terms"], d["time_zone"], holidays)
+        view.signed(Signed(env.aggregate_id, d["plan_id"], d["terms"], d["time_zone"], holidays, rules,
+                           env.position))
         return True
 
     def tick(self, now: datetime, view: SlaView) -> None:
         """Notice the clocks that went past due since the last tick."""
         for breach in view.overdue(now):
             view.breached(breach)
+
+
+def folded(ticket: Tracked | None, env: Envelope) -> Tracked | None:
+    """The fold of a ticket's event into its facts."""
+    if ticket is None or seen(env, ticket.position):
+        return None  # never seen opened, or already applied
+    return Tracked(ticket.contract_id, apply(ticket.facts, env.type, env.occurred_at, env.data), env.position)
 
 
 @dataclass
@@ -160,20 +177,26 @@ class InMemorySlaView:
     tickets: dict[str, TicketRecord] = field(default_factory=dict)
     notices: list[Breach] = field(default_factory=list)
 
+    def contract(self, contract_id: str) -> Signed | None:
+        return self.contracts.get(contract_id)
+
     def signed(self, contract: Signed) -> None:
         self.contracts[contract.contract_id] = contract
 
-    def opened(self, ticket_id: str, contract_id: str, facts: TicketFacts, position: int) -> None:
-        if ticket_id not in self.tickets:  # a repeated opening changes nothing
-            self.tickets[ticket_id] = TicketRecord(contract_id, facts, position, self._derive(contract_id, facts))
+    def change(self, ticket_id: str, fold: Fold, *args: Any) -> bool:
+        r = self.tickets.get(ticket_id)
+        ticket = fold(None if r is None else Tracked(r.contract_id, r.facts, r.position), *args)
+        if ticket is not None:
+            self._put(ticket_id, ticket)
+        return ticket is not None
 
-    def changed(self, ticket_id: str, change: Change, position: int) -> None:
+    def _put(self, ticket_id: str, ticket: Tracked) -> None:
+        derived = self._derive(ticket.contract_id, ticket.facts)
         record = self.tickets.get(ticket_id)
-        if record is None or position <= record.position:
-            return  # never seen opened, or already applied
-        record.facts = apply(record.facts, change.type, change.at, change.data)
-        record.position = position
-        record.derived = self._derive(record.contract_id, record.facts)
+        if record is None:
+            self.tickets[ticket_id] = TicketRecord(ticket.contract_id, ticket.facts, ticket.position, derived)
+        else:  # the breaches noticed stay noticed
+            record.facts, record.position, record.derived = ticket.facts, ticket.position, derived
 
     def _derive(self, contract_id: str, facts: TicketFacts) -> Derived | None:
         contract = self.contracts.get(contract_id)

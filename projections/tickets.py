@@ -1,16 +1,20 @@
 """The ticket list: one row per ticket with its current status, priority and time spent.
 
-It dispatches on the event type and issues one view command per event; the view is a port
-(an in-memory version here for unit tests, a PostgreSQL one in infra/postgres/views.py).
+It dispatches on the event type and hands the view a fold of the ticket's row (`change`): the
+in-memory view runs it at once, the PostgreSQL one at flush, once it has read the rows of the
+whole batch in one query. Each row records the store position of the last event applied to
+it, and the fold ignores an event at or below that position (a redelivery, or a rebuild that
+overlapped the live runner), so replaying any part of the history again changes nothing. The
+view is a port: an in-memory version here for unit tests, a PostgreSQL one in
+infra/readmodels/tickets.py.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, Protocol
 
-from projections.envelope import Envelope
+from projections.envelope import Envelope, Fold, opening, seen
 
 STATUS_AFTER = {
     "Ticket.Paused": "paused",
@@ -19,12 +23,11 @@ STATUS_AFTER = {
     "Ticket.Reopened": "open",
     "Ticket.Cancelled": "cancelled",
 }
+CHANGES = ("Ticket.Classified", "Ticket.TimeConsumed", *STATUS_AFTER)
 
 
 class TicketsView(Protocol):
-    def add(self, row: dict[str, Any]) -> None: ...
-    def update(self, ticket_id: str, changes: dict[str, Any]) -> None: ...
-    def add_minutes(self, ticket_id: str, minutes: int, at: datetime, position: int) -> None: ...
+    def change(self, ticket_id: str, fold: Fold, *args: Any) -> bool: ...
 
 
 class TicketsProjection:
@@ -34,30 +37,37 @@ class TicketsProjection:
 
     def apply(self, env: Envelope, view: TicketsView) -> bool:
         if env.type == "Ticket.Opened":
-            d = env.data
-            view.add({
-                "ticket_id": env.aggregate_id, "contract_id": env.contract_id,
-                "title": d["title"], "reporter": d["reporter"], "channel": d["channel"],
-                "priority": d.get("priority") or "P3", "category": d.get("category"),
-                "status": "open", "opened_at": env.occurred_at, "updated_at": env.occurred_at,
-                "minutes": 0, "position": env.position,
-            })
-        elif env.type == "Ticket.Classified":
-            changes: dict[str, Any] = {"priority": env.data["priority"]}
-            if env.data.get("category"):
-                changes["category"] = env.data["category"]
-            self._update(view, env, changes)
-        elif env.type in STATUS_AFTER:
-            self._update(view, env, {"status": STATUS_AFTER[env.type]})
-        elif env.type == "Ticket.TimeConsumed":
-            view.add_minutes(env.aggregate_id, env.data["minutes"], env.occurred_at, env.position)
-        else:
+            return view.change(env.aggregate_id, opening, self._opened(env))
+        if env.type not in CHANGES:
             return False
-        return True
+        return view.change(env.aggregate_id, changed, env)
 
     @staticmethod
-    def _update(view: TicketsView, env: Envelope, changes: dict[str, Any]) -> None:
-        view.update(env.aggregate_id, {**changes, "updated_at": env.occurred_at, "position": env.position})
+    def _opened(env: Envelope) -> dict[str, Any]:
+        d = env.data
+        return {
+            "ticket_id": env.aggregate_id, "contract_id": env.contract_id,
+            "title": d["title"], "reporter": d["reporter"], "channel": d["channel"],
+            "priority": d.get("priority") or "P3", "category": d.get("category"),
+            "status": "open", "opened_at": env.occurred_at, "updated_at": env.occurred_at,
+            "minutes": 0, "position": env.position,
+        }
+
+
+def changed(row: dict[str, Any] | None, env: Envelope) -> dict[str, Any] | None:
+    """The fold of a change of the ticket (status, priority, time spent)."""
+    if row is None or seen(env, row["position"]):
+        return None  # never seen opened (its opening was parked), or already applied
+    return row | _changes(env, row) | {"updated_at": env.occurred_at, "position": env.position}
+
+
+def _changes(env: Envelope, row: dict[str, Any]) -> dict[str, Any]:
+    if env.type == "Ticket.TimeConsumed":
+        return {"minutes": row["minutes"] + int(env.data["minutes"])}
+    if env.type == "Ticket.Classified":
+        changes = {"priority": env.data["priority"]}
+        return changes | ({"category": env.data["category"]} if env.data.get("category") else {})
+    return {"status": STATUS_AFTER[env.type]}
 
 
 @dataclass
@@ -66,12 +76,8 @@ class InMemoryTicketsView:
 
     rows: dict[str, dict[str, Any]] = field(default_factory=dict)
 
-    def add(self, row: dict[str, Any]) -> None:
-        self.rows[row["ticket_id"]] = dict(row)
-
-    def update(self, ticket_id: str, changes: dict[str, Any]) -> None:
-        self.rows[ticket_id].update(changes)
-
-    def add_minutes(self, ticket_id: str, minutes: int, at: datetime, position: int) -> None:
-        row = self.rows[ticket_id]
-        row.update(minutes=row["minutes"] + minutes, updated_at=at, position=position)
+    def change(self, ticket_id: str, fold: Fold, *args: Any) -> bool:
+        row = fold(self.rows.get(ticket_id), *args)
+        if row is not None:
+            self.rows[ticket_id] = row
+        return row is not None

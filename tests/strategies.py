@@ -10,6 +10,7 @@ New York and Madrid (UTC, because same-zone aware datetimes compare and subtract
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from hypothesis import strategies as st
@@ -115,3 +116,68 @@ def durations(min_seconds: int = 0) -> st.SearchStrategy[timedelta]:
     short = st.integers(min_seconds, 12 * 3600)
     long = st.integers(min_seconds, 300 * 3600)
     return st.one_of(short, long).map(lambda s: timedelta(seconds=s))
+
+
+# Event histories, as the projections read them.
+
+HISTORY_PLANS = ("crm-experts/gold", "dolibarr/credits", "datacrm/standard", "bpm/premium")
+_TICKET_VERBS = ("Classified", "Responded", "Paused", "Resumed", "Resolved", "Reopened", "Cancelled",
+                 "Restored", "TimeConsumed", "TimeConsumed")
+_CONTRACT_VERBS = ("CreditsAdded", "MaintenanceScheduled", "Renewed")
+
+
+def _ticket_data(draw: st.DrawFn, verb: str, contract_id: str) -> dict[str, Any]:
+    if verb == "Opened":
+        return {"title": "down", "reporter": "ana", "channel": "portal", "contract_id": contract_id,
+                "priority": draw(st.sampled_from([None, "P1", "P2", "P4"])),
+                "category": draw(st.sampled_from([None, "system-down", "incident"])), "down_since": None}
+    if verb == "Classified":
+        return {"priority": draw(st.sampled_from(["P1", "P3"])),
+                "category": draw(st.sampled_from([None, "system-down", "incident"]))}
+    if verb == "TimeConsumed":
+        return {"contract_id": contract_id, "minutes": draw(st.integers(1, 600)),
+                "kind": draw(st.sampled_from(["query", "intervention", "update", "guidance", "work"])),
+                "engineer": "eve"}
+    return {"contract_id": contract_id, "reason": None}
+
+
+def _contract_data(draw: st.DrawFn, verb: str, at: datetime, renewals: int) -> dict[str, Any]:
+    if verb == "CreditsAdded":
+        return {"credits": draw(st.integers(1, 3000))}
+    if verb == "Renewed":
+        return {"reason": None, "period_starts_on": f"{2027 + renewals}-01-01"}
+    start = at + timedelta(hours=draw(st.integers(-48, 48)))
+    return {"starts_at": start.isoformat(), "ends_at": (start + timedelta(hours=2)).isoformat(), "reason": None}
+
+
+@st.composite
+def contract_histories(draw: st.DrawFn, events: int = 40) -> list[Any]:
+    """One contract's events in store order, with what every projection reads: its signing,
+    credits, maintenance windows and renewals, and its tickets' lives interleaved (not always
+    what the aggregates would accept: projections take what they are given)."""
+    from infra.catalog import load_catalog
+    from projections.envelope import Envelope
+
+    plan = draw(st.sampled_from(HISTORY_PLANS))
+    terms = load_catalog()[plan].to_dict()
+    cid, at = f"c-{draw(st.integers(0, 10**6))}", datetime(2026, 3, 2, 9, tzinfo=UTC)
+    envs = [Envelope(1, "Contract.Signed", cid, 1, cid, at, at, {
+        "customer": "Acme", "plan_id": plan, "terms": terms, "starts_on": "2026-01-01",
+        "time_zone": terms["time_zone"], "holidays": []})]
+    tickets: list[str] = []
+    for _ in range(draw(st.integers(1, events))):
+        at += timedelta(minutes=draw(st.integers(0, 900)))
+        aggregate, verb = cid, draw(st.sampled_from(_CONTRACT_VERBS))
+        kind = draw(st.integers(0, 9))
+        if kind < 2 or not tickets:
+            tickets.append(aggregate := f"{cid}:t{len(tickets)}")
+            verb, data = "Opened", _ticket_data(draw, "Opened", cid)
+        elif kind < 9:
+            aggregate, verb = draw(st.sampled_from(tickets)), draw(st.sampled_from(_TICKET_VERBS))
+            data = _ticket_data(draw, verb, cid)
+        else:
+            renewals = sum(e.type == "Contract.Renewed" for e in envs)
+            data = _contract_data(draw, verb, at, renewals)
+        prefix = "Contract" if aggregate == cid else "Ticket"
+        envs.append(Envelope(len(envs) + 1, f"{prefix}.{verb}", aggregate, 1, cid, at, at, data))
+    return envs

@@ -1,9 +1,8 @@
 """The availability read model: its PostgreSQL view, the Avro encoder of its budget notice, and
-GET /contracts/{id}/availability. The view buffers a batch's commands and writes them at
-`flush` in a handful of set-based statements (one load of the touched tickets' facts, one
-upsert of them, one rewrite of their outage segments, each batch of rows sent as one JSON
-document), folding with the projection's own `TicketFacts`, so thousands of ticket events
-cost a few round trips; `apply` does all parsing, so no poison event can fail at flush.
+GET /contracts/{id}/availability. At `flush` the view reads the batch's tickets in one query,
+runs the projection's folds on them, and writes what changed in a handful of set-based
+statements (one upsert of the tickets' facts, one rewrite of their outage segments, each batch
+of rows sent as one JSON document), so thousands of ticket events cost a few round trips.
 """
 
 from __future__ import annotations
@@ -24,17 +23,10 @@ from domain.errors import NotFound
 from infra.avro import NoticeCodec
 from infra.http.readmodels import month_window, waited
 from infra.readmodels import ProjectionSpec
-from projections.availability import (
-    AvailabilityProjection,
-    BudgetNotice,
-    Change,
-    ContractOutages,
-    Outage,
-    Pending,
-    TicketFacts,
-    instant,
-    touched,
-)
+from infra.readmodels.rows import Rows
+from projections.availability import AvailabilityProjection, BudgetNotice, Pending, instant, touched
+from projections.availability_rows import ContractOutages, Outage, Terms, TicketFacts
+from projections.envelope import Fold
 
 NAME = "availability"
 SCHEMA = f"proj_{NAME}"
@@ -97,61 +89,73 @@ def _utc(value: datetime | None) -> Any:
 
 
 class PgAvailabilityView:
-    """The availability read model in {schema}.availability_*, written at flush."""
+    """The availability read model in {schema}.availability_*: the batch's tickets folded at
+    flush, on their facts read in one query, contracts read on first use; written at flush."""
 
     def __init__(self, conn: psycopg.Connection, schema: str) -> None:
         self.conn, self.schema = conn, schema
-        self.contracts: dict[str, tuple[str, float | None]] = {}
+        self.contracts: Rows[str, Terms] = Rows(self._contracts)
+        self.tickets: Rows[str, TicketFacts] = Rows(self._tickets)
         self.windows: list[tuple[str, int, Interval, str | None]] = []
-        self.new: dict[str, TicketFacts] = {}
-        self.changes: dict[str, list[Change]] = {}
-
-    # -- the projection's commands, buffered ------------------------------------------------
-
-    def signed(self, contract_id: str, time_zone: str, target_pct: float | None) -> None:
-        self.contracts[contract_id] = (time_zone, target_pct)
-
-    def scheduled(self, contract_id: str, position: int, window: Interval, reason: str | None) -> None:
-        self.windows.append((contract_id, position, window, reason))
-
-    def opened(self, facts: TicketFacts) -> None:
-        self.new.setdefault(facts.ticket_id, facts)
-
-    def changed(self, ticket_id: str, change: Change) -> None:
-        self.changes.setdefault(ticket_id, []).append(change)
-
-    # -- the writes -------------------------------------------------------------------------
 
     def _sql(self, text: str) -> Any:
         return text.replace("{s}", self.schema)
 
-    def flush(self) -> None:
-        if self.contracts:
-            with self.conn.cursor() as cur:
-                cur.executemany(self._sql(
-                    "INSERT INTO {s}.availability_contracts (contract_id, time_zone, target_pct)"
-                    " VALUES (%s, %s, %s) ON CONFLICT (contract_id) DO UPDATE SET"
-                    " time_zone = EXCLUDED.time_zone, target_pct = EXCLUDED.target_pct"),
-                    [(c, z, t) for c, (z, t) in self.contracts.items()])
+    # -- the rows the projection gets and puts ----------------------------------------------
+
+    def contract(self, contract_id: str) -> Terms | None:
+        return self.contracts.get(contract_id)
+
+    def put_contract(self, contract_id: str, terms: Terms) -> None:
+        self.contracts.put(contract_id, terms)
+
+    def scheduled(self, contract_id: str, position: int, window: Interval, reason: str | None) -> None:
+        self.windows.append((contract_id, position, window, reason))
+
+    def change(self, ticket_id: str, fold: Fold, *args: Any) -> bool:
+        return self.tickets.change(ticket_id, fold, args)
+
+    def _contracts(self, ids: list[str]) -> dict[str, Terms]:
+        rows = self.conn.execute(self._sql(
+            "SELECT contract_id, time_zone, target_pct, position FROM {s}.availability_contracts"
+            " WHERE contract_id = ANY(%s)"), (ids,)).fetchall()
+        return {r[0]: Terms(r[1], r[2], r[3]) for r in rows}
+
+    def _tickets(self, ids: list[str]) -> dict[str, TicketFacts]:
+        rows = self.conn.execute(self._sql(
+            "SELECT ticket_id, contract_id, since, down, cancelled, history, position"
+            " FROM {s}.availability_tickets WHERE ticket_id = ANY(%s)"), (ids,)).fetchall()
+        return {r[0]: TicketFacts(r[0], r[1], _utc(r[2]), r[3], r[4], tuple((k, instant(at)) for k, at in r[5]), r[6])
+                for r in rows}
+
+    # -- the writes -------------------------------------------------------------------------
+
+    def flush(self) -> int:
+        """Write the batch; how many of its changes were declined (events already applied)."""
+        declined = self.tickets.settle()
+        contracts = self.contracts.take_changed()
+        if contracts:
+            self._insert("availability_contracts", [
+                {"contract_id": c, "time_zone": t.time_zone, "target_pct": t.target_pct, "position": t.position}
+                for c, t in contracts.items()
+            ], "(contract_id) DO UPDATE SET time_zone = EXCLUDED.time_zone, target_pct = EXCLUDED.target_pct,"
+               " position = EXCLUDED.position")
         if self.windows:
-            with self.conn.cursor() as cur:
-                cur.executemany(self._sql(
-                    "INSERT INTO {s}.availability_maintenance VALUES (%s, %s, %s, %s, %s)"
-                    " ON CONFLICT DO NOTHING"),
-                    [(c, p, s, e, r) for c, p, (s, e), r in self.windows])
-        before = self._stored(sorted(self.changes.keys() | self.new.keys()))
-        after = self._folded(before)
-        old = {t: f.segments() for t, f in before.items()}
-        new = {t: f.segments() for t, f in after.items()}
-        moved = [after[t] for t in after if new[t] != old.get(t, [])]
+            self._insert("availability_maintenance", [
+                {"contract_id": c, "position": p, "starts_at": w[0].isoformat(), "ends_at": w[1].isoformat(),
+                 "reason": r} for c, p, w, r in self.windows])
+        before = {t: f.segments() if (f := self.tickets.loaded.get(t)) else [] for t in self.tickets.changed}
+        after = self.tickets.take_changed()
         if after:
             self._insert("availability_tickets", [
                 {"ticket_id": f.ticket_id, "contract_id": f.contract_id, "since": f.since.isoformat(),
-                 "down": f.down, "cancelled": f.cancelled,
+                 "down": f.down, "cancelled": f.cancelled, "position": f.position,
                  "history": [[kind, at.isoformat()] for kind, at in f.history]}
                 for f in after.values()
             ], "(ticket_id) DO UPDATE SET down = EXCLUDED.down, cancelled = EXCLUDED.cancelled,"
-               " history = EXCLUDED.history")
+               " history = EXCLUDED.history, position = EXCLUDED.position")
+        new = {t: f.segments() for t, f in after.items()}
+        moved = [after[t] for t in after if new[t] != before[t]]
         if moved:
             self.conn.execute(self._sql("DELETE FROM {s}.availability_outages WHERE ticket_id = ANY(%s)"),
                               ([f.ticket_id for f in moved],))
@@ -160,7 +164,9 @@ class PgAvailabilityView:
                  "starts_at": start.isoformat(), "ends_at": end and end.isoformat()}
                 for f in moved for n, (start, end) in enumerate(new[f.ticket_id])
             ])
-        self._mark_dirty([(f.contract_id, touched(old.get(f.ticket_id, []), new[f.ticket_id])) for f in moved])
+        self._mark_dirty([(f.contract_id, touched(before[f.ticket_id], new[f.ticket_id])) for f in moved])
+        self.windows = []
+        return declined
 
     def _mark_dirty(self, moved: list[tuple[str, datetime | None]]) -> None:
         dirty: dict[str, datetime] = {}
@@ -182,23 +188,6 @@ class PgAvailabilityView:
             self.conn.execute(self._sql(
                 f"INSERT INTO {{s}}.{table} SELECT * FROM json_populate_recordset("
                 f"NULL::{{s}}.{table}, %s::json){conflict}"), (json.dumps(rows),))
-
-    def _stored(self, ticket_ids: list[str]) -> dict[str, TicketFacts]:
-        if not ticket_ids:
-            return {}
-        rows = self.conn.execute(self._sql(
-            "SELECT ticket_id, contract_id, since, down, cancelled, history"
-            " FROM {s}.availability_tickets WHERE ticket_id = ANY(%s)"), (ticket_ids,)).fetchall()
-        return {r[0]: TicketFacts(r[0], r[1], _utc(r[2]), r[3], r[4], tuple((k, instant(at)) for k, at in r[5]))
-                for r in rows}
-
-    def _folded(self, stored: dict[str, TicketFacts]) -> dict[str, TicketFacts]:
-        facts = {**self.new, **stored}  # a repeated opening changes nothing
-        for ticket_id, changes in self.changes.items():
-            if ticket_id in facts:  # changes of a ticket never seen opened are dropped
-                for change in changes:
-                    facts[ticket_id] = facts[ticket_id].after(change)
-        return facts
 
     # -- the tick's reads and writes, immediate ---------------------------------------------
 

@@ -1,9 +1,11 @@
 """The ledger read model: its PostgreSQL view, the Avro codec of its notices, and its routes.
 
-The view is bound to the runner's open transaction and caches what a batch touches: a book
-or period is read once per batch, kept in memory while the batch's events change it, and
-written back by `flush()` with the batch's entries, ticket totals and statements, each table
-in one statement, so a 5,000-event batch costs a few statements per contract, not per event. Notices
+The view is bound to the runner's open transaction and caches what a batch touches: a book or
+a contract's periods are read once per batch and kept in memory while the batch's events
+change them; the projection's folds of the tickets' costs run at `flush()` on the costs read
+in one query; then everything is written back with the batch's entries and statements, each
+table in one statement, so a 5,000-event batch costs a few statements per contract, not per
+event. Notices
 go to the outbox in the same transaction, encoded with schemas/ticketing.v1.LowBalanceReached
 and BalanceExhausted, on `ticketing.notices.ledger.v1`, keyed by contract id.
 Routes: `GET /contracts/{id}/ledger[?period=]` and `GET /tickets/{id}/statement`.
@@ -26,15 +28,16 @@ from domain.errors import NotFound
 from infra.avro import H_NOTICE_TYPE, NoticeCodec
 from infra.http.readmodels import waited
 from infra.readmodels import ProjectionSpec
-from projections.ledger import (
-    EXHAUSTED,
-    LOW,
+from infra.readmodels.rows import Rows
+from projections.envelope import Fold
+from projections.ledger import EXHAUSTED, LOW, LedgerProjection
+from projections.ledger_rows import (
     Book,
     Entry,
-    LedgerProjection,
     Notice,
     Period,
     Statement,
+    TicketCost,
     local_midnight,
     next_period_start,
 )
@@ -47,15 +50,16 @@ _SETTINGS = ("threshold", "grant", "period_months", "allowance_kind", "allowance
 _COLUMNS = {
     "contracts": (("contract_id", "text"), ("plan", "text"), ("scheme", "text"), ("time_zone", "text"),
                   ("starts_on", "text"), ("status", "text"), ("periods", "text[]"), ("settings", "jsonb"),
-                  ("renews_at", "timestamptz")),
+                  ("renews_at", "timestamptz"), ("position", "bigint")),
     "periods": (("contract_id", "text"), ("label", "text"), ("starts_at", "timestamptz"), ("granted", "bigint"),
                 ("used", "bigint"), ("minutes", "bigint"), ("entries", "int"), ("low", "boolean"),
-                ("exhausted", "boolean"), ("low_crossings", "int"), ("exhausted_crossings", "int")),
+                ("exhausted", "boolean"), ("low_crossings", "int"), ("exhausted_crossings", "int"),
+                ("position", "bigint")),
     "entries": (("position", "bigint"), ("contract_id", "text"), ("period", "text"), ("ticket_id", "text"),
                 ("kind", "text"), ("minutes", "int"), ("charge", "int"), ("overage", "int"),
                 ("at", "timestamptz"), ("engineer", "text")),
     "tickets": (("ticket_id", "text"), ("contract_id", "text"), ("minutes", "bigint"), ("charge", "bigint"),
-                ("overage", "bigint")),
+                ("overage", "bigint"), ("position", "bigint")),
     "statements": (("ticket_id", "text"), ("position", "bigint"), ("contract_id", "text"),
                    ("resolved_at", "timestamptz"), ("period", "text"), ("unit", "text"), ("minutes", "bigint"),
                    ("charge", "bigint"), ("overage", "bigint"), ("balance_after", "bigint")),
@@ -94,7 +98,8 @@ def decode_notice(value: bytes, headers: list[tuple[str, bytes]]) -> tuple[str, 
 def book_from_row(row: dict[str, Any]) -> Book:
     settings = row["settings"]
     return Book(row["contract_id"], row["plan"], row["scheme"], row["time_zone"], row["starts_on"],
-                periods=list(row["periods"]), status=row["status"], **{k: settings.get(k) for k in _SETTINGS})
+                periods=list(row["periods"]), status=row["status"], position=row["position"],
+                **{k: settings.get(k) for k in _SETTINGS})
 
 
 class PgLedgerView:
@@ -102,53 +107,58 @@ class PgLedgerView:
 
     def __init__(self, conn: psycopg.Connection, schema: str) -> None:
         self.conn, self.schema = conn, schema
-        self.books: dict[str, Book | None] = {}
-        self.periods: dict[tuple[str, str], Period | None] = {}
-        self.dirty_books: set[str] = set()
+        self.books: Rows[str, Book] = Rows(self._books)
+        self.periods: Rows[str, dict[str, Period]] = Rows(self._periods)  # a contract's, by label
+        self.tickets: Rows[str, TicketCost] = Rows(self._tickets)
         self.dirty_periods: set[tuple[str, str]] = set()
         self.entries: list[tuple[Any, ...]] = []
-        self.tickets: dict[str, list[Any]] = {}
         self.statements: list[tuple[Any, ...]] = []
 
-    def _rows(self, query: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
+    def _rows(self, query: str, keys: list[str]) -> list[dict[str, Any]]:
         with self.conn.cursor(row_factory=psycopg.rows.dict_row) as cur:
-            return cur.execute(query.replace("{s}", self.schema), params).fetchall()  # type: ignore[arg-type]
+            return cur.execute(query.replace("{s}", self.schema), (keys,)).fetchall()  # type: ignore[arg-type]
+
+    def _books(self, ids: list[str]) -> dict[str, Book]:
+        rows = self._rows("SELECT * FROM {s}.contracts WHERE contract_id = ANY(%s)", ids)
+        return {r["contract_id"]: book_from_row(r) for r in rows}
+
+    def _periods(self, ids: list[str]) -> dict[str, dict[str, Period]]:
+        found: dict[str, dict[str, Period]] = {c: {} for c in ids}
+        for r in self._rows("SELECT * FROM {s}.periods WHERE contract_id = ANY(%s)", ids):
+            found[r["contract_id"]][r["label"]] = Period(**r)
+        return found
+
+    def _tickets(self, ids: list[str]) -> dict[str, TicketCost]:
+        with self.conn.cursor(row_factory=psycopg.rows.tuple_row) as cur:  # a batch reads thousands
+            rows = cur.execute(
+                f"SELECT ticket_id, contract_id, minutes, charge, overage, position FROM {self.schema}.tickets"  # type: ignore[arg-type]
+                " WHERE ticket_id = ANY(%s)", (ids,)).fetchall()
+        return {r[0]: TicketCost(*r) for r in rows}
+
+    # -- the rows the projection gets and puts ----------------------------------------------
 
     def book(self, contract_id: str) -> Book | None:
-        if contract_id not in self.books:
-            rows = self._rows("SELECT * FROM {s}.contracts WHERE contract_id = %s", (contract_id,))
-            self.books[contract_id] = book_from_row(rows[0]) if rows else None
-        return self.books[contract_id]
+        return self.books.get(contract_id)
 
     def period(self, contract_id: str, label: str) -> Period | None:
-        key = (contract_id, label)
-        if key not in self.periods:
-            rows = self._rows("SELECT * FROM {s}.periods WHERE contract_id = %s AND label = %s", key)
-            self.periods[key] = Period(**rows[0]) if rows else None
-        return self.periods[key]
+        return (self.periods.get(contract_id) or {}).get(label)
 
     def put_book(self, book: Book) -> None:
-        self.books[book.contract_id] = book
-        self.dirty_books.add(book.contract_id)
+        self.books.put(book.contract_id, book)
 
     def put_period(self, period: Period) -> None:
-        key = (period.contract_id, period.label)
-        self.periods[key] = period
-        self.dirty_periods.add(key)
+        labels = self.periods.get(period.contract_id)
+        if labels is None:  # a contract signed in this batch
+            self.periods.put(period.contract_id, labels := {})
+        labels[period.label] = period
+        self.dirty_periods.add((period.contract_id, period.label))
 
     def add_entry(self, e: Entry) -> None:
         self.entries.append((e.position, e.contract_id, e.period, e.ticket_id, e.kind, e.minutes,
                              e.charge, e.overage, e.at, e.engineer))
-        totals = self.tickets.setdefault(e.ticket_id, [e.contract_id, 0, 0, 0])
-        totals[1] += e.minutes
-        totals[2] += e.charge
-        totals[3] += e.overage
 
-    def ticket_totals(self, ticket_id: str) -> tuple[int, int, int]:
-        rows = self._rows("SELECT minutes, charge, overage FROM {s}.tickets WHERE ticket_id = %s", (ticket_id,))
-        stored = rows[0] if rows else {"minutes": 0, "charge": 0, "overage": 0}
-        pending = self.tickets.get(ticket_id, [None, 0, 0, 0])
-        return stored["minutes"] + pending[1], stored["charge"] + pending[2], stored["overage"] + pending[3]
+    def change_ticket(self, ticket_id: str, fold: Fold, *args: Any) -> bool:
+        return self.tickets.change(ticket_id, fold, args)
 
     def add_statement(self, s: Statement) -> None:
         self.statements.append((s.ticket_id, s.position, s.contract_id, s.resolved_at, s.period, s.unit,
@@ -158,28 +168,31 @@ class PgLedgerView:
         value, headers = encode_notice(notice)
         enqueue(self.conn, self.schema, notice.notice_id, NOTICE_TOPIC, notice.contract_id, value, headers)
 
-    def flush(self) -> None:
-        """Write what the batch changed; called by the runner before its checkpoint."""
-        books = [b for c in self.dirty_books if (b := self.books[c]) is not None]
-        periods = [p for k in self.dirty_periods if (p := self.periods[k]) is not None]
+    # -- the writes -------------------------------------------------------------------------
+
+    def flush(self) -> int:
+        """Write what the batch changed; called by the runner before its checkpoint. How many
+        of its changes were declined (events a ticket's cost had already applied)."""
+        declined = self.tickets.settle()  # first: a resolution's fold adds its statement
+        books = self.books.take_changed().values()
+        periods = [p for c, label in self.dirty_periods if (p := (self.periods.get(c) or {}).get(label))]
         with self.conn.cursor() as cur:
             self._insert(cur, "contracts", [
                 (b.contract_id, b.plan, b.scheme, b.time_zone, b.starts_on, b.status, b.periods,
-                 {k: getattr(b, k) for k in _SETTINGS}, b.renews_at) for b in books],
+                 {k: getattr(b, k) for k in _SETTINGS}, b.renews_at, b.position) for b in books],
                 "ON CONFLICT (contract_id) DO UPDATE SET status = EXCLUDED.status,"
-                " periods = EXCLUDED.periods, renews_at = EXCLUDED.renews_at")
+                " periods = EXCLUDED.periods, renews_at = EXCLUDED.renews_at, position = EXCLUDED.position")
             self._insert(cur, "periods", [tuple(getattr(p, c) for c, _ in _COLUMNS["periods"]) for p in periods],
-                         "ON CONFLICT (contract_id, label) DO UPDATE SET "
-                         + ", ".join(f"{c} = EXCLUDED.{c}" for c, _ in _COLUMNS["periods"][3:]))
+                         _update("(contract_id, label)", _COLUMNS["periods"][3:]))
             self._insert(cur, "entries", self.entries)
-            self._insert(cur, "tickets", [(t, *totals) for t, totals in self.tickets.items()],
-                         "ON CONFLICT (ticket_id) DO UPDATE SET "
-                         + ", ".join(f"{c} = {self.schema}.tickets.{c} + EXCLUDED.{c}"
-                                     for c in ("minutes", "charge", "overage")))
-            self._insert(cur, "statements", self.statements, "ON CONFLICT DO NOTHING")
-        self.dirty_books.clear()
+            self._insert(cur, "tickets", [tuple(getattr(t, c) for c, _ in _COLUMNS["tickets"])
+                                          for t in self.tickets.take_changed().values()],
+                         _update("(ticket_id)", _COLUMNS["tickets"][2:]))
+            self._insert(cur, "statements", self.statements)
+        self.periods.take_changed()
         self.dirty_periods.clear()
-        self.entries, self.tickets, self.statements = [], {}, []
+        self.entries, self.statements = [], []
+        return declined
 
     def _insert(self, cur: psycopg.Cursor[Any], table: str, rows: list[Any], conflict: str = "") -> None:
         """All rows in one statement, as one JSON parameter: close to COPY's speed, and unlike
@@ -193,6 +206,11 @@ class PgLedgerView:
             f" FROM jsonb_array_elements(%s::jsonb) AS r {conflict}",
             [json.dumps(rows, default=_iso)],
         )
+
+
+def _update(key: str, columns: tuple[tuple[str, str], ...]) -> str:
+    """Put rows by key: a row already there takes the new values of `columns`."""
+    return f"ON CONFLICT {key} DO UPDATE SET " + ", ".join(f"{c} = EXCLUDED.{c}" for c, _ in columns)
 
 
 def _from_json(i: int, sql_type: str) -> str:

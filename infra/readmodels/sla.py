@@ -1,9 +1,10 @@
 """The SLA read model: its PostgreSQL view, the Avro encoder of its breach notice, and the routes
-GET /tickets/{id}/sla (?explain=true) and GET /contracts/{id}/sla?month=YYYY-MM. The view buffers
-a batch's commands and writes them at `flush` in a few set-based statements (one load of the
-touched tickets' facts and of the contracts it has not cached, one upsert of the re-derived
-rows), so a ticket touched by many events of a batch is evaluated once; `apply` did the parsing,
-so nothing an event carries can fail at flush. Statuses are computed when read, from the stored
+GET /tickets/{id}/sla (?explain=true) and GET /contracts/{id}/sla?month=YYYY-MM. At `flush` the
+view reads the batch's tickets in one query, runs the projection's folds on them, and writes
+what changed in a few set-based statements (one upsert of the re-derived tickets), so a ticket
+touched by many events of a batch is evaluated once. A derivation that fails (a clock beyond
+the calendar's range) fails at flush; the runner then retries the batch event by event and
+parks that one. Statuses are computed when read, from the stored
 facts and the real now, so a clock shows `breached` the instant it passes its due.
 """
 
@@ -21,12 +22,14 @@ from consumers.outbox import enqueue
 from domain.errors import NotFound
 from domain.sla.clock import ClockResult, SlaRules, evaluate
 from domain.sla.explain import explain, minutes
-from domain.sla.facts import TicketFacts, apply, from_json, to_json
+from domain.sla.facts import TicketFacts, from_json, to_json
 from domain.sla.report import compliance
 from infra.avro import NoticeCodec
 from infra.http.readmodels import month_window, waited
 from infra.readmodels import ProjectionSpec
-from projections.sla import CLOCKS, Breach, Change, Derived, Signed, SlaProjection, derive
+from infra.readmodels.rows import Rows
+from projections.envelope import Fold
+from projections.sla import CLOCKS, Breach, Derived, Signed, SlaProjection, Tracked, derive
 
 NAME = "sla"
 SCHEMA = f"proj_{NAME}"
@@ -57,82 +60,67 @@ def _utc(value: datetime | None) -> Any:
 
 
 class PgSlaView:
-    """The SLA read model in {schema}.sla_*, written at flush; `guard` holds breach notices back
-    while the projection lags behind the relay (a backlog may hold the event that stops a clock)."""
+    """The SLA read model in {schema}.sla_*: the batch's tickets folded, re-derived and written
+    at flush, contracts read on first use; `guard` holds breach notices back while the
+    projection lags behind the relay (a backlog may hold the event that stops a clock)."""
 
     def __init__(self, conn: psycopg.Connection, schema: str, guard: bool = True) -> None:
         self.conn, self.schema, self.guard = conn, schema, guard
-        self.rules: dict[str, tuple[str, SlaRules]] = {}  # contract id -> plan id, rules
-        self.contracts: dict[str, Signed] = {}
-        self.new: dict[str, tuple[str, TicketFacts, int]] = {}
-        self.changes: dict[str, list[tuple[int, Change]]] = {}
+        self.contracts: Rows[str, Signed] = Rows(self._contracts)
+        self.tickets: Rows[str, Tracked] = Rows(self._tickets)
 
     def _sql(self, text: str) -> Any:
         return text.replace("{s}", self.schema)
 
-    # -- the projection's commands, buffered ------------------------------------------------
+    # -- the rows the projection gets and puts ----------------------------------------------
+
+    def contract(self, contract_id: str) -> Signed | None:
+        return self.contracts.get(contract_id)
 
     def signed(self, contract: Signed) -> None:
-        self.contracts[contract.contract_id] = contract
-        self.rules[contract.contract_id] = (contract.plan_id, contract.rules)
+        self.contracts.put(contract.contract_id, contract)
 
-    def opened(self, ticket_id: str, contract_id: str, facts: TicketFacts, position: int) -> None:
-        self.new.setdefault(ticket_id, (contract_id, facts, position))
+    def change(self, ticket_id: str, fold: Fold, *args: Any) -> bool:
+        return self.tickets.change(ticket_id, fold, args)
 
-    def changed(self, ticket_id: str, change: Change, position: int) -> None:
-        self.changes.setdefault(ticket_id, []).append((position, change))
+    def _contracts(self, ids: list[str]) -> dict[str, Signed]:
+        rows = self.conn.execute(self._sql(
+            "SELECT contract_id, plan_id, terms, time_zone, holidays, position FROM {s}.sla_contracts"
+            " WHERE contract_id = ANY(%s)"), (ids,)).fetchall()
+        return {c: Signed(c, plan, terms, zone, tuple(holidays), SlaRules.from_signed(terms, zone, holidays), p)
+                for c, plan, terms, zone, holidays, p in rows}
+
+    def _tickets(self, ids: list[str]) -> dict[str, Tracked]:
+        rows = self.conn.execute(self._sql(
+            "SELECT ticket_id, contract_id, facts, position FROM {s}.sla_tickets"
+            " WHERE ticket_id = ANY(%s)"), (ids,), binary=True).fetchall()
+        return {t: Tracked(c, from_json(f), p) for t, c, f, p in rows}
 
     # -- the writes -------------------------------------------------------------------------
 
-    def flush(self) -> None:
-        if self.contracts:
+    def flush(self) -> int:
+        """Write the batch; how many of its changes were declined (events already applied)."""
+        declined = self.tickets.settle()
+        signed = self.contracts.take_changed()
+        if signed:
             with self.conn.cursor() as cur:
                 cur.executemany(self._sql(
-                    "INSERT INTO {s}.sla_contracts VALUES (%s, %s, %s::jsonb, %s, %s)"
-                    " ON CONFLICT (contract_id) DO NOTHING"),
-                    [(c.contract_id, c.plan_id, json.dumps(c.terms), c.time_zone, list(c.holidays))
-                     for c in self.contracts.values()])
-        records = self._folded(self._stored(sorted(self.new.keys() | self.changes.keys())))
-        self.contracts, self.new, self.changes = {}, {}, {}
-        if not records:
-            return
-        rules = self._rules(sorted({r[0] for r in records.values()}))
-        rows = [_row(t, c, f, p, _derived(rules.get(c), f)) for t, (c, f, p) in records.items()]
-        self.conn.execute(self._sql(
-            f"INSERT INTO {{s}}.sla_tickets ({', '.join(_COLUMNS)}) SELECT * FROM unnest("
-            + ", ".join(f"%b::{t}" for t in _CASTS)
-            + ") ON CONFLICT (ticket_id) DO UPDATE SET "
-            + ", ".join(f"{c} = EXCLUDED.{c}" for c in _COLUMNS[3:])),
-            [[row[i] for row in rows] for i in range(len(_COLUMNS))])
-
-    def _stored(self, ticket_ids: list[str]) -> dict[str, tuple[str, TicketFacts, int]]:
-        if not ticket_ids:
-            return {}
-        rows = self.conn.execute(self._sql(
-            "SELECT ticket_id, contract_id, facts, position FROM {s}.sla_tickets"
-            " WHERE ticket_id = ANY(%s)"), (ticket_ids,), binary=True).fetchall()
-        return {t: (c, from_json(f), p) for t, c, f, p in rows}
-
-    def _folded(self, stored: dict[str, tuple[str, TicketFacts, int]]) -> dict[str, tuple[str, TicketFacts, int]]:
-        records = {**self.new, **stored}  # a repeated opening changes nothing
-        for ticket_id, changes in self.changes.items():
-            if ticket_id not in records:
-                continue  # a change of a ticket never seen opened is dropped
-            contract_id, facts, position = records[ticket_id]
-            for at, change in changes:
-                if at > position:
-                    facts, position = apply(facts, change.type, change.at, change.data), at
-            records[ticket_id] = (contract_id, facts, position)
-        return records
-
-    def _rules(self, contract_ids: list[str]) -> dict[str, tuple[str, SlaRules]]:
-        missing = [c for c in contract_ids if c not in self.rules]
-        if missing:
-            for c, plan, terms, zone, holidays in self.conn.execute(self._sql(
-                    "SELECT contract_id, plan_id, terms, time_zone, holidays FROM {s}.sla_contracts"
-                    " WHERE contract_id = ANY(%s)"), (missing,)).fetchall():
-                self.rules[c] = (plan, SlaRules.from_signed(terms, zone, holidays))
-        return self.rules
+                    "INSERT INTO {s}.sla_contracts VALUES (%s, %s, %s::jsonb, %s, %s, %s)"
+                    " ON CONFLICT (contract_id) DO UPDATE SET (plan_id, terms, time_zone, holidays, position)"
+                    " = (EXCLUDED.plan_id, EXCLUDED.terms, EXCLUDED.time_zone, EXCLUDED.holidays, EXCLUDED.position)"),
+                    [(c.contract_id, c.plan_id, json.dumps(c.terms), c.time_zone, list(c.holidays), c.position)
+                     for c in signed.values()])
+        tickets = self.tickets.take_changed()
+        if tickets:
+            self.contracts.prefetch(t.contract_id for t in tickets.values())
+            rows = [_row(i, t, _derived(self.contracts.get(t.contract_id), t.facts)) for i, t in tickets.items()]
+            self.conn.execute(self._sql(
+                f"INSERT INTO {{s}}.sla_tickets ({', '.join(_COLUMNS)}) SELECT * FROM unnest("
+                + ", ".join(f"%b::{t}" for t in _CASTS)
+                + ") ON CONFLICT (ticket_id) DO UPDATE SET "
+                + ", ".join(f"{c} = EXCLUDED.{c}" for c in _COLUMNS[3:])),
+                [[row[i] for row in rows] for i in range(len(_COLUMNS))])
+        return declined
 
     # -- the tick's reads and writes, immediate ---------------------------------------------
 
@@ -170,12 +158,13 @@ class PgSlaView:
         enqueue(self.conn, self.schema, breach.notice_id, NOTICE_TOPIC, breach.contract_id, value, headers)
 
 
-def _derived(found: tuple[str, SlaRules] | None, facts: TicketFacts) -> Derived | None:
-    return None if found is None else derive(found[1], facts)
+def _derived(contract: Signed | None, facts: TicketFacts) -> Derived | None:
+    return None if contract is None else derive(contract.rules, facts)
 
 
-def _row(ticket_id: str, contract_id: str, facts: TicketFacts, position: int, d: Derived | None) -> tuple[Any, ...]:
-    head = (ticket_id, contract_id, facts.opened_at, position, json.dumps(to_json(facts)))
+def _row(ticket_id: str, ticket: Tracked, d: Derived | None) -> tuple[Any, ...]:
+    facts = ticket.facts
+    head = (ticket_id, ticket.contract_id, facts.opened_at, ticket.position, json.dumps(to_json(facts)))
     if d is None:  # the contract is unknown: facts kept, no deadline
         return (*head, facts.priority, facts.category, None, *([None, None, False, None, None] * 2))
     clocks = [x for c in (d.response, d.resolution) for x in c]

@@ -17,46 +17,35 @@ from psycopg.rows import dict_row
 from domain.errors import NotFound
 from infra.http.readmodels import waited
 from infra.readmodels import ProjectionSpec
-from projections.tickets import InMemoryTicketsView, TicketsProjection
+from infra.readmodels.rows import Rows
+from projections.envelope import Fold
+from projections.tickets import TicketsProjection
 
 
 class PgTicketsView:
-    """The ticket list in {schema}.tickets. A batch's commands are replayed at `flush` on the
-    touched rows (read in one query) and written back in one upsert: per-event statements
-    cost a round trip each."""
+    """The ticket list in {schema}.tickets: the projection's folds of a batch run at `flush` on
+    the rows read in one query, and the rows they changed are written back in one upsert:
+    per-event statements cost a round trip each."""
 
     def __init__(self, conn: psycopg.Connection, schema: str) -> None:
         self.conn, self.schema = conn, schema
-        self.ops: list[tuple[str, Any, Any]] = []
+        self.rows: Rows[str, dict[str, Any]] = Rows(self._load)
 
-    def add(self, row: dict[str, Any]) -> None:
-        self.ops.append(("add", row["ticket_id"], row))
-
-    def update(self, ticket_id: str, changes: dict[str, Any]) -> None:
-        self.ops.append(("update", ticket_id, changes))
-
-    def add_minutes(self, ticket_id: str, minutes: int, at: datetime, position: int) -> None:
-        self.ops.append(("minutes", ticket_id, (minutes, at, position)))
-
-    def flush(self) -> None:
-        if not self.ops:
-            return
-        ids = list({ticket_id for _, ticket_id, _ in self.ops})
+    def _load(self, ids: list[str]) -> dict[str, dict[str, Any]]:
         with self.conn.cursor(row_factory=dict_row) as cur:
-            found = cur.execute(_statements(self.schema)["load"], (ids,)).fetchall()
-        memory = InMemoryTicketsView({row["ticket_id"]: row for row in found})
-        for op, ticket_id, arg in self.ops:
-            if op == "add":
-                memory.rows.setdefault(ticket_id, dict(arg))  # a ticket is opened once
-            elif ticket_id not in memory.rows:
-                continue  # its opening was parked: nothing to change, as an UPDATE of no row
-            elif op == "update":
-                memory.update(ticket_id, arg)
-            else:
-                memory.add_minutes(ticket_id, *arg)
-        rows = [{c: _json(row[c]) for c in COLUMNS} for row in memory.rows.values()]
-        self.conn.execute(_statements(self.schema)["upsert"], (json.dumps(rows),))
-        self.ops = []
+            return {r["ticket_id"]: r for r in cur.execute(_statements(self.schema)["load"], (ids,)).fetchall()}
+
+    def change(self, ticket_id: str, fold: Fold, *args: Any) -> bool:
+        return self.rows.change(ticket_id, fold, args)
+
+    def flush(self) -> int:
+        """Write the batch; how many of its changes were declined (events already applied)."""
+        declined = self.rows.settle()
+        changed = self.rows.take_changed()
+        if changed:
+            rows = [{c: _json(row[c]) for c in COLUMNS} for row in changed.values()]
+            self.conn.execute(_statements(self.schema)["upsert"], (json.dumps(rows),))
+        return declined
 
 
 def _json(value: Any) -> Any:

@@ -9,14 +9,18 @@ from collections.abc import Callable
 from typing import Any
 
 import psycopg
-from kafka import KafkaConsumer, TopicPartition
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import NewTopic
 
+from consumers import leases
 from consumers.relay import Relay
 from consumers.runner import Runner
+from domain.ticket import Ticket
 from infra import wiring
-from infra.avro import position_of
+from infra.avro import H_POSITION, Codec, position_of
 from infra.settings import Settings
 from infra.store import EventStore
+from projections.envelope import Envelope
 from projections.tickets import InMemoryTicketsView, TicketsProjection
 
 
@@ -121,3 +125,81 @@ def positions_on_the_topic(bootstrap: str, topic: str, last: int, partition: int
     """The store positions a partition's messages carry, in offset order, up to `last` and beyond."""
     messages = read_partition(bootstrap, topic, partition, lambda ms: any(position_of(m.headers) == last for m in ms))
     return [position_of(m.headers) or 0 for m in messages]
+def stream_ticket(store: EventStore, contract_id: Any, i: int) -> Ticket:
+    """Ticket `i` of a stream, not saved yet: opened, responded, three time entries (35
+    minutes), paused, then resumed (odd `i`) or resolved (even): seven events."""
+    now = store.app.clock.now()
+    ticket = Ticket(contract_id, f"ticket {i}", "ops", "portal", "P2", None, None, now)
+    ticket.respond(now)
+    for minutes in (5, 10, 20):
+        ticket.consume_time(minutes, "work", None, now)
+    ticket.pause("waiting", now)
+    ticket.resume(now) if i % 2 else ticket.resolve("fixed", now)
+    return ticket
+
+
+def write_tickets(store: EventStore, count: int) -> tuple[str, list[str]]:
+    """A contract and `count` stream tickets, saved twenty at a time; their ids."""
+    cid = store.app.sign_contract("Stream Ltd", "crm-experts/platinum", "2026-01-01").aggregate_id
+    tickets = [stream_ticket(store, cid, i) for i in range(count)]
+    for first in range(0, count, 20):
+        store.app.save(*tickets[first:first + 20])
+    return str(cid), [str(t.id) for t in tickets]
+
+
+def relay_from_here(settings: Settings, store: EventStore, topic: str, batch: int = 2000) -> Relay:
+    """A relay of the topic that starts at the store's head (the test's own events only)."""
+    relay = make_relay(settings, store, topic)
+    relay.check_topic()
+    relay.state.position, relay.batch_size = store.head(), batch
+    return relay
+
+
+def relay_until(relay: Relay, position: int, pause: float = 0.0) -> None:
+    """Publish up to `position` (at most one batch beyond), pausing between batches."""
+    while relay.state.position < position and relay.step():
+        time.sleep(pause)
+
+
+def reach_head(store: EventStore, position: int) -> None:
+    """Record events until the store's head is at `position` at least, so that messages
+    numbered up to it carry positions the runner trusts."""
+    while store.head() < position:
+        store.app.sign_contract("Filler Ltd", "crm-experts/gold", "2026-01-01")
+
+
+def message(env: Envelope, claims: int | None = None, garbled: bool = False) -> tuple[bytes, bytes, Any]:
+    """The relay's message of an envelope: key (its contract), value and headers; `claims`, a
+    position for the header to claim instead of the event's; garbled, one nobody can decode."""
+    value, headers = Codec().encode(env)
+    if claims is not None:
+        headers = [(k, str(claims).encode() if k == H_POSITION else v) for k, v in headers]
+    if garbled:
+        value, headers = b"\x00garbage", [(k, v) for k, v in headers if k == H_POSITION]
+    return env.contract_id.encode(), value, headers
+
+
+def publish(settings: Settings, topic: str, messages: list[tuple[bytes, bytes, Any]]) -> None:
+    """Send the messages to a fresh topic of one partition."""
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    admin.create_topics([NewTopic(topic, 1, 1)])
+    admin.close()
+    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
+    for key, value, headers in messages:
+        producer.send(topic, key=key, value=value, headers=headers)
+    producer.flush()
+    producer.close()
+
+
+def parked(url: str, schema: str) -> list[tuple[int | None, str]]:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(f"SELECT position, reason FROM {schema}.dead_letter ORDER BY id").fetchall()  # type: ignore[arg-type]
+    return [(r[0], r[1]) for r in rows]
+
+
+def lease_holder(url: str, role: str) -> str | None:
+    """The application name of the session holding a lease, if one does."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        pid = leases.holder(conn, role)
+        row = conn.execute("SELECT application_name FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone()
+    return row[0] if row else None

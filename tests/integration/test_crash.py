@@ -11,10 +11,9 @@ import uuid
 
 import httpx
 
-from domain.ticket import Ticket
 from infra.store import EventStore
 from infra.processes import Processes
-from tests.integration.helpers import clean_rebuild, read_model
+from tests.integration.helpers import clean_rebuild, read_model, stream_ticket
 
 TICKETS = 900  # 900 x 7 events = 6,300 events
 
@@ -23,14 +22,7 @@ def write_stream(store: EventStore, done: threading.Event) -> None:
     app = store.app
     cid = app.sign_contract("Crash Test Ltd", "crm-experts/platinum", "2026-01-01").aggregate_id
     for i in range(TICKETS):
-        now = app.clock.now()
-        ticket = Ticket(cid, f"ticket {i}", "ops", "portal", "P2", None, None, now)
-        ticket.respond(now)
-        for minutes in (5, 10, 20):
-            ticket.consume_time(minutes, "work", None, now)
-        ticket.pause("waiting", now)
-        ticket.resume(now) if i % 2 else ticket.resolve("fixed", now)
-        app.save(ticket)
+        app.save(stream_ticket(store, cid, i))
     done.set()
 
 

@@ -1,7 +1,8 @@
 -- The SLA read model's tickets: the facts folded from each ticket's events (what the clocks
 -- are evaluated from, at read time, with the real now) and the deadlines derived from them:
 -- per clock the due instant, the stop, whether it is still on (running or paused), the target,
--- and the due instant whose breach was last noticed (kept across re-derivations).
+-- and the due instant whose breach was last noticed (kept across re-derivations); `position`
+-- is the store position of the last event folded into the facts.
 CREATE TABLE IF NOT EXISTS {schema}.sla_tickets (
     ticket_id                 text PRIMARY KEY,
     contract_id               text NOT NULL,

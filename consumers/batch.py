@@ -1,0 +1,149 @@
+"""What the runner does with one poll's messages, in its open transaction: sort each one (a
+redelivery is dropped, poison is parked, the rest is applied) and apply them to the
+projection's view, all at once or, to find the poison in a batch that failed, each in a
+savepoint of its own.
+
+A message's store position is its header's, trusted only up to the store's head; a parked
+message whose position is trusted counts as consumed (the cursor passes it), one beyond the
+head moves nothing. An event whose header and body disagree on its position is parked too:
+every read-model row records the position of the last event applied to it, so a wrong one
+would hide that row's later events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple, Protocol
+
+import psycopg
+import structlog
+
+from consumers.checkpoints import Checkpoints, Cursor
+from projections.envelope import Envelope
+
+log = structlog.get_logger("runner")
+
+
+class Projection(Protocol):
+    """What the runner drives: `apply` one envelope to a view bound to the open transaction."""
+
+    name: str
+
+    def apply(self, env: Envelope, view: Any) -> bool: ...
+
+
+Decoder = Callable[[bytes, list[tuple[str, bytes]] | None], Envelope]
+PositionOf = Callable[[list[tuple[str, bytes]] | None], int | None]
+ViewFactory = Callable[[psycopg.Connection], Any]
+
+
+@dataclass
+class BatchResult:
+    applied: int = 0
+    ignored: int = 0
+    parked: int = 0
+    envelopes: list[Envelope] = field(default_factory=list)
+
+    def add(self, other: BatchResult) -> None:
+        self.applied, self.ignored = self.applied + other.applied, self.ignored + other.ignored
+        self.parked += other.parked
+        self.envelopes += other.envelopes
+
+
+class Message(NamedTuple):
+    """A decoded message whose position the runner trusts: what it applies."""
+
+    partition: int
+    record: Any
+    env: Envelope
+
+
+def is_fault(exc: BaseException, conn: psycopg.Connection | None) -> bool:
+    """A fault rather than poison: the connection is gone, the server refused for a reason of
+    its own (shutdown, cancel, conflict), or the statement does not fit the schema (a table
+    or column missing: a deployment's fault, which would otherwise park every event). The
+    same batch may well pass later; poison is what the event's own values break."""
+    if conn is None or conn.closed or conn.broken:
+        return True
+    aborted = isinstance(exc, psycopg.errors.PipelineAborted)  # the poison is the statement before
+    faults = (psycopg.OperationalError, psycopg.InterfaceError, psycopg.ProgrammingError)
+    return isinstance(exc, faults) and not aborted
+
+
+class Applier:
+    """Sorts and applies messages for one projection; remembers the last store head it read."""
+
+    def __init__(self, projection: Projection, view_factory: ViewFactory, decode: Decoder,
+                 position_of: PositionOf, store_table: str) -> None:
+        self.projection, self.view_factory = projection, view_factory
+        self.decode, self.position_of, self.store_table = decode, position_of, store_table
+        self.head = 0
+
+    def sort(self, book: Checkpoints, cursor: Cursor, partition: int, record: Any,
+             result: BatchResult) -> Message | None:
+        """A redelivery (dropped), poison (parked), or a message to apply; moves the cursor."""
+        claimed = self.position_of(record.headers)
+        cursor.offset = record.offset
+        if claimed is not None and claimed <= cursor.position:
+            result.ignored += 1
+            return None
+        trusted = claimed is not None and claimed <= self._head(book, claimed)
+        try:
+            env = self.decode(record.value, record.headers)
+        except Exception as exc:  # noqa: BLE001 - any undecodable message is parked
+            return self._reject(book, cursor, partition, record, claimed, trusted, f"undecodable: {exc}", result)
+        if not trusted:
+            why = "no store position" if claimed is None else f"position {claimed} beyond the store's head {self.head}"
+            return self._reject(book, cursor, partition, record, claimed, False, why, result)
+        if env.position != claimed:
+            why = f"header position {claimed} is not the event's {env.position}"
+            return self._reject(book, cursor, partition, record, claimed, True, why, result)
+        cursor.position = env.position
+        return Message(partition, record, env)
+
+    def _head(self, book: Checkpoints, claimed: int) -> int:
+        """The store's head, read again only when a message claims more than the last one seen."""
+        if claimed > self.head:
+            self.head = book.head(self.store_table)
+        return self.head
+
+    @staticmethod
+    def _reject(book: Checkpoints, cursor: Cursor, partition: int, record: Any, position: int | None,
+                trusted: bool, reason: str, result: BatchResult) -> None:
+        """Park a message; one whose position is trusted counts as consumed."""
+        park(book, partition, record, position, reason)
+        result.parked += 1
+        if trusted and position is not None:
+            cursor.position = position
+
+    def apply(self, conn: psycopg.Connection, messages: list[Message], result: BatchResult) -> None:
+        """Apply the messages to one view and write it."""
+        view = self.view_factory(conn)
+        for m in messages:
+            used = bool(self.projection.apply(m.env, view))
+            result.applied, result.ignored = result.applied + used, result.ignored + (not used)
+            result.envelopes.append(m.env)
+        # A view that folds rows at flush learns only then that some were already applied.
+        declined = (view.flush() or 0) if hasattr(view, "flush") else 0
+        result.applied, result.ignored = result.applied - declined, result.ignored + declined
+
+    def apply_each(self, book: Checkpoints, messages: list[Message], result: BatchResult) -> None:
+        """Apply and write each message in a savepoint of its own: only poison is parked."""
+        for m in messages:
+            one = BatchResult()
+            try:
+                with book.conn.transaction():
+                    self.apply(book.conn, [m], one)
+            except Exception as exc:  # noqa: BLE001 - poison is parked; a fault ends the session
+                if is_fault(exc, book.conn):
+                    raise
+                park(book, m.partition, m.record, m.env.position, f"apply failed: {exc!r}")
+                one = BatchResult(parked=1)
+            result.add(one)
+
+
+def park(book: Checkpoints, partition: int, record: Any, position: int | None, reason: str) -> None:
+    log.error("parked message", topic=book.topic, partition=partition, offset=record.offset,
+              position=position, reason=reason)
+    book.park(partition, record, position, reason)
