@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test unit integration e2e lint bench clean
+.PHONY: run test unit integration e2e lint bench chaos clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -33,6 +33,9 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+chaos: $(STAMP)
+	$(BIN)/python -m tests.chaos --commands 5000 --clients 8
 
 clean:
 	rm -rf $(VENV) var
