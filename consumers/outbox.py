@@ -5,74 +5,24 @@ A crash between the acknowledgement and the mark publishes that row again on res
 every notice carries a stable `notice_id` (header) for consumers to drop the rare repeat;
 nothing decided is ever lost, since the row outlives the process. The runner calls
 `publish()` only while it holds the projection's tick lease, so one process publishes.
-
-Also here, shared with the relay: the producer settings and the reading of send futures
-(flushing is no acknowledgement: each future says whether its message was taken).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
 from contextlib import suppress
-from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 import structlog
 from kafka import KafkaProducer
-from kafka.errors import KafkaError, KafkaTimeoutError
+from kafka.errors import KafkaError
 from kafka.future import Future
 
 from consumers import leases
+from consumers.sending import PRODUCER, Backoff, acknowledged, close_quietly, flush
 
 log = structlog.get_logger("outbox")
-
-# Bounded waits, so that a caller's heartbeat (fresh for 10 s, see GET /health) keeps beating
-# while the broker is away. Idempotence keeps each partition's batches in order across the
-# producer's own retries, so an acknowledged message never stands behind one that failed.
-PRODUCER = {"acks": "all", "enable_idempotence": True, "linger_ms": 2, "max_block_ms": 4000,
-            "request_timeout_ms": 4000, "delivery_timeout_ms": 8000, "reconnect_backoff_max_ms": 1000}
-
-
-@dataclass(frozen=True)
-class Backoff:
-    """Exponential waits between attempts: `first` seconds, doubling, at most `cap`."""
-
-    first: float = 0.5
-    cap: float = 30.0
-
-    def delay(self, attempt: int) -> float:
-        return min(self.cap, self.first * 2 ** max(0, attempt - 1))
-
-
-def acknowledged(futures: Sequence[Any]) -> tuple[int, str | None]:
-    """How many of the sends, from the first, the broker acknowledged; and why the next did not go."""
-    for index, future in enumerate(futures):
-        if not future.succeeded():
-            return index, repr(future.exception) if future.is_done else "not acknowledged in time"
-    return len(futures), None
-
-
-def flush(producer: KafkaProducer, timeout: float, between: Callable[[], None] = lambda: None) -> None:
-    """Wait up to `timeout` for every send to complete, calling `between` about every second."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            producer.flush(timeout=1.0)
-            return
-        except KafkaTimeoutError:
-            if time.monotonic() >= deadline:
-                return  # the futures left undone count as not acknowledged
-            between()
-
-
-def close_quietly(producer: KafkaProducer | None) -> None:
-    """Drop a producer at once: what it still holds was not acknowledged and is sent again."""
-    with suppress(KafkaError):
-        if producer is not None:
-            producer.close(timeout=0)
-
 
 class OutboxPublisher:
     """Drains one projection's outbox table to Kafka."""

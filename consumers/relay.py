@@ -36,7 +36,7 @@ from psycopg.conninfo import make_conninfo
 from psycopg.types.json import Jsonb
 
 from consumers import leases
-from consumers.outbox import PRODUCER, Backoff, acknowledged, close_quietly, flush
+from consumers.sending import PRODUCER, Backoff, acknowledged, close_quietly, flush
 from projections.envelope import Envelope, from_domain_event
 
 Encoder = Callable[[Envelope], tuple[bytes, list[tuple[str, bytes]]]]

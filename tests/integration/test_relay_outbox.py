@@ -9,7 +9,8 @@ import psycopg
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 
-from consumers.outbox import Backoff, OutboxPublisher, enqueue
+from consumers.outbox import OutboxPublisher, enqueue
+from consumers.sending import Backoff
 from infra.settings import Settings
 from tests.integration.helpers import eventually, kill_backends, read_partition, tickets_schema, unique
 
