@@ -91,3 +91,26 @@ def test_health_names_a_stopped_broker_and_a_stopped_store_within_two_seconds(ow
                    at="2026-01-01T00:00:00Z")["contract_id"]
         assert client.get(f"/contracts/{cid}/history").status_code == 200
         assert client.get(f"/contracts/{uuid.uuid4()}/history").status_code == 404
+
+
+def test_health_names_a_relay_blocked_on_an_event_it_cannot_publish_until_it_passes(
+    servers: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    with isolated(servers, tmp_path_factory.mktemp("blocked")) as backend, backend.client() as client:
+        cid = contract(client)
+        tid = ticket(client, cid)
+        backend.procs.kill("relay")  # so that it meets the event only once it is spoiled
+        position = post(client, f"/tickets/{tid}/time", minutes=30, kind="work")["position"]
+        with backend.connect() as conn:  # as if a bug or a hand had stored what the schema cannot carry
+            conn.execute("UPDATE es.ticketing_events SET state = convert_to(jsonb_set("
+                         "convert_from(state, 'UTF8')::jsonb, '{minutes}', '4294967296')::text, 'UTF8')"
+                         " WHERE notification_id = %s", (position,))
+        post(client, f"/tickets/{tid}/respond")
+        backend.procs.start("relay")
+        eventually(lambda: health(backend)[1]["relay"] == "blocked")
+        assert health(backend)[0] == 503
+        with backend.connect() as conn:
+            conn.execute("UPDATE es.ticketing_events SET state = convert_to(jsonb_set("
+                         "convert_from(state, 'UTF8')::jsonb, '{minutes}', '30')::text, 'UTF8')"
+                         " WHERE notification_id = %s", (position,))
+        eventually(lambda: health(backend)[0] == 200, timeout=60)
