@@ -4,7 +4,7 @@ The store appends under a table lock, so one transaction per command caps the AP
 hundred commands a second; here each request thread hands its command's stored events to
 one committer thread, which appends everything that arrived meanwhile in a single
 transaction. Every command keeps its own events until it hears back, so when a batch fails
-(one command lost a race with another writer, or its idempotency key was taken over) the
+(one command lost a race with another writer, or repeats one whose answer is kept) the
 batch is appended again one command at a time: only the command at fault hears of it, and
 nobody's events are lost. A connection that breaks while committing leaves the outcome
 unknown; the committer then reads the events back before it answers either way.
@@ -21,7 +21,7 @@ from concurrent.futures import Future
 import structlog
 from eventsourcing.persistence import IntegrityError, InterfaceError, OperationalError
 
-from infra.postgres.recorder import Append, ClaimLost, TicketingRecorder
+from infra.postgres.recorder import Append, KeyKept, TicketingRecorder
 
 log = structlog.get_logger("group-commit")
 Pending = tuple[Append, "Future[list[int]]"]
@@ -59,7 +59,7 @@ class GroupCommitter:
         if len(batch) > 1:
             try:
                 self._append([a for a, _ in batch])
-            except (IntegrityError, ClaimLost):
+            except (IntegrityError, KeyKept):
                 pass  # someone lost a race: find out who, one command at a time
             except Exception as exc:  # noqa: BLE001 - every waiting command must hear of it
                 for _, future in batch:

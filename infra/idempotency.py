@@ -1,13 +1,15 @@
 """Idempotency keys, after the IETF draft "The Idempotency-Key HTTP Header Field".
 
 Every POST may carry `Idempotency-Key` (1-255 visible ASCII characters), scoped to the
-caller's token. The first request with a key claims it (a row without an answer, owned by
-this API process) and runs; its answer is kept in the same transaction as its events (see
-infra/postgres/recorder.py). A repeat with the same request (method, path, and body compared
-as parsed JSON; only a SHA-256 of it is kept) gets the kept answer; the same key with another
-request is refused (422); a repeat while the first still runs is refused (409), unless the
-process that ran it has died: each API process holds an advisory lock for its life, so a
-claim whose owner holds none is taken over at once. A request that fails keeps nothing.
+caller's token. A command that succeeds keeps its answer under the key in the same
+transaction as its events (infra/postgres/recorder.py), so the happy path costs no extra
+round trip. A repeat (same method, path, and body compared as parsed JSON; only a SHA-256
+of it is kept) gets the kept answer: either at once, when its own append finds the key
+taken, or when its command is refused because the first run already changed the state.
+The same key on another request is refused (422). A repeat while the first still runs in
+this process is refused (409); one that races it from another API process gets the kept
+answer once the first commits, and is never recorded twice. A request that fails keeps
+nothing, so a client may correct it and retry with the same key.
 """
 
 from __future__ import annotations
@@ -16,22 +18,18 @@ import hashlib
 import json
 import re
 import threading
-import time
-import uuid
-from typing import Any
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
 
-import psycopg
-import structlog
 from psycopg_pool import ConnectionPool
 
-from consumers import leases
-from infra import postgres
 from domain.errors import Conflict, DomainError, InvalidInput
-from infra.postgres.recorder import Claim
+from infra import postgres
+from infra.postgres.recorder import Claim, KeyKept
 
-log = structlog.get_logger("idempotency")
 KEY = re.compile(r"[\x21-\x7e]{1,255}")
-STALE = 60  # seconds: no command runs this long (its store waits time out first), so its claim was lost
+T = TypeVar("T")
 
 
 class Replayed(DomainError):
@@ -49,92 +47,52 @@ def request_digest(method: str, path: str, body: Any) -> bytes:
     return hashlib.sha256(canonical.encode()).digest()
 
 
-class Claims:
-    """Claims, completions (in the recorder) and releases of idempotency keys."""
+class Keys:
+    """Runs keyed commands at most once: in flight in this process, and kept in the store."""
 
-    def __init__(self, pool: ConnectionPool, url: str, schema: str) -> None:
+    def __init__(self, pool: ConnectionPool, schema: str) -> None:
         self.pool, self.schema = pool, schema
-        self.owner = Owner(url)
+        self.running: set[tuple[str, str]] = set()
+        self.lock = threading.Lock()
 
-    def close(self) -> None:
-        self.owner.close()
-
-    def begin(self, scope: str, key: str, digest: bytes, status: int, answer_key: str | None) -> Claim:
-        """Claim the key for a run of this request, or raise: Replayed, 422, or 409."""
+    def claim(self, scope: str, key: str, digest: bytes, status: int, answer_key: str | None) -> Claim:
         if not KEY.fullmatch(key):
             raise InvalidInput("Idempotency-Key must be 1 to 255 visible ASCII characters")
-        attempt = str(uuid.uuid4())  # one per request: a retried insert finds its own row
-        for _ in range(3):
-            row = self._one(
-                "INSERT INTO {s}.idempotency (scope, key, request_hash, attempt, owner)"
-                " VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING attempt",
-                (scope, key, digest, attempt, self.owner.role))
-            if row is not None or self._taken_over(scope, key, digest, attempt):
-                return Claim(scope, key, attempt, status, answer_key)
-        raise Conflict("a request with this Idempotency-Key is still running", {"retry": True})
+        return Claim(scope, key, digest, status, answer_key)
 
-    def _taken_over(self, scope: str, key: str, digest: bytes, attempt: str) -> bool:
-        row = self._one("SELECT request_hash, attempt, owner, status, answer,"
-                        f" started_at < now() - interval '{STALE} seconds' FROM {{s}}.idempotency"
-                        " WHERE scope = %s AND key = %s", (scope, key))
-        if row is None:
-            return False  # released meanwhile: claim it again
-        found_hash, old, owner, status, answer, stale = row
-        if bytes(found_hash) != digest:
-            raise InvalidInput("this Idempotency-Key was used for a different request")
-        if status is not None:
-            raise Replayed(status, answer)
-        if str(old) == attempt:
-            return True  # our own insert, whose answer was lost with a dead connection
-        if not stale and (owner == self.owner.role or self.owner.alive(owner)):
-            raise Conflict("a request with this Idempotency-Key is still running", {"retry": True})
-        log.info("taking over the key of a dead process", scope=scope, owner=owner)
-        return self._one("UPDATE {s}.idempotency SET attempt = %s, owner = %s, started_at = now()"
-                         " WHERE scope = %s AND key = %s AND attempt = %s AND status IS NULL RETURNING 1",
-                         (attempt, self.owner.role, scope, key, old)) is not None
-
-    def release(self, claim: Claim) -> None:
-        """Forget a claim whose command failed: the client may correct it and retry."""
-        try:
-            self._one("DELETE FROM {s}.idempotency WHERE scope = %s AND key = %s AND attempt = %s"
-                      " AND status IS NULL RETURNING 1", (claim.scope, claim.key, claim.attempt))
-        except psycopg.Error as error:  # the owner's death will free it for a repeat
-            log.warning("could not release an idempotency key", error=str(error))
-
-    def _one(self, query: str, params: tuple[Any, ...]) -> tuple[Any, ...] | None:
-        sql = query.replace("{s}", self.schema)
-        return postgres.run(self.pool, lambda conn: conn.execute(sql, params).fetchone())  # type: ignore[arg-type]
-
-
-class Owner:
-    """This process's life, as an advisory lock others can look for; kept across reconnects."""
-
-    def __init__(self, url: str) -> None:
-        self.url, self.role = url, f"api-process:{uuid.uuid4()}"
-        self.conn = leases.connect(url, autocommit=True)
-        leases.try_lock(self.conn, self.role)
-        self.stopped = threading.Event()
-        threading.Thread(target=self._keep, name="idempotency-owner", daemon=True).start()
-
-    def alive(self, role: str) -> bool:
-        with psycopg.connect(self.url, autocommit=True, connect_timeout=5) as conn:
-            return leases.holder(conn, role) is not None
-
-    def _keep(self) -> None:
-        while not self.stopped.wait(2.0):
+    def run(self, claim: Claim, command: Callable[[], T]) -> T:
+        """Run the command once for this key, or answer what its first run kept."""
+        with self._in_flight(claim):
             try:
-                self.conn.execute("SELECT 1")
-            except psycopg.Error:
-                self._reconnect()
+                return command()
+            except (KeyKept, DomainError) as error:
+                kept = self._kept(claim)
+                if kept is not None:
+                    raise kept from None
+                if isinstance(error, KeyKept):  # kept, then gone: a concurrent repeat; try again
+                    raise Conflict("a request with this Idempotency-Key is still running", {"retry": True}) from None
+                raise
 
-    def _reconnect(self) -> None:
+    @contextmanager
+    def _in_flight(self, claim: Claim) -> Iterator[None]:
+        mine = (claim.scope, claim.key)
+        with self.lock:
+            if mine in self.running:
+                raise Conflict("a request with this Idempotency-Key is still running", {"retry": True})
+            self.running.add(mine)
         try:
-            self.conn.close()
-            self.conn = leases.connect(self.url, autocommit=True)
-            leases.try_lock(self.conn, self.role)
-        except psycopg.Error:
-            time.sleep(1.0)
+            yield
+        finally:
+            with self.lock:
+                self.running.discard(mine)
 
-    def close(self) -> None:
-        self.stopped.set()
-        self.conn.close()
+    def _kept(self, claim: Claim) -> DomainError | None:
+        """What the key answers now: the kept answer, a refusal of another request, or nothing."""
+        sql = f"SELECT request_hash, status, answer FROM {self.schema}.idempotency WHERE scope = %s AND key = %s"
+        row = postgres.run(self.pool, lambda conn: conn.execute(sql, (claim.scope, claim.key)).fetchone())  # type: ignore[arg-type]
+        if row is None:
+            return None
+        if bytes(row[0]) != claim.digest:
+            return InvalidInput("this Idempotency-Key was used for a different request")
+        return Replayed(row[1], row[2])
+

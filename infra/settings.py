@@ -61,7 +61,7 @@ class Settings:
         runners and the renewals fit in PostgreSQL's default 100 connections."""
         each = min(24, API_CONNECTIONS // max(1, self.api_workers))
         store, aux = max(2, each // 3), 4 if each >= 16 else 2
-        return store, aux, max(2, each - store - aux - 2)  # 2: the key owner's lock, the waits
+        return store, aux, max(2, each - store - aux - 2)  # 2: the waits, a health check
 
     @property
     def clock(self) -> Clock:

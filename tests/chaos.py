@@ -286,9 +286,20 @@ def caught_up(run: Run, contract_id: str, position: int) -> None:
 
 def play(data: Path, commands: int, clients: int, pace: float, seed: int = 7) -> dict[str, Any]:
     """The whole scenario; returns the tallies and what the checks found (empty when all hold)."""
-    run, outcome, rng = Run(data, embedded.free_port()), Outcome(), random.Random(seed)
+    run = Run(data, embedded.free_port())
     data.mkdir(parents=True, exist_ok=True)
     run.start()
+    try:
+        return _play(run, commands, clients, pace, random.Random(seed), seed)
+    finally:
+        if run.proc is not None and run.proc.poll() is None:  # a failed check: leave nothing behind
+            run.proc.send_signal(signal.SIGKILL)
+            run.proc.wait(10)
+            embedded.stop_postgres(run.data)
+
+
+def _play(run: Run, commands: int, clients: int, pace: float, rng: random.Random, seed: int) -> dict[str, Any]:
+    outcome = Outcome()
     contracts = sign_contracts(run, 6)
     plan = faults(rng)
     duration = len(plan) * pace

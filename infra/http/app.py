@@ -13,14 +13,13 @@ from uuid import UUID
 import structlog
 from fastapi import APIRouter, Depends, FastAPI, Header, Path, Query, Request
 from fastapi.responses import JSONResponse
-from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from domain import values
 from domain.application import Recorded
 from infra.http import errors, health, models
 from infra.http.readmodels import ReadModels, Watermarks
-from infra.idempotency import Claims, request_digest
+from infra.idempotency import Keys, request_digest
 from infra.postgres.recorder import Claim
 from infra.settings import Settings
 from infra.store import EventStore
@@ -32,23 +31,20 @@ TicketId = Annotated[UUID, Path(description="a ticket id (UUID); any other text 
 
 
 class Backend:
-    """What the routes need: settings, the event store, the read models, the claims."""
+    """What the routes need: settings, the event store, the read models, the idempotency keys."""
 
     def __init__(self, settings: Settings, store: EventStore, reads: ReadModels, projections: list[str],
-                 claims: Claims, waits: Watermarks) -> None:
+                 keys: Keys, waits: Watermarks) -> None:
         self.settings, self.store, self.reads = settings, store, reads
-        self.projections, self.claims, self.waits = projections, claims, waits
+        self.projections, self.keys, self.waits = projections, keys, waits
         self.app = store.app
         self.clock = store.app.clock
 
     def execute(self, command: Callable[[], Recorded], claim: Claim | None, key: UUID | None = None) -> Recorded:
-        """Run a command; a failed one gives its idempotency key back."""
-        try:
-            return self.store.run(command, key, claim)
-        except BaseException:
-            if claim is not None:
-                self.claims.release(claim)
-            raise
+        """Run a command (once per idempotency key, if it has one)."""
+        if claim is None:
+            return self.store.run(command, key)
+        return self.keys.run(claim, lambda: self.store.run(command, key, claim))
 
 
 def answer(recorded: Recorded, key: str | None = None) -> dict[str, Any]:
@@ -73,8 +69,7 @@ def idempotent(answer_key: str | None = None) -> Any:
         parsed = await request.json() if raw.strip() else None
         digest = request_digest(request.method, request.url.path.lower(), parsed)
         status = request.scope["route"].status_code or 200
-        return await run_in_threadpool(b.claims.begin, scope_of(b.settings), idempotency_key, digest,
-                                       status, answer_key)
+        return b.keys.claim(scope_of(b.settings), idempotency_key, digest, status, answer_key)
 
     return Depends(claim)
 

@@ -8,7 +8,7 @@ from infra import postgres, wiring
 from infra.catalog import load_catalog
 from infra.http.app import Backend, create_app
 from infra.http.readmodels import ReadModels, Watermarks
-from infra.idempotency import Claims
+from infra.idempotency import Keys
 from infra.settings import Settings
 from infra.store import EventStore
 
@@ -20,9 +20,9 @@ def build_app(settings: Settings) -> FastAPI:
     store = EventStore(url, load_catalog(), settings.clock, pool_size=store_pool, aux_pool=aux_pool)
     reads = ReadModels(postgres.make_pool(url, max_size=reads_pool, name="reads"), settings.events_topic)
     projections = sorted(wiring.PROJECTIONS)
-    claims = Claims(store.pool, url, store.schema)
+    keys = Keys(store.pool, store.schema)
     waits = Watermarks(url, settings.events_topic, projections, store.table)
-    backend = Backend(settings, store, reads, projections, claims, waits)
+    backend = Backend(settings, store, reads, projections, keys, waits)
     return create_app(backend, wiring.extra_routers(backend))
 
 

@@ -3,8 +3,9 @@ several commands' events and their idempotency answers in one transaction.
 
 Appends go in store order: the events table is locked for the transaction (as the library
 does), so notification ids are handed out in commit order and readers never pass a gap that
-fills later. A command's kept answer (its `Idempotency-Key`) is completed in the same
-transaction as its events, so a crash leaves both or neither. When the connection breaks
+fills later. A command's kept answer (its `Idempotency-Key`) is inserted in the same
+transaction as its events, so a crash leaves both or neither, and a key already kept makes
+the whole append fail (KeyKept): the command then answers what was kept. When the connection breaks
 while committing, whether the commit happened is unknown: `committed` finds out by reading
 the rows back, byte for byte, so a command is neither lost nor recorded twice.
 """
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from functools import wraps
 from typing import Any
 
+import psycopg
 import structlog
 from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
 from eventsourcing.postgres import PostgresAggregateRecorder, PostgresApplicationRecorder
@@ -28,17 +30,17 @@ log = structlog.get_logger("store")
 TOPIC = "infra.postgres.recorder:TicketingRecorder"
 
 
-class ClaimLost(Exception):
-    """A command's idempotency claim was taken over by a repeat (its first run was given up)."""
+class KeyKept(Exception):
+    """An answer is already kept under this command's idempotency key: nothing was appended."""
 
 
 @dataclass
 class Claim:
-    """A running command's hold on its idempotency key, and the answer to keep on success."""
+    """A command's idempotency key, its request's hash, and the answer to keep on success."""
 
     scope: str
     key: str
-    attempt: str
+    digest: bytes
     status: int = 200
     answer_key: str | None = None  # e.g. "ticket_id" for a creation
 
@@ -106,19 +108,18 @@ class TicketingRecorder(PostgresApplicationRecorder):
                 self._complete(curs, claims)
 
     def _complete(self, curs: Any, claims: list[tuple[Append, Claim]]) -> None:
-        done = [{"scope": c.scope, "key": c.key, "attempt": c.attempt, "status": c.status,
+        kept = [{"scope": c.scope, "key": c.key, "hash": c.digest.hex(), "status": c.status,
                  "answer": c.answer(str(a.events[0].originator_id), max(a.ids))} for a, c in claims]
-        curs.execute(self._complete_statement(), (json.dumps(done),))
-        completed = {(r["scope"], r["key"]) for r in curs.fetchall()}
-        if len(completed) < len(done):
-            raise ClaimLost("an idempotency key was taken over while its command ran")
+        try:
+            curs.execute(self._keep_statement(), (json.dumps(kept),))
+        except psycopg.errors.UniqueViolation:
+            raise KeyKept("an answer is already kept under this idempotency key") from None
 
-    def _complete_statement(self) -> SQL:
+    def _keep_statement(self) -> SQL:
         return SQL(
-            "UPDATE {schema}.idempotency i SET status = d.status, answer = d.answer, completed_at = now()"
-            " FROM jsonb_to_recordset(%s::jsonb) AS d(scope text, key text, attempt uuid, status int, answer jsonb)"
-            " WHERE i.scope = d.scope AND i.key = d.key AND i.attempt = d.attempt AND i.status IS NULL"
-            " RETURNING i.scope, i.key"
+            "INSERT INTO {schema}.idempotency (scope, key, request_hash, status, answer)"
+            " SELECT d.scope, d.key, decode(d.hash, 'hex'), d.status, d.answer"
+            " FROM jsonb_to_recordset(%s::jsonb) AS d(scope text, key text, hash text, status int, answer jsonb)"
         ).format(schema=Identifier(self.datastore.schema))
 
     def committed(self, events: Sequence[StoredEvent]) -> list[int] | None:

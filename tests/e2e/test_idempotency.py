@@ -45,6 +45,17 @@ def test_a_repeated_creation_keeps_its_status_and_its_new_id(client: httpx.Clien
     assert [e["aggregate_id"] for e in opened] == [first.json()["ticket_id"]]
 
 
+def test_a_repeat_that_the_first_run_made_impossible_still_answers_the_kept_answer(client: httpx.Client) -> None:
+    cid = contract(client)
+    tid = ticket(client, cid)
+    key = str(uuid.uuid4())
+    first = keyed(client, f"/tickets/{tid}/resolve", key, {"reason": "fixed"})
+    again = keyed(client, f"/tickets/{tid}/resolve", key, {"reason": "fixed"})  # resolving twice is a 409
+    assert (first.status_code, again.status_code) == (200, 200)
+    assert again.headers["idempotent-replayed"] == "true" and again.json() == first.json()
+    assert [e["type"] for e in history(client, cid)].count("Ticket.Resolved") == 1
+
+
 def test_the_same_key_on_another_request_is_refused_and_records_nothing(client: httpx.Client) -> None:
     cid = contract(client)
     tid = ticket(client, cid)
@@ -93,22 +104,6 @@ def test_a_key_must_be_visible_ascii_of_at_most_255_characters(client: httpx.Cli
         assert response.status_code == 422, bad
         assert response.json()["error"]
     assert len(history(client, cid)) == before
-
-
-def test_a_claim_left_by_a_dead_process_is_taken_over_by_the_repeat(client: httpx.Client,
-                                                                    db: psycopg.Connection) -> None:
-    cid = contract(client)
-    tid = ticket(client, cid)
-    key = str(uuid.uuid4())
-    body = {"minutes": 5, "kind": "work"}
-    from infra.idempotency import request_digest
-
-    digest = request_digest("POST", f"/tickets/{tid}/time", body)
-    db.execute("INSERT INTO es.idempotency (scope, key, request_hash, attempt, owner)"
-               " VALUES ('open', %s, %s, %s, 'api-process:gone')", (key, digest, uuid.uuid4()))
-    response = keyed(client, f"/tickets/{tid}/time", key, body)
-    assert response.status_code == 200 and "idempotent-replayed" not in response.headers
-    assert [e["minutes"] for e in history(client, cid) if e["type"] == "Ticket.TimeConsumed"] == [5]
 
 
 def test_only_a_hash_of_the_request_is_kept(client: httpx.Client, db: psycopg.Connection) -> None:

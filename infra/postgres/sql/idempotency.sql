@@ -1,16 +1,12 @@
--- Idempotency keys (DESIGN section 6): one row per caller scope and key. A command claims
--- its key before it runs (status NULL, owned by the API process that runs it, which holds
--- the advisory lock named by `owner` while it lives); its answer is kept in the same
--- transaction as its events. Only a hash of the request is kept.
+-- Idempotency keys (DESIGN section 6): per caller scope and key, the answer a command got,
+-- inserted in the same transaction as its events (a second insert of a key fails, and with
+-- it that command's append). Only a hash of the request is kept.
 CREATE TABLE IF NOT EXISTS {schema}.idempotency (
     scope        text        NOT NULL,
     key          text        NOT NULL,
     request_hash bytea       NOT NULL,
-    attempt      uuid        NOT NULL,
-    owner        text        NOT NULL,
-    started_at   timestamptz NOT NULL DEFAULT now(),
-    status       int,
-    answer       jsonb,
-    completed_at timestamptz,
+    status       int         NOT NULL,
+    answer       jsonb       NOT NULL,
+    completed_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (scope, key)
 );
