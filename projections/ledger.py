@@ -35,7 +35,6 @@ from projections.ledger_rows import (
     TicketCost,
     local_midnight,
 )
-from projections.ledger_rows import next_period_start as next_period_start  # read here by infra/renewals.py
 
 LOW, EXHAUSTED = "low-balance", "exhausted"
 

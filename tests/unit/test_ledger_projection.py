@@ -15,13 +15,8 @@ from hypothesis import strategies as st
 from domain.billing import add_months, bank_period
 from infra.catalog import load_catalog
 from projections.envelope import Envelope
-from projections.ledger import (
-    EXHAUSTED,
-    LOW,
-    InMemoryLedgerView,
-    LedgerProjection,
-    next_period_start,
-)
+from projections.ledger import EXHAUSTED, LOW, InMemoryLedgerView, LedgerProjection
+from projections.ledger_rows import next_period_start
 
 CATALOG = load_catalog()
 CID = "c-1"
