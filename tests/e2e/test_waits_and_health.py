@@ -16,6 +16,7 @@ from infra.processes import Processes
 from infra.settings import Settings
 from tests.backends import Isolated, isolated
 from tests.factories import contract, post, ticket
+from tests.integration.helpers import eventually
 
 WORDS = {"ok", "down", "timeout", "blocked", "no recent heartbeat", "unknown"}
 
@@ -59,13 +60,6 @@ def health(backend: Isolated) -> tuple[int, dict[str, str], float]:
     checks = response.json()["checks"]
     assert set(checks.values()) <= WORDS, checks  # names the state, never an error's text
     return response.status_code, checks, time.monotonic() - started
-
-
-def eventually(condition: object, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.3)
 
 
 def test_health_names_a_stopped_broker_and_a_stopped_store_within_two_seconds(own: Isolated) -> None:
