@@ -19,9 +19,10 @@ from typing import Any
 import psycopg
 
 from bench.stats import summary
-from infra import embedded, postgres
-from infra.catalog import load_catalog
-from infra.readmodels.availability import SQL_FILES, PgAvailabilityView
+from infra import postgres
+from infra.postgres.views.availability import SQL_FILES, PgAvailabilityView
+from infra.process import embedded
+from infra.process.catalog import load_catalog
 from projections.availability import AvailabilityProjection, InMemoryAvailabilityView
 from projections.envelope import Envelope
 

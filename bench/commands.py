@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 
 from bench.stats import summary
-from infra import embedded
+from infra.process import embedded
 
 CLIENTS = 16
 COMMANDS = 4000

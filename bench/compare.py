@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 
 from bench import commands
-from infra import embedded
+from infra.process import embedded
 
 
 def serve(tree: Path) -> tuple[subprocess.Popen[bytes], str]:

@@ -22,9 +22,10 @@ from typing import Any
 
 import psycopg
 
-from infra import embedded, postgres
-from infra.catalog import load_catalog
-from infra.readmodels.ledger import SQL_FILES, PgLedgerView
+from infra import postgres
+from infra.postgres.views.ledger import SQL_FILES, PgLedgerView
+from infra.process import embedded
+from infra.process.catalog import load_catalog
 from projections.envelope import Envelope
 from projections.ledger import InMemoryLedgerView, LedgerProjection
 

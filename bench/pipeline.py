@@ -23,13 +23,14 @@ from typing import Any
 
 import httpx
 
-from domain.ticket import Ticket
-from infra import embedded, rebuild, wiring
-from infra.processes import Processes
-from infra.settings import Settings
-from infra.store import EventStore
 from bench import commands
 from bench.stats import summary
+from domain.ticket import Ticket
+from infra.postgres import rebuild
+from infra.postgres.store import EventStore
+from infra.process import embedded, wiring
+from infra.settings import Settings
+from tests.processes import Processes
 
 CLIENTS = 16
 COMMANDS = 4000

@@ -23,10 +23,11 @@ import psycopg
 
 from bench.stats import summary
 from domain.sla.clock import SlaRules, business_time
-from infra import embedded, postgres
-from infra.avro import Codec
-from infra.catalog import load_catalog
-from infra.readmodels.sla import SQL_FILES, PgSlaView
+from infra import postgres
+from infra.kafka.avro import Codec
+from infra.postgres.views.sla import SQL_FILES, PgSlaView
+from infra.process import embedded
+from infra.process.catalog import load_catalog
 from projections.envelope import Envelope
 from projections.sla import InMemorySlaView, SlaProjection
 

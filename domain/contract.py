@@ -13,8 +13,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from eventsourcing.domain import Aggregate, event
 
-from domain.errors import Conflict, InvalidInput
 from domain import values
+from domain.errors import Conflict, InvalidInput
 from domain.values import effective_at, iso_date
 
 ACTIVE = "active"

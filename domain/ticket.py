@@ -12,8 +12,8 @@ from typing import Any
 
 from eventsourcing.domain import Aggregate, event
 
-from domain.errors import Conflict
 from domain import values
+from domain.errors import Conflict
 from domain.values import effective_at
 
 OPEN = "open"

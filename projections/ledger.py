@@ -15,7 +15,7 @@ raises a notice once per crossing. A book, a period and a ticket's cost each rec
 position of the last event applied to them, and an event at or below the position of a row
 it changes is ignored (a redelivery, or a rebuild that overlapped the live runner); entries
 and statements are keyed by their event's position (the rows: projections/ledger_rows.py).
-Views are ports: `InMemoryLedgerView` here, a PostgreSQL one in infra/readmodels/ledger.py.
+Views are ports: `InMemoryLedgerView` here, a PostgreSQL one in infra/postgres/views/ledger.py.
 """
 
 from __future__ import annotations

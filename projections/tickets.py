@@ -6,7 +6,7 @@ whole batch in one query. Each row records the store position of the last event 
 it, and the fold ignores an event at or below that position (a redelivery, or a rebuild that
 overlapped the live runner), so replaying any part of the history again changes nothing. The
 view is a port: an in-memory version here for unit tests, a PostgreSQL one in
-infra/readmodels/tickets.py.
+infra/postgres/views/tickets.py.
 """
 
 from __future__ import annotations

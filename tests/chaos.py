@@ -36,11 +36,11 @@ import httpx
 import psutil
 import psycopg
 
-from infra import embedded
+from infra.process import embedded
 from tests.backends import stop_postgres
 
-ROLES = {"api": "infra.cli api", "relay": "infra.cli relay", "renewals": "infra.cli renewals",
-         **{f"consume-{p}": f"infra.cli consume {p}" for p in ("availability", "ledger", "sla", "tickets")}}
+ROLES = {"api": "infra.process.cli api", "relay": "infra.process.cli relay", "renewals": "infra.process.cli renewals",
+         **{f"consume-{p}": f"infra.process.cli consume {p}" for p in ("availability", "ledger", "sla", "tickets")}}
 RETRY = {502, 503, 504}
 
 
@@ -70,7 +70,7 @@ class Run:
         env.pop("DATABASE_URL", None)
         env.pop("KAFKA_BOOTSTRAP_SERVERS", None)
         log = open(self.data.parent / "run.log", "ab")  # noqa: SIM115 - the child owns it
-        self.proc = subprocess.Popen([sys.executable, "-m", "infra.cli", "run"], env=env, stdout=log,
+        self.proc = subprocess.Popen([sys.executable, "-m", "infra.process.cli", "run"], env=env, stdout=log,
                                      stderr=subprocess.STDOUT)
         self.wait_healthy(timeout)
 
@@ -254,7 +254,7 @@ def rebuild_differences(run: Run, compared: Counter[str]) -> dict[str, Any]:
     env["KAFKA_BOOTSTRAP_SERVERS"] = json.loads((run.data / "run.json").read_text())["kafka_bootstrap"]
     found: dict[str, Any] = {}
     for projection in ("tickets", "ledger", "sla", "availability"):
-        out = subprocess.run([sys.executable, "-m", "infra.cli", "rebuild", projection], env=env,
+        out = subprocess.run([sys.executable, "-m", "infra.process.cli", "rebuild", projection], env=env,
                              capture_output=True, text=True, timeout=600, check=True).stdout
         changed = json.loads(out[out.index("{"):])["changed"]
         compared[projection] = sum(c["before"] for c in changed.values())

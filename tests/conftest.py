@@ -11,9 +11,9 @@ import httpx
 import psycopg
 import pytest
 
-from infra import embedded, wiring
-from infra.processes import Processes
+from infra.process import embedded, wiring
 from infra.settings import Settings
+from tests.processes import Processes
 
 
 @pytest.fixture(scope="session")

@@ -155,7 +155,7 @@ def contract_histories(draw: st.DrawFn, events: int = 40) -> list[Any]:
     """One contract's events in store order, with what every projection reads: its signing,
     credits, maintenance windows and renewals, and its tickets' lives interleaved (not always
     what the aggregates would accept: projections take what they are given)."""
-    from infra.catalog import load_catalog
+    from infra.process.catalog import load_catalog
     from projections.envelope import Envelope
 
     plan = draw(st.sampled_from(HISTORY_PLANS))

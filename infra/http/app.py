@@ -18,11 +18,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from domain import values
 from domain.application import Recorded
 from infra.http import errors, health, models
-from infra.http.readmodels import ReadModels, Watermarks
-from infra.idempotency import Keys, request_digest
+from infra.http.queries import ReadModels, Watermarks
+from infra.postgres.idempotency import Keys, request_digest
 from infra.postgres.recorder import Claim
+from infra.postgres.store import EventStore
 from infra.settings import Settings
-from infra.store import EventStore
 
 log = structlog.get_logger("http")
 MAX_BODY = 1024 * 1024  # 1 MiB; a larger body answers 413

@@ -12,8 +12,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from domain.errors import ConcurrentChange, Conflict, DomainError, InvalidInput, NotFound
-from infra.group_commit import StoreUnavailable
-from infra.idempotency import Replayed
+from infra.postgres.group_commit import StoreUnavailable
+from infra.postgres.idempotency import Replayed
 
 STATUS: dict[type[DomainError], int] = {
     NotFound: 404,

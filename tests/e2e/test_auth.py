@@ -9,15 +9,15 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from infra import embedded
-from infra.processes import Processes
+from infra.process import embedded
+from tests.processes import Processes
 
 
 @pytest.fixture(scope="module")
 def guarded_api(backend: Processes) -> Iterator[str]:
     port = embedded.free_port()
     env = dict(backend.env, TICKETING_HTTP_PORT=str(port), TICKETING_ADMIN_TOKEN="s3cret")
-    proc = subprocess.Popen([sys.executable, "-m", "infra.cli", "api"], env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "infra.process.cli", "api"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:

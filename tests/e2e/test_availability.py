@@ -18,13 +18,13 @@ from hypothesis import strategies as st
 from kafka import KafkaConsumer, TopicPartition
 from psycopg.rows import dict_row
 
-from infra.readmodels.availability import (
+from infra.postgres.views.availability import (
     NOTICE_TOPIC,
     PgAvailabilityView,
     decode_notice,
     load,
 )
-from infra import wiring
+from infra.process import wiring
 from infra.settings import Settings
 from projections.availability import AvailabilityProjection, InMemoryAvailabilityView
 from projections.envelope import Envelope

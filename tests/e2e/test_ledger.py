@@ -11,7 +11,8 @@ from typing import Any
 import httpx
 from kafka import KafkaConsumer, TopicPartition
 
-from infra.readmodels.ledger import NOTICE_TOPIC, decode_notice
+from infra.kafka.notices import LEDGER_TOPIC as NOTICE_TOPIC
+from infra.kafka.notices import decode_balance as decode_notice
 from infra.settings import Settings
 from tests.factories import contract, post, ticket
 

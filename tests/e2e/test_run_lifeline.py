@@ -12,11 +12,12 @@ from pathlib import Path
 import httpx
 import psutil
 
-from infra import embedded
-from infra.processes import Processes
+from infra.process import embedded
 from infra.settings import Settings
 from tests.backends import COMMAND, environment, launch, stop
 from tests.factories import contract, history
+from tests.processes import Processes
+
 
 def test_a_killed_run_leaves_none_of_its_processes_and_the_next_run_finds_its_data(tmp_path: Path) -> None:
     data, port = tmp_path / "var", embedded.free_port()

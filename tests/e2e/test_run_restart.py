@@ -8,11 +8,11 @@ from pathlib import Path
 
 import httpx
 
-from infra import embedded
-from infra.processes import Processes
+from infra.process import embedded
 from infra.settings import Settings
 from tests.backends import launch, stop
 from tests.factories import contract, post, ticket
+from tests.processes import Processes
 
 
 def test_a_restarted_backend_keeps_its_data_and_read_models(tmp_path: Path) -> None:

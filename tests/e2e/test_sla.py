@@ -21,14 +21,16 @@ import psycopg
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
-from infra.catalog import load_catalog
-from infra.processes import Processes
-from infra.readmodels.sla import NOTICE_TOPIC, PgSlaView, decode_notice
-from infra import wiring
+from infra.kafka.notices import SLA_TOPIC as NOTICE_TOPIC
+from infra.kafka.notices import decode_breach as decode_notice
+from infra.postgres.views.sla import PgSlaView
+from infra.process import wiring
+from infra.process.catalog import load_catalog
 from infra.settings import Settings
 from projections.envelope import Envelope
 from projections.sla import InMemorySlaView, SlaProjection
 from tests.factories import contract, post, ticket
+from tests.processes import Processes
 
 SIGNED_AT = "2026-01-01T00:00:00Z"
 

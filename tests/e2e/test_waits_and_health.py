@@ -12,11 +12,11 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from infra.processes import Processes
 from infra.settings import Settings
 from tests.backends import Isolated, isolated
 from tests.factories import contract, post, ticket
 from tests.integration.helpers import eventually
+from tests.processes import Processes
 
 WORDS = {"ok", "down", "timeout", "blocked", "no recent heartbeat", "unknown"}
 

@@ -25,10 +25,8 @@ from kafka import KafkaConsumer, TopicPartition
 
 from domain.billing import add_months
 from domain.clock import ShiftedClock
-from infra.readmodels.availability import NOTICE_TOPIC as BUDGET_TOPIC
-from infra.readmodels.availability import decode_notice as decode_budget
-from infra.readmodels.sla import NOTICE_TOPIC as SLA_TOPIC
-from infra.readmodels.sla import decode_notice as decode_breach
+from infra.kafka.notices import AVAILABILITY_TOPIC as BUDGET_TOPIC
+from infra.kafka.notices import SLA_TOPIC, decode_breach, decode_budget
 from infra.settings import Settings
 from tests.backends import isolated
 from tests.factories import post

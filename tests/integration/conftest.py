@@ -6,9 +6,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from infra import wiring
+from infra.postgres.store import EventStore
+from infra.process import wiring
 from infra.settings import Settings
-from infra.store import EventStore
 
 
 @pytest.fixture(scope="session")

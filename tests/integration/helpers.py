@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import time
 import uuid
-from unittest import mock
 from collections.abc import Callable
 from typing import Any
+from unittest import mock
 
 import psycopg
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
@@ -17,10 +17,10 @@ from consumers import leases
 from consumers.relay import Relay
 from consumers.runner import Runner
 from domain.ticket import Ticket
-from infra import wiring
-from infra.avro import H_POSITION, Codec, position_of
+from infra.kafka.avro import H_POSITION, Codec, position_of
+from infra.postgres.store import EventStore
+from infra.process import wiring
 from infra.settings import Settings
-from infra.store import EventStore
 from projections.envelope import Envelope
 from projections.tickets import InMemoryTicketsView, TicketsProjection
 
@@ -173,7 +173,7 @@ def message(env: Envelope, claims: int | None = None, garbled: bool = False) -> 
     """The relay's message of an envelope: key (its contract), value and headers; `claims`, a
     position for the header to claim instead of the event's; garbled, one nobody can decode.
     Encoded without the relay's range check, as another producer might send it."""
-    with mock.patch("infra.avro.validate", lambda *_, **__: None):
+    with mock.patch("infra.kafka.avro.validate", lambda *_, **__: None):
         value, headers = Codec().encode(env)
     if claims is not None:
         headers = [(k, str(claims).encode() if k == H_POSITION else v) for k, v in headers]

@@ -7,8 +7,8 @@ from __future__ import annotations
 import signal
 import sys
 
-from infra import logging as logs
-from infra import wiring
+from infra.process import logging as logs
+from infra.process import wiring
 from infra.settings import Settings
 
 

@@ -11,9 +11,9 @@ import uuid
 
 import httpx
 
-from infra.store import EventStore
-from infra.processes import Processes
+from infra.postgres.store import EventStore
 from tests.integration.helpers import clean_rebuild, read_model, stream_ticket
+from tests.processes import Processes
 
 TICKETS = 900  # 900 x 7 events = 6,300 events
 

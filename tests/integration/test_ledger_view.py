@@ -17,7 +17,8 @@ from psycopg.rows import dict_row
 
 from bench.ledger import history
 from infra import postgres
-from infra.readmodels.ledger import SQL_FILES, PgLedgerView, decode_notice
+from infra.kafka.notices import decode_balance as decode_notice
+from infra.postgres.views.ledger import SQL_FILES, PgLedgerView
 from infra.settings import Settings
 from projections.envelope import Envelope
 from projections.ledger import InMemoryLedgerView, LedgerProjection

@@ -11,13 +11,14 @@ import httpx
 import psycopg
 from psycopg.rows import dict_row
 
-from infra import rebuild, wiring
-from infra.processes import Processes
-from infra.store import EventStore
+from infra.postgres import rebuild
+from infra.postgres.store import EventStore
+from infra.process import wiring
 from projections.ledger import InMemoryLedgerView, LedgerProjection
 from tests.factories import contract, post, ticket
 from tests.integration.helpers import clean_rebuild, read_model
 from tests.integration.test_ledger_view import expected, found
+from tests.processes import Processes
 
 
 def test_a_rebuild_switches_to_equal_tables_and_the_live_runner_writes_into_them(

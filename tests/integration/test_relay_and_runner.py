@@ -8,10 +8,10 @@ import time
 import psycopg
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from infra import embedded
-from infra.avro import Codec
+from infra.kafka.avro import Codec
+from infra.postgres.store import EventStore
+from infra.process import embedded
 from infra.settings import Settings
-from infra.store import EventStore
 from tests.integration.helpers import (
     checkpoint,
     clean_rebuild,

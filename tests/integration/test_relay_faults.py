@@ -20,10 +20,10 @@ from eventsourcing.persistence import StoredEvent
 
 from consumers import leases
 from consumers.relay import Relay
-from infra import embedded
-from infra.catalog import load_catalog
+from infra.postgres.store import TIME_TOPIC, EventStore
+from infra.process import embedded
+from infra.process.catalog import load_catalog
 from infra.settings import Settings
-from infra.store import TIME_TOPIC, EventStore
 from tests.integration.helpers import (
     eventually,
     kill_backends,

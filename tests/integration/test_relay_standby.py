@@ -12,18 +12,17 @@ from dataclasses import replace
 from pathlib import Path
 
 from consumers import leases
+from infra.postgres.store import EventStore
 from infra.settings import Settings
-from infra.store import EventStore
 from tests.integration.helpers import eventually, positions_on_the_topic, relay_row, unique
 from tests.integration.test_relay_and_runner import some_history
-
 
 STANDBY = "standby: another process holds the role"
 
 
 def start_relay(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
     with open(log, "ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "infra.cli", "relay"], stdout=out, stderr=subprocess.STDOUT,
+        return subprocess.Popen([sys.executable, "-m", "infra.process.cli", "relay"], stdout=out, stderr=subprocess.STDOUT,
                                 env=settings.child_env() | {"TICKETING_JSON_LOGS": "1"})
 
 

@@ -15,9 +15,9 @@ import httpx
 import psycopg
 import pytest
 
-from infra import renewals, wiring
+from infra.postgres.store import EventStore
+from infra.process import renewals, wiring
 from infra.settings import Settings
-from infra.store import EventStore
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +92,7 @@ def test_a_second_renewals_process_waits_as_a_standby_and_takes_over_when_the_fi
     servers: Settings, db: psycopg.Connection
 ) -> None:
     from consumers import leases
-    from infra.processes import Processes
+    from tests.processes import Processes
 
     procs = Processes(servers)
     holders = []

@@ -20,10 +20,10 @@ from typing import Any
 import psycopg
 
 from consumers.runner import Runner
-from infra import wiring
-from infra.catalog import load_catalog
+from infra.postgres.store import EventStore
+from infra.process import wiring
+from infra.process.catalog import load_catalog
 from infra.settings import Settings
-from infra.store import EventStore
 from projections.envelope import Envelope
 from tests.integration.helpers import (
     checkpoint,

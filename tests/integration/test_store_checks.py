@@ -7,7 +7,7 @@ import pytest
 
 from domain.errors import InvalidInput
 from domain.ticket import Ticket
-from infra.store import EventStore
+from infra.postgres.store import EventStore
 
 
 def test_an_event_beyond_its_schema_is_refused_and_nothing_is_stored(store: EventStore) -> None:

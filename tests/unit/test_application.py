@@ -9,7 +9,7 @@ import pytest
 from domain.application import TicketingApplication
 from domain.clock import FixedClock
 from domain.errors import Conflict, InvalidInput, NotFound
-from infra.catalog import load_catalog
+from infra.process.catalog import load_catalog
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)
 

@@ -12,7 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from domain.availability import Interval, monthly_availability
-from infra.readmodels.availability import decode_notice, encode_notice
+from infra.kafka.notices import decode_budget as decode_notice
+from infra.kafka.notices import encode_budget as encode_notice
 from projections.availability import AvailabilityProjection, InMemoryAvailabilityView
 from projections.envelope import Envelope
 from tests.unit.test_availability import interval_lists, zone_names
@@ -62,7 +63,7 @@ class Stream:
 
 
 def _terms(target: float | None) -> dict[str, Any]:
-    from infra.catalog import load_catalog
+    from infra.process.catalog import load_catalog
 
     terms = load_catalog()["datacrm/standard"].to_dict()
     return terms | {"availability_target_pct": target}

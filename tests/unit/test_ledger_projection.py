@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from domain.billing import add_months, bank_period
-from infra.catalog import load_catalog
+from infra.process.catalog import load_catalog
 from projections.envelope import Envelope
 from projections.ledger import EXHAUSTED, LOW, InMemoryLedgerView, LedgerProjection
 from projections.ledger_rows import next_period_start

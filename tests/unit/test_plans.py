@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from domain.billing import DOLIBARR_RULES, credit_charge
 from domain.plans import Allowance, Bank, Duration, PlanTerms, Target, parse_catalog
 from domain.sla.calendar import Calendar
-from infra.catalog import DEFAULT_PLANS_DIR, load_catalog
+from infra.process.catalog import DEFAULT_PLANS_DIR, load_catalog
 
 PLAN_IDS = [
     "crm-experts/silver",

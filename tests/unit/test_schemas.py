@@ -14,7 +14,7 @@ from fastavro.schema import load_schema
 
 from domain.contract import Contract
 from domain.ticket import Ticket
-from infra.avro import SCHEMA_DIR, Codec, DecodeError, EncodeError, load_event_schemas
+from infra.kafka.avro import SCHEMA_DIR, Codec, DecodeError, EncodeError, load_event_schemas
 from projections.envelope import Envelope
 
 PUBLISHED = SCHEMA_DIR / "published"

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from domain.sla.clock import SlaRules, evaluate
 from domain.sla.explain import explain
 from domain.sla.facts import TicketFacts, apply, from_json, to_json
-from infra.catalog import load_catalog
+from infra.process.catalog import load_catalog
 
 CATALOG = load_catalog()
 NY, MSK = ZoneInfo("America/New_York"), ZoneInfo("Europe/Moscow")

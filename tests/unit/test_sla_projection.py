@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from infra.catalog import load_catalog
+from infra.process.catalog import load_catalog
 from projections.envelope import Envelope
 from projections.sla import InMemorySlaView, SlaProjection
 

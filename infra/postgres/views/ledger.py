@@ -14,23 +14,14 @@ Routes: `GET /contracts/{id}/ledger[?period=]` and `GET /tickets/{id}/statement`
 from __future__ import annotations
 
 import json
-import re
-from datetime import date, datetime
-from typing import Annotated, Any
-from uuid import UUID
+from typing import Any
 
 import psycopg
-from fastapi import APIRouter
 
 from consumers.outbox import enqueue
-from domain.billing import allowance_period
-from domain.errors import NotFound
-from infra.avro import H_NOTICE_TYPE, NoticeCodec
-from infra.http.readmodels import waited
-from infra.readmodels import ProjectionSpec
-from infra.readmodels.rows import Rows
+from infra.kafka.notices import LEDGER_TOPIC, encode_balance
+from infra.postgres.views.rows import Rows
 from projections.envelope import Fold
-from projections.ledger import EXHAUSTED, LOW, LedgerProjection
 from projections.ledger_rows import (
     Book,
     Entry,
@@ -38,12 +29,8 @@ from projections.ledger_rows import (
     Period,
     Statement,
     TicketCost,
-    local_midnight,
-    next_period_start,
 )
 
-NOTICE_TOPIC = "ticketing.notices.ledger.v1"
-NOTICE_SCHEMAS = {LOW: "ticketing.v1.LowBalanceReached", EXHAUSTED: "ticketing.v1.BalanceExhausted"}
 SQL_FILES = tuple(f"ledger_{t}" for t in ("contracts", "periods", "entries", "tickets", "statements"))
 _SETTINGS = ("threshold", "grant", "period_months", "allowance_kind", "allowance_period", "charges")
 # Each table's columns in the order the view writes them, with their SQL types.
@@ -64,33 +51,6 @@ _COLUMNS = {
                    ("resolved_at", "timestamptz"), ("period", "text"), ("unit", "text"), ("minutes", "bigint"),
                    ("charge", "bigint"), ("overage", "bigint"), ("balance_after", "bigint")),
 }
-
-
-# -- notices ------------------------------------------------------------------------------
-
-CODECS = {kind: NoticeCodec(name, name) for kind, name in NOTICE_SCHEMAS.items()}
-
-
-def encode_notice(notice: Notice) -> tuple[bytes, dict[str, str]]:
-    """The notice's Avro value (no framing byte) and headers naming its schema."""
-    record = {
-        "notice_id": notice.notice_id, "contract_id": notice.contract_id, "period": notice.period,
-        "crossing": notice.crossing, "unit": notice.unit, "granted": notice.granted,
-        "used": notice.used, "balance": notice.granted - notice.used, "ticket_id": notice.ticket_id,
-        "position": notice.position, "occurred_at": notice.occurred_at,
-    }
-    if notice.kind == LOW:
-        record["threshold"] = notice.threshold
-    return CODECS[notice.kind].encode(record)
-
-
-def decode_notice(value: bytes, headers: list[tuple[str, bytes]]) -> tuple[str, dict[str, Any]]:
-    """The schema name and record of a notice message (for consumers and tests)."""
-    name = dict(headers)[H_NOTICE_TYPE].decode()
-    kind = next(k for k, n in NOTICE_SCHEMAS.items() if n == name)
-    record = CODECS[kind].decode(value)
-    assert isinstance(record, dict)
-    return name, record
 
 
 # -- the view -----------------------------------------------------------------------------
@@ -165,8 +125,8 @@ class PgLedgerView:
                                 s.minutes, s.charge, s.overage, s.balance_after))
 
     def notify(self, notice: Notice) -> None:
-        value, headers = encode_notice(notice)
-        enqueue(self.conn, self.schema, notice.notice_id, NOTICE_TOPIC, notice.contract_id, value, headers)
+        value, headers = encode_balance(notice)
+        enqueue(self.conn, self.schema, notice.notice_id, LEDGER_TOPIC, notice.contract_id, value, headers)
 
     # -- the writes -------------------------------------------------------------------------
 
@@ -223,105 +183,3 @@ def _iso(value: Any) -> str:
     return value.isoformat()  # type: ignore[no-any-return]
 
 
-# -- queries ------------------------------------------------------------------------------
-
-_LABELS = {"quarter": r"(\d{4})-Q([1-4])", "month": r"(\d{4})-(\d{2})", "year": r"(\d{4})"}
-
-
-def allowance_start(label: str, period: str, zone: str) -> datetime | None:
-    """The first instant of an allowance period named like "2026-Q1", or None if malformed."""
-    found = re.fullmatch(_LABELS[period], label)
-    if not found:
-        return None
-    year, part = int(found[1]), int(found[2]) if found.lastindex == 2 else 1
-    month = (part - 1) * 3 + 1 if period == "quarter" else part
-    if not 1 <= month <= 12:
-        return None
-    return local_midnight(date(year, month, 1), zone)
-
-
-def period_bounds(book: Book, label: str, starts_at: datetime) -> tuple[datetime, datetime | None]:
-    if book.scheme == "allowance":
-        start, end, _ = allowance_period(starts_at, book.time_zone, book.allowance_period or "quarter")
-        return start, end
-    start = local_midnight(label, book.time_zone)
-    later = [p for p in book.periods if p > label]
-    if later:
-        return start, local_midnight(later[0], book.time_zone)
-    if book.scheme == "bank" and book.period_months:
-        end = next_period_start(date.fromisoformat(book.starts_on), date.fromisoformat(label), book.period_months)
-        return start, local_midnight(end, book.time_zone)
-    return start, None
-
-
-def ledger_answer(book: Book, period: Period, labels: list[str], entries: list[dict[str, Any]]) -> dict[str, Any]:
-    """The JSON of one contract's ledger in one period (DESIGN §5, plus period fields)."""
-    balance = period.balance
-    start, end = period_bounds(book, period.label, period.starts_at)
-    return {
-        "contract_id": book.contract_id, "plan": book.plan, "scheme": book.scheme, "unit": book.unit,
-        "status": book.status, "period": period.label, "periods": labels,
-        "starts_at": start.isoformat(), "ends_at": end and end.isoformat(),
-        "renews_at": book.renews_at and book.renews_at.isoformat(),
-        "granted": period.granted, "used": period.used, "balance": balance, "minutes": period.minutes,
-        "overage": max(0, -balance) if balance is not None else 0,
-        "low_balance_threshold": book.threshold,
-        "low_balance": balance is not None and book.threshold is not None and balance <= book.threshold,
-        "exhausted": balance is not None and balance <= 0,
-        "entries": [{**e, "at": e["at"].isoformat()} for e in entries],
-    }
-
-
-Waited = Annotated[None, waited("ledger")]
-
-
-def routes(backend: Any) -> APIRouter:
-    r = APIRouter(tags=["ledger"])
-    reads = backend.reads
-    entry_cols = "ticket_id, kind, minutes, charge, overage, at, engineer, position"
-
-    @r.get("/contracts/{contract_id}/ledger")
-    def ledger(contract_id: UUID, _: Waited, period: str | None = None) -> dict[str, Any]:
-        contract_id = str(contract_id)  # type: ignore[assignment]  # canonical text, as stored
-        row = reads.one("SELECT * FROM proj_ledger.contracts WHERE contract_id = %s", (contract_id,))
-        if row is None:
-            raise NotFound(f"no contract {contract_id} in the ledger")
-        book = book_from_row(row)
-        rows = reads.all("SELECT * FROM proj_ledger.periods WHERE contract_id = %s ORDER BY starts_at",
-                         (contract_id,))
-        periods = {p["label"]: Period(**p) for p in rows}
-        if book.scheme == "allowance":
-            kind = book.allowance_period or "quarter"
-            current = allowance_period(backend.clock.now(), book.time_zone, kind)
-            periods.setdefault(current[2], Period(contract_id, current[2], current[0], book.grant))
-            label = period or current[2]
-            start = allowance_start(label, kind, book.time_zone)
-        else:
-            label, start = period or book.periods[-1], None
-        labels = [p.label for p in sorted(periods.values(), key=lambda p: p.starts_at)]
-        if label not in periods and start is None:
-            raise NotFound(f"no period {label!r} in the ledger of {contract_id}", {"periods": labels})
-        if label not in periods:  # an allowance period without activity: all of it is left
-            periods[label] = Period(contract_id, label, start, book.grant)
-        entries = reads.all(f"SELECT {entry_cols} FROM proj_ledger.entries WHERE contract_id = %s"
-                            " AND period = %s ORDER BY position", (contract_id, label))
-        return ledger_answer(book, periods[label], labels, entries)
-
-    @r.get("/tickets/{ticket_id}/statement")
-    def statement(ticket_id: UUID, _: Waited) -> dict[str, Any]:
-        ticket_id = str(ticket_id)  # type: ignore[assignment]  # canonical text, as stored
-        rows = reads.all("SELECT * FROM proj_ledger.statements WHERE ticket_id = %s ORDER BY position",
-                         (ticket_id,))
-        if not rows:
-            raise NotFound(f"no statement for ticket {ticket_id}: unknown, or not resolved yet")
-        last = rows[-1]
-        entries = reads.all(f"SELECT {entry_cols} FROM proj_ledger.entries WHERE ticket_id = %s"
-                            " AND position < %s ORDER BY position", (ticket_id, last["position"]))
-        iso = [{**s, "resolved_at": s["resolved_at"].isoformat()} for s in rows]
-        return {**iso[-1], "entries": [{**e, "at": e["at"].isoformat()} for e in entries], "statements": iso}
-
-    return r
-
-
-SPEC = ProjectionSpec("ledger", LedgerProjection, SQL_FILES, PgLedgerView, routes,
-                      notice_topics=(NOTICE_TOPIC,))

@@ -28,8 +28,8 @@ from rich.progress import Progress
 from consumers.checkpoints import switch_lock
 from consumers.relay import partition_for
 from infra import postgres
-from infra.readmodels import ProjectionSpec
-from infra.store import EventStore
+from infra.postgres.store import EventStore
+from infra.postgres.views import ProjectionSpec
 from projections.envelope import Envelope
 
 log = structlog.get_logger("rebuild")

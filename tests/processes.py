@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from infra import wiring
+from infra.process import wiring
 from infra.settings import Settings
 
 
@@ -41,7 +41,7 @@ class Processes:
         """Start `ticketing <args>` under `name`."""
         log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - the child owns it
         self.procs[name] = subprocess.Popen(
-            [sys.executable, "-m", "infra.cli", *args], env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            [sys.executable, "-m", "infra.process.cli", *args], env=self.env, stdout=log, stderr=subprocess.STDOUT,
         )
 
     def start_all(self) -> None:

@@ -21,7 +21,7 @@ from fastavro.validation import ValidationError, validate
 
 from projections.envelope import Envelope
 
-SCHEMA_DIR = Path(__file__).resolve().parents[1] / "schemas"
+SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
 H_TYPE = "ticketing-event-type"
 H_FINGERPRINT = "ticketing-schema-fingerprint"
 H_POSITION = "ticketing-position"

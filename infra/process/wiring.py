@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from typing import Any
 
 import psycopg
@@ -15,24 +13,12 @@ from consumers.outbox import OutboxPublisher
 from consumers.relay import Relay
 from consumers.runner import Runner
 from domain.clock import Clock
-from infra import postgres, readmodels
-from infra.avro import Codec, position_of
-from infra.catalog import load_catalog
-from infra.readmodels import ProjectionSpec
+from infra import postgres
+from infra.kafka.avro import Codec, position_of
+from infra.postgres.store import EventStore
+from infra.process.catalog import load_catalog
+from infra.registry import PROJECTIONS
 from infra.settings import Settings
-from infra.store import EventStore
-
-
-def _collect() -> dict[str, ProjectionSpec]:
-    specs = []
-    for module in pkgutil.iter_modules(readmodels.__path__):
-        spec = getattr(importlib.import_module(f"infra.readmodels.{module.name}"), "SPEC", None)
-        if spec is not None:
-            specs.append(spec)
-    return {s.name: s for s in sorted(specs, key=lambda s: s.name)}
-
-
-PROJECTIONS: dict[str, ProjectionSpec] = _collect()
 
 
 def setup_database(url: str) -> None:
@@ -99,8 +85,3 @@ def create_tables(url: str, name: str, schema: str) -> None:
         conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")  # type: ignore[arg-type]
         for file in ("checkpoint", "outbox", *PROJECTIONS[name].sql_files):
             postgres.execute_file(conn, file, schema)
-
-
-def extra_routers(backend: Any) -> list[Any]:
-    """Each read model's query routes."""
-    return [spec.routes(backend) for spec in PROJECTIONS.values() if spec.routes is not None]

@@ -12,47 +12,25 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Annotated, Any
-from uuid import UUID
+from typing import Any
 
 import psycopg
-from fastapi import APIRouter
 
 from consumers.outbox import enqueue
-from domain.errors import NotFound
-from domain.sla.clock import ClockResult, SlaRules, evaluate
-from domain.sla.explain import explain, minutes
+from domain.sla.clock import SlaRules
 from domain.sla.facts import TicketFacts, from_json, to_json
-from domain.sla.report import compliance
-from infra.avro import NoticeCodec
-from infra.http.readmodels import month_window, waited
-from infra.readmodels import ProjectionSpec
-from infra.readmodels.rows import Rows
+from infra.kafka.notices import SLA_TOPIC, encode_breach
+from infra.postgres.views.rows import Rows
 from projections.envelope import Fold
-from projections.sla import CLOCKS, Breach, Derived, Signed, SlaProjection, Tracked, derive
+from projections.sla import CLOCKS, Breach, Derived, Signed, Tracked, derive
 
 NAME = "sla"
 SCHEMA = f"proj_{NAME}"
-NOTICE_TOPIC = "ticketing.notices.sla.v1"
-NOTICE_TYPE = "Sla.Breached"
 SQL_FILES = ("sla_contracts", "sla_tickets")
 _COLUMNS = ("ticket_id", "contract_id", "opened_at", "position", "facts", "priority", "category", "grp",
             *(f"{c}_{k}" for c in CLOCKS for k in ("due_at", "stopped_at", "on", "target", "target_minutes")))
 _CASTS = ("text[]", "text[]", "timestamptz[]", "bigint[]", "text[]::jsonb[]", "text[]", "text[]", "text[]",
           *(["timestamptz[]", "timestamptz[]", "bool[]", "text[]", "float8[]"] * 2))
-
-
-BREACHED = NoticeCodec("ticketing.v1.SlaBreached", NOTICE_TYPE)
-
-
-def encode_notice(breach: Breach) -> tuple[bytes, dict[str, str]]:
-    """The notice's Avro value (no framing byte) and headers naming its type and schema."""
-    return BREACHED.encode({"notice_id": breach.notice_id, **vars(breach)})
-
-
-def decode_notice(value: bytes) -> dict[str, Any]:
-    """The notice record of a message value (for consumers and tests)."""
-    return BREACHED.decode(value)
 
 
 def _utc(value: datetime | None) -> Any:
@@ -151,11 +129,11 @@ class PgSlaView:
         return found
 
     def breached(self, breach: Breach) -> None:
-        value, headers = encode_notice(breach)
+        value, headers = encode_breach(breach)
         self.conn.execute(self._sql(
             f"UPDATE {{s}}.sla_tickets SET {breach.clock}_noticed = %s WHERE ticket_id = %s"),
             (breach.due_at, breach.ticket_id))
-        enqueue(self.conn, self.schema, breach.notice_id, NOTICE_TOPIC, breach.contract_id, value, headers)
+        enqueue(self.conn, self.schema, breach.notice_id, SLA_TOPIC, breach.contract_id, value, headers)
 
 
 def _derived(contract: Signed | None, facts: TicketFacts) -> Derived | None:
@@ -171,65 +149,3 @@ def _row(ticket_id: str, ticket: Tracked, d: Derived | None) -> tuple[Any, ...]:
     return (*head, d.priority, d.category, d.group, *clocks)
 
 
-# -- the routes ------------------------------------------------------------------------------
-
-
-def _clock_json(c: ClockResult) -> dict[str, Any]:
-    return {
-        "due_at": c.due_at and c.due_at.isoformat(), "stopped_at": c.stopped_at and c.stopped_at.isoformat(),
-        "status": c.status, "stopped_by": c.stopped_by, "priority": c.priority,
-        "target": None if c.target is None else str(c.target), "target_minutes": minutes(c.target_time),
-        "elapsed_minutes": minutes(c.elapsed), "calendar": c.calendar_name,
-    }
-
-
-def ticket_answer(row: dict[str, Any], now: datetime, with_explain: bool = False) -> dict[str, Any]:
-    """GET /tickets/{id}/sla from a stored ticket row joined with its contract's terms."""
-    rules = SlaRules.from_signed(row["terms"], row["time_zone"], row["holidays"])
-    facts = from_json(row["facts"])
-    result = evaluate(rules, facts, now)
-    body = {
-        "ticket_id": row["ticket_id"], "contract_id": row["contract_id"], "plan_id": row["plan_id"],
-        "priority": result.priority, "category": result.category, "as_of": result.as_of.isoformat(),
-        "response": _clock_json(result.response), "resolution": _clock_json(result.resolution),
-    }
-    return body | {"explain": explain(rules, facts, now)} if with_explain else body
-
-
-Waited = Annotated[None, waited(NAME)]
-
-
-def routes(backend: Any) -> APIRouter:
-    r = APIRouter(tags=["sla"])
-    joined = (f"SELECT t.ticket_id, t.contract_id, t.facts, c.plan_id, c.terms, c.time_zone, c.holidays"
-              f" FROM {SCHEMA}.sla_tickets t JOIN {SCHEMA}.sla_contracts c USING (contract_id)")
-
-    @r.get("/tickets/{ticket_id}/sla")
-    def ticket_sla(ticket_id: UUID, _: Waited, explain: bool = False) -> dict[str, Any]:
-        ticket_id = str(ticket_id)  # type: ignore[assignment]  # canonical text, as stored
-        row = backend.reads.one(f"{joined} WHERE t.ticket_id = %s", (ticket_id,))
-        if row is None:
-            raise NotFound(f"no ticket {ticket_id}")
-        return ticket_answer(row, backend.clock.now(), explain)
-
-    @r.get("/contracts/{contract_id}/sla")
-    def contract_sla(contract_id: UUID, _: Waited, month: str | None = None) -> dict[str, Any]:
-        contract_id = str(contract_id)  # type: ignore[assignment]  # canonical text, as stored
-        c = backend.reads.one(f"SELECT * FROM {SCHEMA}.sla_contracts WHERE contract_id = %s", (contract_id,))
-        if c is None:
-            raise NotFound(f"no contract {contract_id}")
-        now = backend.clock.now()
-        month, start, end = month_window(month, c["time_zone"], now)
-        rows = backend.reads.all(
-            f"SELECT facts FROM {SCHEMA}.sla_tickets WHERE contract_id = %s AND opened_at >= %s"
-            " AND opened_at < %s ORDER BY opened_at, ticket_id", (contract_id, start, end))
-        rules = SlaRules.from_signed(c["terms"], c["time_zone"], c["holidays"])
-        results = [evaluate(rules, from_json(row["facts"]), now) for row in rows]
-        head = {"contract_id": contract_id, "plan_id": c["plan_id"], "month": month,
-                "time_zone": c["time_zone"], "as_of": now.isoformat()}
-        return head | compliance(rules, results)
-
-    return r
-
-
-SPEC = ProjectionSpec(NAME, SlaProjection, SQL_FILES, PgSlaView, routes, notice_topics=(NOTICE_TOPIC,))

@@ -25,7 +25,7 @@ from consumers import leases
 from domain.application import Recorded
 from domain.contract import ACTIVE
 from domain.errors import DomainError
-from infra.store import EventStore
+from infra.postgres.store import EventStore
 from projections.ledger_rows import local_midnight, next_period_start
 
 log = structlog.get_logger("renewals")

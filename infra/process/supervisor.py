@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from infra import embedded, lifeline, wiring
+from infra.process import embedded, lifeline, wiring
 from infra.settings import Settings
 
 log = structlog.get_logger("supervisor")
@@ -29,7 +29,7 @@ class Child:
     down_since: float | None = None
 
     def start(self, env: dict[str, str]) -> None:
-        self.process = subprocess.Popen([sys.executable, "-m", "infra.cli", *self.args], env=env)
+        self.process = subprocess.Popen([sys.executable, "-m", "infra.process.cli", *self.args], env=env)
         self.started = time.monotonic()
         log.info("started", child=self.name, pid=self.process.pid)
 

@@ -10,52 +10,23 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated, Any
-from uuid import UUID
+from typing import Any
 
 import psycopg
-from fastapi import APIRouter
 from psycopg.rows import dict_row
 
 from consumers.outbox import enqueue
-from domain.availability import Interval, month_bounds
-from domain.errors import NotFound
-from infra.avro import NoticeCodec
-from infra.http.readmodels import month_window, waited
-from infra.readmodels import ProjectionSpec
-from infra.readmodels.rows import Rows
-from projections.availability import AvailabilityProjection, BudgetNotice, Pending, instant, touched
+from domain.availability import Interval
+from infra.kafka.notices import AVAILABILITY_TOPIC, encode_budget
+from infra.postgres.views.rows import Rows
+from projections.availability import BudgetNotice, Pending, instant, touched
 from projections.availability_rows import ContractOutages, Outage, Terms, TicketFacts
 from projections.envelope import Fold
 
 NAME = "availability"
 SCHEMA = f"proj_{NAME}"
-NOTICE_TOPIC = "ticketing.notices.availability.v1"
-NOTICE_TYPE = "Availability.ErrorBudgetExhausted"
 SQL_FILES = tuple(f"availability_{t}" for t in ("contracts", "tickets", "outages", "maintenance", "notices"))
 Fetch = Callable[[str, tuple[Any, ...]], list[dict[str, Any]]]
-
-
-EXHAUSTED = NoticeCodec("ticketing.v1.ErrorBudgetExhausted", NOTICE_TYPE)
-
-
-def encode_notice(notice: BudgetNotice) -> tuple[bytes, dict[str, str]]:
-    """The notice's Avro value (no framing byte) and headers naming its type and schema."""
-    f = notice.figures
-    record = {
-        "notice_id": notice.notice_id, "contract_id": notice.contract_id, "month": f.month,
-        "time_zone": notice.time_zone, "target_pct": f.target_pct,
-        "minutes_in_month": f.minutes_in_month, "allowed_downtime_minutes": f.allowed_downtime_minutes,
-        "downtime_minutes": f.downtime_minutes, "maintenance_minutes": f.maintenance_minutes,
-        "budget_left_minutes": f.budget_left_minutes, "availability_pct": f.availability_pct,
-        "exhausted_at": notice.exhausted_at, "decided_at": notice.decided_at,
-    }
-    return EXHAUSTED.encode(record)
-
-
-def decode_notice(value: bytes) -> dict[str, Any]:
-    """The notice record of a message value (for consumers and tests)."""
-    return EXHAUSTED.decode(value)
 
 
 _FAR = (datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC))
@@ -213,11 +184,11 @@ class PgAvailabilityView:
         return load(self._fetch, self.schema, contract_id, since, until)
 
     def budget_exhausted(self, notice: BudgetNotice) -> None:
-        value, headers = encode_notice(notice)
+        value, headers = encode_budget(notice)
         self.conn.execute(self._sql(
             "INSERT INTO {s}.availability_notices VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING"),
             (notice.contract_id, notice.month, notice.notice_id, notice.exhausted_at, notice.decided_at))
-        enqueue(self.conn, self.schema, notice.notice_id, NOTICE_TOPIC, notice.contract_id, value, headers)
+        enqueue(self.conn, self.schema, notice.notice_id, AVAILABILITY_TOPIC, notice.contract_id, value, headers)
 
     def checked(self, contract_id: str) -> None:
         self.conn.execute(self._sql(
@@ -225,53 +196,3 @@ class PgAvailabilityView:
             (contract_id,))
 
 
-def answer(contract: ContractOutages, month: str, now: datetime) -> dict[str, Any]:
-    """The availability answer of DESIGN section 5, plus maintenance and the error budget."""
-    f = contract.month(month, now)
-    start, end = month_bounds(month, contract.time_zone)
-    left = f.budget_left_minutes
-    return {
-        "contract_id": contract.contract_id, "month": month, "time_zone": contract.time_zone,
-        "minutes_in_month": f.minutes_in_month, "downtime_minutes": round(f.downtime_minutes, 4),
-        "availability_pct": f.availability_pct, "target_pct": f.target_pct, "met": f.met,
-        "maintenance_minutes": round(f.maintenance_minutes, 4),
-        "allowed_downtime_minutes": f.allowed_downtime_minutes, "budget_left_minutes": left,
-        "budget_exhausted": None if left is None else f.downtime_minutes > 0 and left <= 0,
-        "as_of": now.isoformat(),
-        "outages": [
-            {"ticket_id": o.ticket_id, "starts_at": o.start.isoformat(),
-             "ends_at": o.end and o.end.isoformat(), "open": o.end is None}
-            for o in contract.outages if o.start < end and (o.end is None or o.end > start)
-        ],
-        "maintenance": [
-            {"starts_at": s.isoformat(), "ends_at": e.isoformat()}
-            for s, e in contract.maintenance if s < end and e > start
-        ],
-    }
-
-
-Waited = Annotated[None, waited(NAME)]
-
-
-def routes(backend: Any) -> APIRouter:
-    r = APIRouter(tags=["availability"])
-
-    @r.get("/contracts/{contract_id}/availability")
-    def availability(contract_id: UUID, _: Waited, month: str | None = None) -> dict[str, Any]:
-        contract_id = str(contract_id)  # type: ignore[assignment]  # canonical text, as stored
-        terms = backend.reads.one(f"SELECT time_zone FROM {SCHEMA}.availability_contracts"
-                                  " WHERE contract_id = %s", (contract_id,))
-        if terms is None:
-            raise NotFound(f"no contract {contract_id}")
-        now = backend.clock.now()
-        month, start, end = month_window(month, terms["time_zone"], now)
-        found = load(backend.reads.all, SCHEMA, contract_id, start, end)
-        if found is None:
-            raise NotFound(f"no contract {contract_id}")
-        return answer(found, month, now)
-
-    return r
-
-
-SPEC = ProjectionSpec(NAME, AvailabilityProjection, SQL_FILES, PgAvailabilityView, routes,
-                      notice_topics=(NOTICE_TOPIC,))

@@ -14,7 +14,7 @@ from domain.plans import PlanTerms, parse_catalog
 
 __all__ = ["DEFAULT_PLANS_DIR", "load_catalog"]
 
-DEFAULT_PLANS_DIR = Path(__file__).resolve().parents[1] / "plans"
+DEFAULT_PLANS_DIR = Path(__file__).resolve().parents[2] / "plans"
 
 
 def load_catalog(directory: Path | None = None) -> dict[str, PlanTerms]:

@@ -1,0 +1,116 @@
+"""The ledger read model's routes: GET /contracts/{id}/ledger (?period=) and
+GET /tickets/{id}/statement, shaped from the stored periods and entries."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter
+
+from domain.billing import allowance_period
+from domain.errors import NotFound
+from infra.http.queries import waited
+from infra.postgres.views.ledger import book_from_row
+from projections.ledger_rows import Book, Period, local_midnight, next_period_start
+
+_LABELS = {"quarter": r"(\d{4})-Q([1-4])", "month": r"(\d{4})-(\d{2})", "year": r"(\d{4})"}
+
+
+def allowance_start(label: str, period: str, zone: str) -> datetime | None:
+    """The first instant of an allowance period named like "2026-Q1", or None if malformed."""
+    found = re.fullmatch(_LABELS[period], label)
+    if not found:
+        return None
+    year, part = int(found[1]), int(found[2]) if found.lastindex == 2 else 1
+    month = (part - 1) * 3 + 1 if period == "quarter" else part
+    if not 1 <= month <= 12:
+        return None
+    return local_midnight(date(year, month, 1), zone)
+
+
+def period_bounds(book: Book, label: str, starts_at: datetime) -> tuple[datetime, datetime | None]:
+    if book.scheme == "allowance":
+        start, end, _ = allowance_period(starts_at, book.time_zone, book.allowance_period or "quarter")
+        return start, end
+    start = local_midnight(label, book.time_zone)
+    later = [p for p in book.periods if p > label]
+    if later:
+        return start, local_midnight(later[0], book.time_zone)
+    if book.scheme == "bank" and book.period_months:
+        end = next_period_start(date.fromisoformat(book.starts_on), date.fromisoformat(label), book.period_months)
+        return start, local_midnight(end, book.time_zone)
+    return start, None
+
+
+def ledger_answer(book: Book, period: Period, labels: list[str], entries: list[dict[str, Any]]) -> dict[str, Any]:
+    """The JSON of one contract's ledger in one period (DESIGN §5, plus period fields)."""
+    balance = period.balance
+    start, end = period_bounds(book, period.label, period.starts_at)
+    return {
+        "contract_id": book.contract_id, "plan": book.plan, "scheme": book.scheme, "unit": book.unit,
+        "status": book.status, "period": period.label, "periods": labels,
+        "starts_at": start.isoformat(), "ends_at": end and end.isoformat(),
+        "renews_at": book.renews_at and book.renews_at.isoformat(),
+        "granted": period.granted, "used": period.used, "balance": balance, "minutes": period.minutes,
+        "overage": max(0, -balance) if balance is not None else 0,
+        "low_balance_threshold": book.threshold,
+        "low_balance": balance is not None and book.threshold is not None and balance <= book.threshold,
+        "exhausted": balance is not None and balance <= 0,
+        "entries": [{**e, "at": e["at"].isoformat()} for e in entries],
+    }
+
+
+Waited = Annotated[None, waited("ledger")]
+
+
+def routes(backend: Any) -> APIRouter:
+    r = APIRouter(tags=["ledger"])
+    reads = backend.reads
+    entry_cols = "ticket_id, kind, minutes, charge, overage, at, engineer, position"
+
+    @r.get("/contracts/{contract_id}/ledger")
+    def ledger(contract_id: UUID, _: Waited, period: str | None = None) -> dict[str, Any]:
+        contract_id = str(contract_id)  # type: ignore[assignment]  # canonical text, as stored
+        row = reads.one("SELECT * FROM proj_ledger.contracts WHERE contract_id = %s", (contract_id,))
+        if row is None:
+            raise NotFound(f"no contract {contract_id} in the ledger")
+        book = book_from_row(row)
+        rows = reads.all("SELECT * FROM proj_ledger.periods WHERE contract_id = %s ORDER BY starts_at",
+                         (contract_id,))
+        periods = {p["label"]: Period(**p) for p in rows}
+        if book.scheme == "allowance":
+            kind = book.allowance_period or "quarter"
+            current = allowance_period(backend.clock.now(), book.time_zone, kind)
+            periods.setdefault(current[2], Period(contract_id, current[2], current[0], book.grant))
+            label = period or current[2]
+            start = allowance_start(label, kind, book.time_zone)
+        else:
+            label, start = period or book.periods[-1], None
+        labels = [p.label for p in sorted(periods.values(), key=lambda p: p.starts_at)]
+        if label not in periods and start is None:
+            raise NotFound(f"no period {label!r} in the ledger of {contract_id}", {"periods": labels})
+        if label not in periods:  # an allowance period without activity: all of it is left
+            periods[label] = Period(contract_id, label, start, book.grant)
+        entries = reads.all(f"SELECT {entry_cols} FROM proj_ledger.entries WHERE contract_id = %s"
+                            " AND period = %s ORDER BY position", (contract_id, label))
+        return ledger_answer(book, periods[label], labels, entries)
+
+    @r.get("/tickets/{ticket_id}/statement")
+    def statement(ticket_id: UUID, _: Waited) -> dict[str, Any]:
+        ticket_id = str(ticket_id)  # type: ignore[assignment]  # canonical text, as stored
+        rows = reads.all("SELECT * FROM proj_ledger.statements WHERE ticket_id = %s ORDER BY position",
+                         (ticket_id,))
+        if not rows:
+            raise NotFound(f"no statement for ticket {ticket_id}: unknown, or not resolved yet")
+        last = rows[-1]
+        entries = reads.all(f"SELECT {entry_cols} FROM proj_ledger.entries WHERE ticket_id = %s"
+                            " AND position < %s ORDER BY position", (ticket_id, last["position"]))
+        iso = [{**s, "resolved_at": s["resolved_at"].isoformat()} for s in rows]
+        return {**iso[-1], "entries": [{**e, "at": e["at"].isoformat()} for e in entries], "statements": iso}
+
+    return r
+
+
