@@ -18,12 +18,9 @@ from hypothesis import strategies as st
 from kafka import KafkaConsumer, TopicPartition
 from psycopg.rows import dict_row
 
-from infra.postgres.views.availability import (
-    NOTICE_TOPIC,
-    PgAvailabilityView,
-    decode_notice,
-    load,
-)
+from infra.kafka.notices import AVAILABILITY_TOPIC as NOTICE_TOPIC
+from infra.kafka.notices import decode_budget as decode_notice
+from infra.postgres.views.availability import PgAvailabilityView, load
 from infra.process import wiring
 from infra.settings import Settings
 from projections.availability import AvailabilityProjection, InMemoryAvailabilityView
