@@ -17,7 +17,7 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
 
-from domain import billing, values
+from domain import billing, periods, values
 from domain.clock import Clock, SystemClock
 from domain.contract import Contract
 from domain.errors import Conflict, InvalidInput, NotFound
@@ -141,7 +141,7 @@ class TicketingApplication(Application[UUID]):
         names the anniversary when the contract's last event is later than it)."""
         contract = self.contract(contract_id)
         when = contract.when(at, self.now())
-        contract.renew(reason, period_starts_on or values.local_date(when, contract.time_zone), when)
+        contract.renew(reason, period_starts_on or periods.local_date(when, contract.time_zone), when)
         return self._recorded(contract)
 
     def cancel_contract(self, contract_id: str | UUID, reason: str | None = None, at: Any = None) -> Recorded:

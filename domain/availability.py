@@ -3,18 +3,19 @@
 Intervals are half-open ``[start, end)`` pairs of timezone-aware datetimes. Every result is
 normalised to UTC: Python subtracts two datetimes that share a ``ZoneInfo`` by wall clock,
 which would miscount an hour across a DST change, whereas UTC arithmetic is exact. Months
-are calendar months of the contract's IANA zone, so a March in Madrid is an hour shorter.
+are calendar months of the contract's IANA zone (domain/periods.py), so a March in Madrid is
+an hour shorter.
 Availability follows DESIGN.md section 4: outages merged (never counted twice), clipped to
 the month, planned maintenance excluded, ``100 * (1 - downtime / minutes_in_month)``.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo
+from datetime import UTC, datetime
+
+from domain.periods import month_bounds, months_touched
 
 __all__ = [
     "Interval",
@@ -22,7 +23,6 @@ __all__ = [
     "intersect",
     "merge",
     "minutes_in_month",
-    "month_bounds",
     "monthly_availability",
     "split_by_month",
     "subtract",
@@ -30,8 +30,6 @@ __all__ = [
 ]
 
 Interval = tuple[datetime, datetime]
-
-_MONTH = re.compile(r"(\d{4})-(\d{2})")
 
 
 def _normalised(interval: Interval) -> Interval:
@@ -99,49 +97,11 @@ def total_seconds(intervals: Iterable[Interval]) -> float:
     return sum(((end - start).total_seconds() for start, end in merge(intervals)), 0.0)
 
 
-def _parse_month(month: str) -> tuple[int, int]:
-    match = _MONTH.fullmatch(month) if isinstance(month, str) else None
-    if match is None or not 1 <= int(match.group(2)) <= 12 or int(match.group(1)) < 1:
-        raise ValueError(f"month must look like 'YYYY-MM', got {month!r}")
-    return int(match.group(1)), int(match.group(2))
-
-
-def _month_key(year: int, month: int) -> str:
-    return f"{year:04d}-{month:02d}"
-
-
-def _next_month(year: int, month: int) -> tuple[int, int]:
-    return (year + 1, 1) if month == 12 else (year, month + 1)
-
-
-def month_bounds(month: str, time_zone: str) -> tuple[datetime, datetime]:
-    """UTC ``[start, end)`` of the calendar month "YYYY-MM" in ``time_zone``."""
-    year, number = _parse_month(month)
-    zone = ZoneInfo(time_zone)
-    next_year, next_number = _next_month(year, number)
-    # fold=0 on a midnight inside a DST gap maps to the transition instant itself.
-    start = datetime(year, number, 1, tzinfo=zone)
-    end = datetime(next_year, next_number, 1, tzinfo=zone)
-    return start.astimezone(UTC), end.astimezone(UTC)
-
-
-def _local_months(interval: Interval, zone: ZoneInfo) -> Iterable[str]:
-    start, end = interval
-    first = start.astimezone(zone)
-    # The end is exclusive: the last month touched is the one holding the last microsecond.
-    last = (end - timedelta(microseconds=1)).astimezone(zone)
-    year, month = first.year, first.month
-    while (year, month) <= (last.year, last.month):
-        yield _month_key(year, month)
-        year, month = _next_month(year, month)
-
-
 def split_by_month(intervals: Iterable[Interval], time_zone: str) -> dict[str, list[Interval]]:
     """The merged intervals cut at local month boundaries, keyed "YYYY-MM" in date order."""
-    zone = ZoneInfo(time_zone)
     parts: dict[str, list[Interval]] = {}
     for interval in merge(intervals):
-        for key in _local_months(interval, zone):
+        for key in months_touched(*interval, time_zone):
             month_start, month_end = month_bounds(key, time_zone)
             start, end = max(interval[0], month_start), min(interval[1], month_end)
             if start < end:

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from eventsourcing.domain import Aggregate, event
 
-from domain import values
+from domain import periods, values
 from domain.errors import Conflict, InvalidInput
 from domain.values import effective_at, iso_date
 
@@ -22,12 +21,10 @@ CANCELLED = "cancelled"
 
 
 def _zone(name: str) -> str:
-    if len(name) > 64:
-        raise InvalidInput("time zone name too long", {"length": len(name)})
     try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise InvalidInput(f"unknown time zone {name!r}") from None
+        periods.zone(name)
+    except ValueError as error:
+        raise InvalidInput(str(error)) from None
     return name
 
 

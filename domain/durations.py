@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-__all__ = ["CLOCKS", "NO_TARGET", "Duration", "Target"]
+from domain.values import CLOCKS
 
-CLOCKS = ("response", "resolution")
+__all__ = ["NO_TARGET", "Duration", "Target"]
 
 _TERM = re.compile(r"(\d+(?:\.\d+)?|\d+/[1-9]\d*)(m|h|bd)")
 _UNIT_MINUTES = {"m": 1, "h": 60}

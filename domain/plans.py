@@ -19,17 +19,16 @@ from datetime import date
 from fractions import Fraction
 from types import MappingProxyType
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from domain.billing import ChargeRule
-from domain.durations import CLOCKS, NO_TARGET, Duration, Target
+from domain.durations import NO_TARGET, Duration, Target
+from domain.periods import PERIODS, zone
 from domain.sla.calendar import Calendar
+from domain.values import CLOCKS, DEFAULT_CHANNEL, PRIORITIES
 
 __all__ = ["Allowance", "Bank", "ChargeRule", "Credits", "Duration", "PlanTerms", "Target"]
 __all__ += ["parse_catalog"]
 
-PRIORITIES = ("P1", "P2", "P3", "P4")
-PERIODS = ("quarter", "month", "year")
 TERMS_FORMAT = 1  # bump, with an upcaster in from_dict, if the dict's shape ever changes
 _ID = re.compile(r"[a-z0-9][a-z0-9-]*")
 _COVERAGE_KEYS = {"default", *PRIORITIES, *(f"{p}.{c}" for p in PRIORITIES for c in CLOCKS)}
@@ -137,7 +136,7 @@ class PlanTerms:
             f"plan_id {self.plan_id!r} must be '{self.provider}/<plan>'",
         )
         _check(isinstance(self.name, str) and bool(self.name.strip()), "name must not be empty")
-        _check_zone(self.time_zone)
+        zone(self.time_zone)
         self._set("calendars", _calendars(self.calendars, self.time_zone))
         coverage = _keys(self.coverage, "coverage", _COVERAGE_KEYS, ["default"])
         self._set("coverage", _freeze(coverage))
@@ -254,13 +253,6 @@ def _charge_rule(kind: str, rule: Any) -> Mapping[str, Any]:
     return rule
 
 
-def _check_zone(name: Any) -> None:
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError, TypeError):
-        raise ValueError(f"unknown time zone {name!r}") from None
-
-
 def _pct(value: Any) -> float | None:
     ok = value is None or (isinstance(value, int | float) and not isinstance(value, bool))
     _check(ok and (value is None or 0 < value <= 100), f"availability {value!r} not in (0, 100]")
@@ -272,7 +264,7 @@ def _channels(value: Any) -> tuple[str, ...]:
     channels = [_ident(c, "channel") for c in value]
     _check(len(set(channels)) == len(channels), f"duplicate channels in {channels}")
     # Every plan takes tickets through the portal, the API's default channel.
-    return tuple(channels if "portal" in channels else ["portal", *channels])
+    return tuple(channels if DEFAULT_CHANNEL in channels else [DEFAULT_CHANNEL, *channels])
 
 
 def _calendars(specs: Any, time_zone: str) -> Mapping[str, Mapping[str, Any]]:

@@ -174,7 +174,7 @@ class Ticket(Aggregate):
             "title": self.title,
             "reporter": self.reporter,
             "channel": self.channel,
-            "priority": self.priority or "P3",
+            "priority": self.priority or values.DEFAULT_PRIORITY,
             "reported_priority": self.reported_priority,
             "category": self.category,
             "status": self.status,

@@ -1,18 +1,20 @@
-"""Value vocabulary shared by the aggregates: priorities, categories, entry kinds, instants.
+"""The domain's vocabulary, defined once: priorities (and the default one), SLA clocks,
+categories, entry kinds, channels, and the bounds on what a command may carry.
 
 Events keep primitive fields only (strings, ints, lists), so these helpers turn the
-caller's words into those primitives and refuse what is not in the vocabulary.
+caller's words into those primitives and refuse what is not in the vocabulary. Everything
+else that names a priority, a clock or a default imports it from here.
 """
 
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta, timezone
-from zoneinfo import ZoneInfo
 
 from domain.errors import InvalidInput
 
 PRIORITIES = ("P1", "P2", "P3", "P4")
-DEFAULT_PRIORITY = "P3"
+DEFAULT_PRIORITY = "P3"  # a ticket nobody classified yet, nor its reporter
+CLOCKS = ("response", "resolution")  # the two SLA clocks of a ticket
 CATEGORIES = ("system-down", "incident", "development", "improvement")
 ENTRY_KINDS = ("query", "intervention", "update", "guidance", "work")
 DEFAULT_CHANNEL = "portal"
@@ -112,7 +114,3 @@ def effective_at(at: datetime | str | None, previous: datetime | None, now: date
         )
     return when
 
-
-def local_date(when: datetime, time_zone: str) -> date:
-    """The calendar date of an instant in a zone."""
-    return when.astimezone(ZoneInfo(time_zone)).date()

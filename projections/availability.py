@@ -2,7 +2,7 @@
 windows it announced, and its time zone and availability target; the monthly figures are
 computed at query time by domain/availability.py (open outages clipped at "now"), and the
 projection's `tick` decides, once per contract and month, that the month's error budget is
-spent. The view stores each ticket's facts (`TicketFacts`, projections/availability_rows.py)
+spent. The view stores each ticket's facts (`OutageFacts`, projections/availability_rows.py)
 and the outage segments derived from them; the in-memory view below is the reference the
 PostgreSQL one must agree with.
 Each ticket's facts and each contract's terms record the store position of the last event
@@ -16,11 +16,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple, Protocol
-from zoneinfo import ZoneInfo
 
-from domain.availability import Interval, MonthlyAvailability, intersect, month_bounds, split_by_month, subtract
+from domain.availability import Interval, MonthlyAvailability, intersect, split_by_month, subtract
+from domain.periods import from_iso, month_bounds, months_between
 from domain.plans import PlanTerms
-from projections.availability_rows import Change, ContractOutages, Outage, Segment, Terms, TicketFacts
+from projections.availability_rows import OutageChange, ContractOutages, Outage, Segment, Terms, OutageFacts
 from projections.envelope import Envelope, Fold, opening, seen
 
 DOWN = "system-down"
@@ -91,17 +91,6 @@ class Pending(NamedTuple):
     noticed: frozenset[str]
 
 
-def months_between(since: datetime, now: datetime, time_zone: str) -> list[str]:
-    """The local months "YYYY-MM" from the one holding `since` to the one holding `now`."""
-    zone = ZoneInfo(time_zone)
-    first, last = since.astimezone(zone), now.astimezone(zone)
-    year, month, months = first.year, first.month, []
-    while (year, month) <= (last.year, last.month):
-        months.append(f"{year:04d}-{month:02d}")
-        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
-    return months
-
-
 def touched(before: list[Segment], after: list[Segment]) -> datetime | None:
     """From when a ticket's change of segments may move the figures (None: it does not)."""
     if before == after:
@@ -119,14 +108,6 @@ class AvailabilityView(Protocol):
                    until: datetime | None = None) -> ContractOutages | None: ...
     def budget_exhausted(self, notice: BudgetNotice) -> None: ...
     def checked(self, contract_id: str) -> None: ...
-
-
-def instant(text: str) -> datetime:
-    """An ISO-8601 instant with offset, as stored in events, in UTC."""
-    value = datetime.fromisoformat(text)
-    if value.utcoffset() is None:
-        raise ValueError(f"instant without offset: {text!r}")
-    return value.astimezone(UTC)
 
 
 class AvailabilityProjection:
@@ -153,8 +134,8 @@ class AvailabilityProjection:
     @staticmethod
     def _opened(env: Envelope, view: AvailabilityView) -> bool:
         d = env.data
-        since = instant(d["down_since"]) if d.get("down_since") else env.occurred_at
-        facts = TicketFacts(env.aggregate_id, env.contract_id, since, d.get("category") == DOWN, position=env.position)
+        since = from_iso(d["down_since"]) if d.get("down_since") else env.occurred_at
+        facts = OutageFacts(env.aggregate_id, env.contract_id, since, d.get("category") == DOWN, position=env.position)
         return view.change(env.aggregate_id, opening, facts)
 
     @staticmethod
@@ -162,7 +143,7 @@ class AvailabilityProjection:
         category = env.data.get("category")
         if kind == "classified" and not category:
             return False  # the priority alone changed: nothing for availability
-        return view.change(env.aggregate_id, changed, env, Change(kind, env.occurred_at, category == DOWN))
+        return view.change(env.aggregate_id, changed, env, OutageChange(kind, env.occurred_at, category == DOWN))
 
     @staticmethod
     def _scheduled(env: Envelope, view: AvailabilityView) -> bool:
@@ -170,7 +151,7 @@ class AvailabilityProjection:
         if terms is None or seen(env, terms.position):
             return False  # a contract never seen signed, or already applied
         d = env.data
-        window = (instant(d["starts_at"]), instant(d["ends_at"]))
+        window = (from_iso(d["starts_at"]), from_iso(d["ends_at"]))
         view.scheduled(env.aggregate_id, env.position, window, d.get("reason"))
         view.put_contract(env.aggregate_id, terms._replace(position=env.position))
         return True
@@ -189,7 +170,7 @@ class AvailabilityProjection:
             view.checked(pending.contract_id)
 
 
-def changed(facts: TicketFacts | None, env: Envelope, change: Change) -> TicketFacts | None:
+def changed(facts: OutageFacts | None, env: Envelope, change: OutageChange) -> OutageFacts | None:
     """The fold of a change of a ticket's facts."""
     if facts is None or seen(env, facts.position):
         return None  # never seen opened, or already applied
@@ -201,7 +182,7 @@ class InMemoryAvailabilityView:
     """The availability read model in dicts, for unit tests and the benchmark."""
 
     contracts: dict[str, Terms] = field(default_factory=dict)
-    tickets: dict[str, TicketFacts] = field(default_factory=dict)
+    tickets: dict[str, OutageFacts] = field(default_factory=dict)
     maintenance: dict[str, dict[int, Interval]] = field(default_factory=dict)
     dirty: dict[str, datetime] = field(default_factory=dict)
     notices: list[BudgetNotice] = field(default_factory=list)

@@ -1,4 +1,4 @@
-"""Availability's rows: what the outage rules need to know of a ticket (`TicketFacts`, and the
+"""Availability's rows: what the outage rules need to know of a ticket (`OutageFacts`, and the
 outage segments they give), a contract's terms, a stored outage, and everything one contract's
 monthly figures are computed from (`ContractOutages`). A ticket's facts and a contract's terms
 record the store position of the last event applied to them (projections/availability.py
@@ -16,7 +16,7 @@ from domain.availability import Interval, MonthlyAvailability, monthly_availabil
 Segment = tuple[datetime, datetime | None]
 
 
-class Change(NamedTuple):
+class OutageChange(NamedTuple):
     """One fact about a ticket that may move its outage; `down` only for "classified"."""
 
     kind: str
@@ -24,7 +24,7 @@ class Change(NamedTuple):
     down: bool = False
 
 
-class TicketFacts(NamedTuple):
+class OutageFacts(NamedTuple):
     """What the availability rules need to know about one ticket, and its outage segments.
 
     Interpretations (DESIGN section 4 leaves them open):
@@ -49,7 +49,7 @@ class TicketFacts(NamedTuple):
     history: tuple[tuple[str, datetime], ...] = ()  # restored / resolved / reopened, in order
     position: int = 0  # of the last event applied
 
-    def after(self, change: Change, position: int) -> TicketFacts:
+    def after(self, change: OutageChange, position: int) -> OutageFacts:
         # A NamedTuple built directly: a frozen dataclass and `replace` cost more than the
         # rest of the projection.
         down, cancelled, history = self.down, self.cancelled, self.history
@@ -59,7 +59,7 @@ class TicketFacts(NamedTuple):
             cancelled = True
         else:
             history = (*history, (change.kind, change.at))
-        return TicketFacts(self.ticket_id, self.contract_id, self.since, down, cancelled, history, position)
+        return OutageFacts(self.ticket_id, self.contract_id, self.since, down, cancelled, history, position)
 
     def segments(self) -> list[Segment]:
         if not self.down or self.cancelled:

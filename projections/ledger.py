@@ -25,16 +25,9 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from domain.billing import split_allowance
+from domain.periods import local_midnight
 from projections.envelope import Envelope, Fold, seen
-from projections.ledger_rows import (
-    Book,
-    Entry,
-    Notice,
-    Period,
-    Statement,
-    TicketCost,
-    local_midnight,
-)
+from projections.ledger_rows import Book, Entry, Notice, Period, Statement, TicketCost
 
 LOW, EXHAUSTED = "low-balance", "exhausted"
 

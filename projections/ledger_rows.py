@@ -1,6 +1,7 @@
 """The ledger's rows: a contract's book (the settings its signed terms give the ledger, and the
 periods known so far), a period's running totals, a time entry, a ticket's cost, a resolved
-ticket's statement and a balance notice; and when bank periods start and end. Each row that
+ticket's statement and a balance notice. When periods start and end is domain/periods.py's
+rule and what an entry costs domain/billing.py's; these rows only keep the results. Each row that
 events change records the store position of the last event applied to it (projections/ledger.py
 decides with it); entries and statements are keyed by their event's position.
 """
@@ -8,28 +9,17 @@ decides with it); entries and statements are keyed by their event's position.
 from __future__ import annotations
 
 import bisect
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from zoneinfo import ZoneInfo
 
-from domain.billing import ChargeRule, add_months, allowance_period, bank_period, credit_charge
+from domain import billing
+from domain.billing import ChargeRule
+from domain.periods import allowance_period, local_date, local_midnight, next_period_start
 from domain.plans import PlanTerms
 from projections.envelope import Envelope
 
 _BEGIN, _END = datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC)
-
-
-def local_midnight(day: str | date, zone: str) -> datetime:
-    d = date.fromisoformat(day) if isinstance(day, str) else day
-    return datetime(d.year, d.month, d.day, tzinfo=ZoneInfo(zone))
-
-
-def next_period_start(starts_on: date, current: date, months: int) -> date:
-    """When a bank period that began on `current` ends: on the contract's anniversary (counted
-    from `starts_on`, so a Jan 31 start keeps the 31st), or `months` after a period that a
-    renewal started off the anniversaries."""
-    start, end, _ = bank_period(starts_on, current, months)
-    return end if start == current else add_months(current, months)
 
 
 @dataclass
@@ -53,6 +43,7 @@ class Book:
     # The last period found, as [from, until) instants, its label and start: most entries
     # fall in the same period as the one before, so they skip the zone and calendar math.
     _span: tuple[datetime, datetime, str, datetime] | None = field(default=None, repr=False, compare=False)
+    _rules: Mapping[str, ChargeRule] | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def signed(cls, env: Envelope) -> Book:
@@ -88,9 +79,15 @@ class Book:
         if self.scheme == "bank":
             return minutes
         if self.scheme == "credits":
-            rule = self.charges.get(kind)
-            return credit_charge(ChargeRule(*rule), minutes) if rule else 0  # type: ignore[arg-type]
+            return billing.entry_charge(self.charge_rules, kind, minutes)
         return minutes if self.scheme == "allowance" and kind == self.allowance_kind else 0
+
+    @property
+    def charge_rules(self) -> Mapping[str, ChargeRule]:
+        """The plan's charge rules, from their stored form `[minimum, block, flat]`."""
+        if self._rules is None:
+            self._rules = {k: ChargeRule(*r) for k, r in self.charges.items() if r}  # type: ignore[arg-type]
+        return self._rules
 
     def period_of(self, at: datetime) -> tuple[str, datetime]:
         """The label and start of the period an instant belongs to (see the module's rule)."""
@@ -103,7 +100,7 @@ class Book:
         if self.scheme == "allowance":
             start, end, label = allowance_period(at, self.time_zone, self.allowance_period or "quarter")
             return start, end, label, start
-        day = at.astimezone(ZoneInfo(self.time_zone)).date().isoformat()
+        day = local_date(at, self.time_zone).isoformat()
         i = max(0, bisect.bisect_right(self.periods, day) - 1)
         start = local_midnight(self.periods[i], self.time_zone)
         until = local_midnight(self.periods[i + 1], self.time_zone) if i + 1 < len(self.periods) else _END
@@ -133,7 +130,7 @@ class Period:
 
     @property
     def balance(self) -> int | None:
-        return None if self.granted is None else self.granted - self.used
+        return None if self.granted is None else billing.balance(self.granted, self.used)
 
 
 @dataclass(slots=True)

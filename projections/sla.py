@@ -18,9 +18,8 @@ from typing import Any, NamedTuple, Protocol
 
 from domain.sla.clock import ClockResult, SlaRules, evaluate
 from domain.sla.facts import EVENT_TYPES, TicketFacts, apply, check
+from domain.values import CLOCKS
 from projections.envelope import Envelope, Fold, opening, seen
-
-CLOCKS = ("response", "resolution")
 
 
 class Signed(NamedTuple):

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from domain.values import DEFAULT_PRIORITY
 from projections.envelope import Envelope, Fold, opening, seen
 
 STATUS_AFTER = {
@@ -48,7 +49,7 @@ class TicketsProjection:
         return {
             "ticket_id": env.aggregate_id, "contract_id": env.contract_id,
             "title": d["title"], "reporter": d["reporter"], "channel": d["channel"],
-            "priority": d.get("priority") or "P3", "category": d.get("category"),
+            "priority": d.get("priority") or DEFAULT_PRIORITY, "category": d.get("category"),
             "status": "open", "opened_at": env.occurred_at, "updated_at": env.occurred_at,
             "minutes": 0, "position": env.position,
         }

@@ -19,9 +19,11 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import holidays as public_holidays
+
+from domain.periods import local_date, utc, zone
 
 DAY_KEYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 SPEC_KEYS = frozenset({"always_open", "windows", "holidays", "holiday_country", "holiday_subdiv"})
@@ -52,7 +54,7 @@ class Calendar:
         # Coercing lists and sets keeps the frozen value hashable (the day cache needs it).
         object.__setattr__(self, "windows", tuple(tuple(map(tuple, d)) for d in self.windows))
         object.__setattr__(self, "holidays", frozenset(self.holidays))
-        _check_zone(self.time_zone)
+        zone(self.time_zone)
         _check_windows(self.windows)
         _check_country(self.holiday_country, self.holiday_subdiv)
         if self.always_open and self.windows:
@@ -102,14 +104,14 @@ class Calendar:
         return max(totals[:5], default=ZERO) or max(totals, default=ZERO)
 
     def is_open(self, instant: datetime) -> bool:
-        at = _as_utc(instant, "instant")
+        at = utc(instant, "instant")
         if self.always_open:
             return True
         return any(a <= at < b for a, b in _day_intervals(self, self._local_date(at)))
 
     def add(self, start: datetime, duration: timedelta) -> datetime:
         """When `duration` of business time has elapsed from `start` (UTC)."""
-        at = _as_utc(start, "start")
+        at = utc(start, "start")
         if duration < ZERO:
             raise ValueError(f"duration must not be negative, got {duration}")
         if self.always_open:
@@ -125,7 +127,7 @@ class Calendar:
 
     def between(self, start: datetime, end: datetime) -> timedelta:
         """Business time in [start, end); zero when end <= start."""
-        lo, hi = _as_utc(start, "start"), _as_utc(end, "end")
+        lo, hi = utc(start, "start"), utc(end, "end")
         if hi <= lo:
             return ZERO
         if self.always_open:
@@ -142,7 +144,7 @@ class Calendar:
 
     def open_intervals(self, start: datetime, end: datetime) -> list[Interval]:
         """The UTC stretches of coverage within [start, end), touching ones merged."""
-        lo, hi = _as_utc(start, "start"), _as_utc(end, "end")
+        lo, hi = utc(start, "start"), utc(end, "end")
         if hi <= lo:
             return []
         if self.always_open:
@@ -162,7 +164,7 @@ class Calendar:
         return merged
 
     def _local_date(self, at: datetime) -> date:
-        return at.astimezone(ZoneInfo(self.time_zone)).date()
+        return local_date(at, self.time_zone)
 
     def _midnight(self, day: date) -> datetime:
         return _wall(day, MIDNIGHT, ZoneInfo(self.time_zone))
@@ -219,9 +221,9 @@ def _wall(day: date, t: time, zone: ZoneInfo, *, end: bool = False) -> datetime:
 
 def _wall_to_utc(wall: datetime, zone: ZoneInfo) -> datetime:
     """First occurrence of an ambiguous wall time; a wall time in a gap maps to the gap's end."""
-    utc = wall.replace(tzinfo=zone, fold=0).astimezone(UTC)
-    if utc.astimezone(zone).replace(tzinfo=None) == wall.replace(fold=0):
-        return utc
+    found = wall.replace(tzinfo=zone, fold=0).astimezone(UTC)
+    if found.astimezone(zone).replace(tzinfo=None) == wall.replace(fold=0):
+        return found
     return _gap_end(wall, zone)
 
 
@@ -262,19 +264,6 @@ def _day_total(day: tuple[Window, ...]) -> timedelta:
 @lru_cache(maxsize=1024)
 def _week_total(windows: tuple[tuple[Window, ...], ...]) -> timedelta:
     return sum((_day_total(day) for day in windows), ZERO)
-
-
-def _as_utc(instant: datetime, name: str) -> datetime:
-    if instant.utcoffset() is None:
-        raise ValueError(f"{name} must be timezone-aware, got naive {instant.isoformat()}")
-    return instant.astimezone(UTC)
-
-
-def _check_zone(name: str) -> None:
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError, TypeError):
-        raise ValueError(f"unknown time zone {name!r}: expected an IANA name") from None
 
 
 def _check_windows(windows: tuple[tuple[Window, ...], ...]) -> None:

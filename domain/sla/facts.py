@@ -11,11 +11,11 @@ the events of one ticket arrive in order (an `at` never precedes the ticket's pr
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, NamedTuple
 
-PRIORITIES = ("P1", "P2", "P3", "P4")
-DEFAULT_PRIORITY = "P3"
+from domain.periods import from_iso, utc
+from domain.values import DEFAULT_PRIORITY, PRIORITIES
 # The ticket events the fold reads; Opened builds the facts, TimeConsumed/Restored change nothing.
 EVENT_TYPES = tuple(
     f"Ticket.{name}"
@@ -51,7 +51,7 @@ class TicketFacts:
     def opened(cls, occurred_at: datetime, data: dict[str, Any]) -> TicketFacts:
         """The facts of a `Ticket.Opened` event; ValueError on a priority outside P1-P4."""
         return cls(
-            _utc(occurred_at), _priority(data.get("priority"), optional=True),
+            utc(occurred_at), _priority(data.get("priority"), optional=True),
             _category(data.get("category")),
         )
 
@@ -111,7 +111,7 @@ class TicketFacts:
 
 def check(event_type: str, occurred_at: datetime, data: dict[str, Any]) -> None:
     """Raise ValueError if `apply` would refuse this event's values (checked before buffering)."""
-    _utc(occurred_at)
+    utc(occurred_at)
     if event_type == "Ticket.Classified":
         _priority(data.get("priority"))
         _category(data.get("category"))
@@ -130,7 +130,7 @@ def apply(facts: TicketFacts, event_type: str, occurred_at: datetime, data: dict
     Total: an unknown type, or an event the Ticket aggregate would have refused in the state
     the facts describe (a pause while resolved, a second resolution...), changes nothing.
     """
-    at = _utc(occurred_at)
+    at = utc(occurred_at)
     state = facts.state
     if event_type == "Ticket.Classified":
         found = Classification(at, _priority(data.get("priority")), _category(data.get("category")))
@@ -174,12 +174,6 @@ def _category(value: Any) -> str | None:
     return value
 
 
-def _utc(value: datetime) -> datetime:
-    if value.utcoffset() is None:
-        raise ValueError(f"instant without offset: {value.isoformat()}")
-    return value.astimezone(UTC)
-
-
 # -- the stored form -----------------------------------------------------------------------
 
 
@@ -188,7 +182,7 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def _at(value: str | None) -> datetime | None:
-    return None if value is None else datetime.fromisoformat(value).astimezone(UTC)
+    return None if value is None else from_iso(value)
 
 
 def to_json(facts: TicketFacts) -> dict[str, Any]:
@@ -210,7 +204,7 @@ def from_json(doc: dict[str, Any]) -> TicketFacts:
         return tuple((_at(s), _at(e)) for s, e in doc.get(key, ()))  # type: ignore[misc]
 
     return TicketFacts(
-        opened_at=datetime.fromisoformat(doc["opened_at"]).astimezone(UTC),
+        opened_at=from_iso(doc["opened_at"]),
         reported_priority=doc.get("reported_priority"),
         opened_category=doc.get("opened_category"),
         classifications=tuple(Classification(_at(a), p, c) for a, p, c in doc.get("classifications", ())),  # type: ignore[arg-type]

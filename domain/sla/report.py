@@ -17,7 +17,7 @@ from statistics import fmean
 from typing import Any
 
 from domain.sla.clock import ClockResult, SlaResult, SlaRules
-from domain.sla.facts import PRIORITIES
+from domain.values import PRIORITIES
 
 STATUSES = ("met", "missed", "breached", "running", "paused", "none")
 JUDGED = ("met", "missed", "breached")

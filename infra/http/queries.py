@@ -10,9 +10,7 @@ somebody waits) and wakes them. So `/health` and commands still answer while man
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo
 
 import psycopg
 import structlog
@@ -20,7 +18,6 @@ from fastapi import Depends, Query, Request
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
-from domain.availability import month_bounds
 from domain.errors import InvalidInput
 from infra import postgres
 from infra.http.errors import WaitTimeout
@@ -117,14 +114,3 @@ def waited(projection: str) -> Any:
         await request.app.state.backend.waits.until(projection, wait_for)
 
     return Depends(wait)
-
-
-def month_window(month: str | None, time_zone: str, now: datetime) -> tuple[str, datetime, datetime]:
-    """The asked month ("YYYY-MM", default: the one holding `now` in the zone) and its UTC bounds."""
-    month = month or now.astimezone(ZoneInfo(time_zone)).strftime("%Y-%m")
-    try:
-        start, end = month_bounds(month, time_zone)
-    except ValueError as error:
-        raise InvalidInput(str(error), {"month": month}) from None
-    return month, start, end
-

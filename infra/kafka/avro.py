@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Mapping
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ import fastavro
 from fastavro.schema import fingerprint, load_schema, to_parsing_canonical_form
 from fastavro.validation import ValidationError, validate
 
+from domain.periods import utc
 from projections.envelope import Envelope
 
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
@@ -111,8 +111,8 @@ class Codec:
             aggregate_id=head["aggregate_id"],
             aggregate_version=head["aggregate_version"],
             contract_id=head["contract_id"],
-            occurred_at=_utc(head["occurred_at"]),
-            recorded_at=_utc(head["recorded_at"]),
+            occurred_at=utc(head["occurred_at"]),
+            recorded_at=utc(head["recorded_at"]),
             data=data,
         )
 
@@ -121,10 +121,6 @@ def _to_wire(name: str, value: Any, schema: Schema) -> Any:
     if name in schema.json_fields:
         return json.dumps(value, sort_keys=True, separators=(",", ":"))
     return value
-
-
-def _utc(value: datetime) -> datetime:
-    return value.astimezone(timezone.utc)
 
 
 def position_of(headers: list[tuple[str, bytes]] | None) -> int | None:

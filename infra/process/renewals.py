@@ -26,7 +26,7 @@ from domain.application import Recorded
 from domain.contract import ACTIVE
 from domain.errors import DomainError
 from infra.postgres.store import EventStore
-from projections.ledger_rows import local_midnight, next_period_start
+from domain.periods import local_midnight, next_period_start
 
 log = structlog.get_logger("renewals")
 REASON = "automatic renewal at the end of the period"

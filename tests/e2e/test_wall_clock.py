@@ -23,7 +23,7 @@ import httpx
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
-from domain.billing import add_months
+from domain.periods import add_months
 from domain.clock import ShiftedClock
 from infra.kafka.notices import AVAILABILITY_TOPIC as BUDGET_TOPIC
 from infra.kafka.notices import SLA_TOPIC, decode_breach, decode_budget

@@ -15,12 +15,12 @@ from domain.availability import (
     intersect,
     merge,
     minutes_in_month,
-    month_bounds,
     monthly_availability,
     split_by_month,
     subtract,
     total_seconds,
 )
+from domain.periods import month_bounds
 
 BOGOTA = ZoneInfo("America/Bogota")
 MADRID = ZoneInfo("Europe/Madrid")

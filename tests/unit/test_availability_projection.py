@@ -1,5 +1,5 @@
 """The availability projection on its in-memory view: outage segments from ticket lifecycles
-(with the interpretations TicketFacts documents), order independence, idempotence, and the
+(with the interpretations OutageFacts documents), order independence, idempotence, and the
 error-budget notices its `tick` decides as time passes."""
 
 from __future__ import annotations

@@ -12,13 +12,11 @@ from hypothesis import strategies as st
 from domain.billing import (
     DOLIBARR_RULES,
     ChargeRule,
-    add_months,
-    allowance_period,
-    bank_period,
     credit_charge,
     hour_bank_charge,
     split_allowance,
 )
+from domain.periods import add_months, allowance_period, bank_period
 
 BOGOTA = ZoneInfo("America/Bogota")
 MADRID = ZoneInfo("Europe/Madrid")

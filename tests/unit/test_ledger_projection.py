@@ -12,11 +12,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from domain.billing import add_months, bank_period
+from domain.periods import add_months, bank_period, next_period_start
 from infra.process.catalog import load_catalog
 from projections.envelope import Envelope
 from projections.ledger import EXHAUSTED, LOW, InMemoryLedgerView, LedgerProjection
-from projections.ledger_rows import next_period_start
 
 CATALOG = load_catalog()
 CID = "c-1"

@@ -9,9 +9,9 @@ from uuid import UUID
 
 from fastapi import APIRouter
 
-from domain.availability import month_bounds
 from domain.errors import NotFound
-from infra.http.queries import month_window, waited
+from domain.periods import month_bounds, month_window
+from infra.http.queries import waited
 from infra.postgres.views.availability import load
 from projections.availability_rows import ContractOutages
 

@@ -3,32 +3,17 @@ GET /tickets/{id}/statement, shaped from the stored periods and entries."""
 
 from __future__ import annotations
 
-import re
 from datetime import date, datetime
 from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter
 
-from domain.billing import allowance_period
 from domain.errors import NotFound
+from domain.periods import allowance_period, allowance_start, local_midnight, next_period_start
 from infra.http.queries import waited
 from infra.postgres.views.ledger import book_from_row
-from projections.ledger_rows import Book, Period, local_midnight, next_period_start
-
-_LABELS = {"quarter": r"(\d{4})-Q([1-4])", "month": r"(\d{4})-(\d{2})", "year": r"(\d{4})"}
-
-
-def allowance_start(label: str, period: str, zone: str) -> datetime | None:
-    """The first instant of an allowance period named like "2026-Q1", or None if malformed."""
-    found = re.fullmatch(_LABELS[period], label)
-    if not found:
-        return None
-    year, part = int(found[1]), int(found[2]) if found.lastindex == 2 else 1
-    month = (part - 1) * 3 + 1 if period == "quarter" else part
-    if not 1 <= month <= 12:
-        return None
-    return local_midnight(date(year, month, 1), zone)
+from projections.ledger_rows import Book, Period
 
 
 def period_bounds(book: Book, label: str, starts_at: datetime) -> tuple[datetime, datetime | None]:

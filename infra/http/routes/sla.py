@@ -11,11 +11,12 @@ from uuid import UUID
 from fastapi import APIRouter
 
 from domain.errors import NotFound
+from domain.periods import month_window
 from domain.sla.clock import ClockResult, SlaRules, evaluate
 from domain.sla.explain import explain, minutes
 from domain.sla.facts import from_json
 from domain.sla.report import compliance
-from infra.http.queries import month_window, waited
+from infra.http.queries import waited
 
 NAME = "sla"
 SCHEMA = f"proj_{NAME}"

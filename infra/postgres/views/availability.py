@@ -17,10 +17,11 @@ from psycopg.rows import dict_row
 
 from consumers.outbox import enqueue
 from domain.availability import Interval
+from domain.periods import from_iso, utc, utc_or_none
 from infra.kafka.notices import AVAILABILITY_TOPIC, encode_budget
 from infra.postgres.views.rows import Rows
-from projections.availability import BudgetNotice, Pending, instant, touched
-from projections.availability_rows import ContractOutages, Outage, Terms, TicketFacts
+from projections.availability import BudgetNotice, Pending, touched
+from projections.availability_rows import ContractOutages, Outage, OutageFacts, Terms
 from projections.envelope import Fold
 
 NAME = "availability"
@@ -49,14 +50,10 @@ def load(fetch: Fetch, schema: str, contract_id: str, since: datetime | None = N
     noticed = fetch(f"SELECT month FROM {schema}.availability_notices WHERE contract_id = %s", (contract_id,))
     return ContractOutages(
         contract_id, terms[0]["time_zone"], terms[0]["target_pct"],
-        tuple(Outage(r["ticket_id"], _utc(r["starts_at"]), _utc(r["ends_at"])) for r in outages),
-        tuple((_utc(r["starts_at"]), _utc(r["ends_at"])) for r in windows),
+        tuple(Outage(r["ticket_id"], utc(r["starts_at"]), utc_or_none(r["ends_at"])) for r in outages),
+        tuple((utc(r["starts_at"]), utc(r["ends_at"])) for r in windows),
         frozenset(r["month"] for r in noticed),
     )
-
-
-def _utc(value: datetime | None) -> Any:
-    return None if value is None else value.astimezone(UTC)
 
 
 class PgAvailabilityView:
@@ -66,7 +63,7 @@ class PgAvailabilityView:
     def __init__(self, conn: psycopg.Connection, schema: str) -> None:
         self.conn, self.schema = conn, schema
         self.contracts: Rows[str, Terms] = Rows(self._contracts)
-        self.tickets: Rows[str, TicketFacts] = Rows(self._tickets)
+        self.tickets: Rows[str, OutageFacts] = Rows(self._tickets)
         self.windows: list[tuple[str, int, Interval, str | None]] = []
 
     def _sql(self, text: str) -> Any:
@@ -92,11 +89,11 @@ class PgAvailabilityView:
             " WHERE contract_id = ANY(%s)"), (ids,)).fetchall()
         return {r[0]: Terms(r[1], r[2], r[3]) for r in rows}
 
-    def _tickets(self, ids: list[str]) -> dict[str, TicketFacts]:
+    def _tickets(self, ids: list[str]) -> dict[str, OutageFacts]:
         rows = self.conn.execute(self._sql(
             "SELECT ticket_id, contract_id, since, down, cancelled, history, position"
             " FROM {s}.availability_tickets WHERE ticket_id = ANY(%s)"), (ids,)).fetchall()
-        return {r[0]: TicketFacts(r[0], r[1], _utc(r[2]), r[3], r[4], tuple((k, instant(at)) for k, at in r[5]), r[6])
+        return {r[0]: OutageFacts(r[0], r[1], utc(r[2]), r[3], r[4], tuple((k, from_iso(at)) for k, at in r[5]), r[6])
                 for r in rows}
 
     # -- the writes -------------------------------------------------------------------------
@@ -176,7 +173,7 @@ class PgAvailabilityView:
             " JOIN {s}.availability_contracts c USING (contract_id)"
             " LEFT JOIN {s}.availability_notices n USING (contract_id)"
             " WHERE c.target_pct IS NOT NULL GROUP BY c.contract_id, c.time_zone ORDER BY 1"), ())
-        return [Pending(r["contract_id"], r["time_zone"], _utc(r["since"]), frozenset(r["noticed"] or ()))
+        return [Pending(r["contract_id"], r["time_zone"], utc(r["since"]), frozenset(r["noticed"] or ()))
                 for r in rows]
 
     def outages_of(self, contract_id: str, since: datetime | None = None,

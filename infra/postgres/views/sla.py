@@ -11,18 +11,20 @@ facts and the real now, so a clock shows `breached` the instant it passes its du
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import psycopg
 
 from consumers.outbox import enqueue
+from domain.periods import utc
 from domain.sla.clock import SlaRules
 from domain.sla.facts import TicketFacts, from_json, to_json
+from domain.values import CLOCKS
 from infra.kafka.notices import SLA_TOPIC, encode_breach
 from infra.postgres.views.rows import Rows
 from projections.envelope import Fold
-from projections.sla import CLOCKS, Breach, Derived, Signed, Tracked, derive
+from projections.sla import Breach, Derived, Signed, Tracked, derive
 
 NAME = "sla"
 SCHEMA = f"proj_{NAME}"
@@ -31,10 +33,6 @@ _COLUMNS = ("ticket_id", "contract_id", "opened_at", "position", "facts", "prior
             *(f"{c}_{k}" for c in CLOCKS for k in ("due_at", "stopped_at", "on", "target", "target_minutes")))
 _CASTS = ("text[]", "text[]", "timestamptz[]", "bigint[]", "text[]::jsonb[]", "text[]", "text[]", "text[]",
           *(["timestamptz[]", "timestamptz[]", "bool[]", "text[]", "float8[]"] * 2))
-
-
-def _utc(value: datetime | None) -> Any:
-    return None if value is None else value.astimezone(UTC)
 
 
 class PgSlaView:
@@ -124,7 +122,7 @@ class PgSlaView:
                 f" WHERE t.{clock}_on AND t.{clock}_due_at < %s"
                 f" AND t.{clock}_noticed IS DISTINCT FROM t.{clock}_due_at"
                 f" ORDER BY t.{clock}_due_at, t.ticket_id LIMIT 1000"), (now,)).fetchall()
-            found += [Breach(t, c, p, clock, pr, cat, tg, tm, _utc(o), _utc(d), now)
+            found += [Breach(t, c, p, clock, pr, cat, tg, tm, utc(o), utc(d), now)
                       for t, c, p, pr, cat, tg, tm, o, d in rows]
         return found
 
