@@ -27,7 +27,7 @@ from bench import commands
 from bench.stats import summary
 from domain.ticket import Ticket
 from infra.postgres import rebuild
-from infra.postgres.store import EventStore
+from infra.postgres.store import ApplicationHost
 from infra.process import embedded, wiring
 from infra.settings import Settings
 from tests.processes import Processes
@@ -36,7 +36,7 @@ CLIENTS = 16
 COMMANDS = 4000
 
 
-def fill_store(store: EventStore, events: int) -> None:
+def fill_store(store: ApplicationHost, events: int) -> None:
     app = store.app
     cid = app.sign_contract("Bulk Ltd", "crm-experts/platinum", "2026-01-01").aggregate_id
     batch: list[Ticket] = []
@@ -56,7 +56,7 @@ def fill_store(store: EventStore, events: int) -> None:
         app.save(*batch)
 
 
-def relay_and_consumer(settings: Settings, store: EventStore) -> list[dict[str, Any]]:
+def relay_and_consumer(settings: Settings, store: ApplicationHost) -> list[dict[str, Any]]:
     url = settings.database_url or ""
     fill_store(store, 30000)
     head = store.head()
@@ -79,7 +79,7 @@ def relay_and_consumer(settings: Settings, store: EventStore) -> list[dict[str, 
     return rows
 
 
-def rebuilds(settings: Settings, store: EventStore) -> list[dict[str, Any]]:
+def rebuilds(settings: Settings, store: ApplicationHost) -> list[dict[str, Any]]:
     """Each projection rebuilt straight from the store (everything the benchmarks wrote)."""
     rows = []
     for name, spec in wiring.PROJECTIONS.items():

@@ -18,7 +18,7 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
 
 from domain import billing, periods, values
-from domain.clock import Clock, SystemClock
+from domain.wallclock import Clock, SystemClock
 from domain.contract import Contract
 from domain.errors import Conflict, InvalidInput, NotFound
 from domain.plans import PlanTerms

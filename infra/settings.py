@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 
-from domain.clock import Clock, ShiftedClock, SystemClock
+from domain.wallclock import Clock, ShiftedClock, SystemClock
 
 EVENTS_TOPIC = "ticketing.events.v1"
 API_CONNECTIONS = 72

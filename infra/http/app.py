@@ -21,7 +21,7 @@ from infra.http import errors, health, models
 from infra.http.queries import ReadModels, Watermarks
 from infra.postgres.idempotency import Keys, request_digest
 from infra.postgres.recorder import Claim
-from infra.postgres.store import EventStore
+from infra.postgres.store import ApplicationHost
 from infra.settings import Settings
 
 log = structlog.get_logger("http")
@@ -33,7 +33,7 @@ TicketId = Annotated[UUID, Path(description="a ticket id (UUID); any other text 
 class Backend:
     """What the routes need: settings, the event store, the read models, the idempotency keys."""
 
-    def __init__(self, settings: Settings, store: EventStore, reads: ReadModels, projections: list[str],
+    def __init__(self, settings: Settings, store: ApplicationHost, reads: ReadModels, projections: list[str],
                  keys: Keys, waits: Watermarks) -> None:
         self.settings, self.store, self.reads = settings, store, reads
         self.projections, self.keys, self.waits = projections, keys, waits

@@ -28,7 +28,7 @@ from rich.progress import Progress
 from consumers.checkpoints import switch_lock
 from consumers.relay import partition_for
 from infra import postgres
-from infra.postgres.store import EventStore
+from infra.postgres.store import ApplicationHost
 from infra.postgres.views import ProjectionSpec
 from projections.envelope import Envelope
 
@@ -53,7 +53,7 @@ class Report:
 class Rebuild:
     """One rebuild of one projection into a fresh schema."""
 
-    def __init__(self, spec: ProjectionSpec, store: EventStore, url: str, topic: str) -> None:
+    def __init__(self, spec: ProjectionSpec, store: ApplicationHost, url: str, topic: str) -> None:
         self.spec, self.store, self.url, self.topic = spec, store, url, topic
         self.live = spec.schema
         self.fresh = f"{spec.schema}__new"
@@ -144,7 +144,7 @@ class Rebuild:
         return out
 
 
-def rebuild(spec: ProjectionSpec, store: EventStore, url: str, topic: str, partitions: int,
+def rebuild(spec: ProjectionSpec, store: ApplicationHost, url: str, topic: str, partitions: int,
             show_progress: bool = True) -> Report:
     job = Rebuild(spec, store, url, topic)
     job.prepare()

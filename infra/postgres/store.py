@@ -1,7 +1,7 @@
 """The event store host: the application on PostgreSQL, how its commands run, and the audit
 reads that go straight to the stored events (a contract's history, its time entries).
 
-Commands run through `EventStore.run`: one at a time per aggregate in this process (keyed by
+Commands run through `ApplicationHost.run`: one at a time per aggregate in this process (keyed by
 the aggregate's canonical id), again on fresh state when another writer (another API
 process, the renewals pass) recorded first, and with their idempotency claim (if any)
 completed in the same transaction as their events. Every new event is encoded with its Avro
@@ -24,7 +24,7 @@ import psycopg
 from eventsourcing.persistence import IntegrityError, Notification, Recording, StoredEvent
 
 from domain.application import TicketingApplication, _project, as_id
-from domain.clock import Clock
+from domain.wallclock import Clock
 from domain.errors import ConcurrentChange, InvalidInput
 from domain.plans import PlanTerms
 from infra import postgres
@@ -98,7 +98,7 @@ def _notification(stored: StoredEvent, position: int) -> Notification:
                         originator_version=stored.originator_version, topic=stored.topic, state=stored.state)
 
 
-class EventStore:
+class ApplicationHost:
     """The application, how its commands run, and the SQL reads of its events table."""
 
     def __init__(

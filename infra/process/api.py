@@ -9,7 +9,7 @@ from infra.http.app import Backend, create_app
 from infra.http.queries import ReadModels, Watermarks
 from infra.http.routes import ROUTES
 from infra.postgres.idempotency import Keys
-from infra.postgres.store import EventStore
+from infra.postgres.store import ApplicationHost
 from infra.process.catalog import load_catalog
 from infra.registry import PROJECTIONS
 from infra.settings import Settings
@@ -19,7 +19,7 @@ def build_app(settings: Settings) -> FastAPI:
     assert settings.database_url
     url = settings.database_url
     store_pool, aux_pool, reads_pool = settings.api_pools()
-    store = EventStore(url, load_catalog(), settings.clock, pool_size=store_pool, aux_pool=aux_pool)
+    store = ApplicationHost(url, load_catalog(), settings.clock, pool_size=store_pool, aux_pool=aux_pool)
     reads = ReadModels(postgres.make_pool(url, max_size=reads_pool, name="reads"), settings.events_topic)
     projections = sorted(PROJECTIONS)
     keys = Keys(store.pool, store.schema)

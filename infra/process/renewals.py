@@ -25,7 +25,7 @@ from consumers import leases
 from domain.application import Recorded
 from domain.contract import ACTIVE
 from domain.errors import DomainError
-from infra.postgres.store import EventStore
+from infra.postgres.store import ApplicationHost
 from domain.periods import local_midnight, next_period_start
 
 log = structlog.get_logger("renewals")
@@ -43,7 +43,7 @@ def due_contracts(conn: psycopg.Connection, now: datetime, only: Collection[str]
     return [r[0] for r in rows]
 
 
-def renew_if_due(store: EventStore, contract_id: str, now: datetime) -> list[Recorded]:
+def renew_if_due(store: ApplicationHost, contract_id: str, now: datetime) -> list[Recorded]:
     """Record every renewal the contract is due by `now`, oldest first (as any other writer's
     commands: serialised per contract, and decided again if another writer recorded first)."""
     recorded: list[Recorded] = []
@@ -58,7 +58,7 @@ def renew_if_due(store: EventStore, contract_id: str, now: datetime) -> list[Rec
         recorded.append(rec)
 
 
-def _renew_next(store: EventStore, contract_id: str, now: datetime) -> Recorded | None:
+def _renew_next(store: ApplicationHost, contract_id: str, now: datetime) -> Recorded | None:
     """Record the contract's next renewal if it is due by `now` (None when none is)."""
     app = store.app
     contract = app.contract(contract_id)
@@ -76,7 +76,7 @@ def _renew_next(store: EventStore, contract_id: str, now: datetime) -> Recorded 
     return rec
 
 
-def run_pass(store: EventStore, conn: psycopg.Connection, now: datetime,
+def run_pass(store: ApplicationHost, conn: psycopg.Connection, now: datetime,
              only: Collection[str] | None = None) -> list[Recorded]:
     """One pass over the due contracts (or those of `only` that are due)."""
     recorded: list[Recorded] = []
@@ -86,7 +86,7 @@ def run_pass(store: EventStore, conn: psycopg.Connection, now: datetime,
     return recorded
 
 
-def run(store: EventStore, db_url: str, stop: Callable[[], bool], interval: float = 60.0,
+def run(store: ApplicationHost, db_url: str, stop: Callable[[], bool], interval: float = 60.0,
         once: bool = False) -> None:
     """Run a pass every `interval` seconds until stopped (the clock is the application's),
     holding the `renewals` role: a second process waits as a standby. A failed pass is

@@ -12,10 +12,10 @@ from kafka.errors import TopicAlreadyExistsError
 from consumers.outbox import OutboxPublisher
 from consumers.relay import Relay
 from consumers.runner import Runner
-from domain.clock import Clock
+from domain.wallclock import Clock
 from infra import postgres
 from infra.kafka.avro import Codec, position_of
-from infra.postgres.store import EventStore
+from infra.postgres.store import ApplicationHost
 from infra.process.catalog import load_catalog
 from infra.registry import PROJECTIONS
 from infra.settings import Settings
@@ -47,12 +47,12 @@ def ensure_topic(settings: Settings) -> None:
         admin.close()
 
 
-def event_store(settings: Settings, clock: Clock | None = None) -> EventStore:
+def event_store(settings: Settings, clock: Clock | None = None) -> ApplicationHost:
     assert settings.database_url
-    return EventStore(settings.database_url, load_catalog(), clock or settings.clock)
+    return ApplicationHost(settings.database_url, load_catalog(), clock or settings.clock)
 
 
-def relay(settings: Settings, store: EventStore, topic: str | None = None) -> Relay:
+def relay(settings: Settings, store: ApplicationHost, topic: str | None = None) -> Relay:
     assert settings.database_url and settings.kafka_bootstrap
     return Relay(
         store.recorder, store.app.mapper, Codec().encode, settings.database_url,

@@ -24,7 +24,7 @@ import pytest
 from kafka import KafkaConsumer, TopicPartition
 
 from domain.periods import add_months
-from domain.clock import ShiftedClock
+from domain.wallclock import ShiftedClock
 from infra.kafka.notices import AVAILABILITY_TOPIC as BUDGET_TOPIC
 from infra.kafka.notices import SLA_TOPIC, decode_breach, decode_budget
 from infra.settings import Settings

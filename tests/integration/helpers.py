@@ -18,7 +18,7 @@ from consumers.relay import Relay
 from consumers.runner import Runner
 from domain.ticket import Ticket
 from infra.kafka.avro import H_POSITION, Codec, position_of
-from infra.postgres.store import EventStore
+from infra.postgres.store import ApplicationHost
 from infra.process import wiring
 from infra.settings import Settings
 from projections.envelope import Envelope
@@ -35,7 +35,7 @@ def tickets_schema(url: str) -> str:
     return schema
 
 
-def make_relay(settings: Settings, store: EventStore, topic: str) -> Relay:
+def make_relay(settings: Settings, store: ApplicationHost, topic: str) -> Relay:
     return wiring.relay(settings, store, topic)
 
 
@@ -57,7 +57,7 @@ def read_model(url: str, schema: str) -> dict[str, dict[str, Any]]:
     return {r["ticket_id"]: r for r in rows}
 
 
-def clean_rebuild(store: EventStore, upto: int | None = None) -> dict[str, dict[str, Any]]:
+def clean_rebuild(store: ApplicationHost, upto: int | None = None) -> dict[str, dict[str, Any]]:
     """The ticket list built straight from the store, in memory: what a clean run gives."""
     view, projection = InMemoryTicketsView(), TicketsProjection()
     start = 1
@@ -126,7 +126,7 @@ def positions_on_the_topic(bootstrap: str, topic: str, last: int, partition: int
     """The store positions a partition's messages carry, in offset order, up to `last` and beyond."""
     messages = read_partition(bootstrap, topic, partition, lambda ms: any(position_of(m.headers) == last for m in ms))
     return [position_of(m.headers) or 0 for m in messages]
-def stream_ticket(store: EventStore, contract_id: Any, i: int) -> Ticket:
+def stream_ticket(store: ApplicationHost, contract_id: Any, i: int) -> Ticket:
     """Ticket `i` of a stream, not saved yet: opened, responded, three time entries (35
     minutes), paused, then resumed (odd `i`) or resolved (even): seven events."""
     now = store.app.clock.now()
@@ -139,7 +139,7 @@ def stream_ticket(store: EventStore, contract_id: Any, i: int) -> Ticket:
     return ticket
 
 
-def write_tickets(store: EventStore, count: int) -> tuple[str, list[str]]:
+def write_tickets(store: ApplicationHost, count: int) -> tuple[str, list[str]]:
     """A contract and `count` stream tickets, saved twenty at a time; their ids."""
     cid = store.app.sign_contract("Stream Ltd", "crm-experts/platinum", "2026-01-01").aggregate_id
     tickets = [stream_ticket(store, cid, i) for i in range(count)]
@@ -148,7 +148,7 @@ def write_tickets(store: EventStore, count: int) -> tuple[str, list[str]]:
     return str(cid), [str(t.id) for t in tickets]
 
 
-def relay_from_here(settings: Settings, store: EventStore, topic: str, batch: int = 2000) -> Relay:
+def relay_from_here(settings: Settings, store: ApplicationHost, topic: str, batch: int = 2000) -> Relay:
     """A relay of the topic that starts at the store's head (the test's own events only)."""
     relay = make_relay(settings, store, topic)
     relay.check_topic()
@@ -162,7 +162,7 @@ def relay_until(relay: Relay, position: int, pause: float = 0.0) -> None:
         time.sleep(pause)
 
 
-def reach_head(store: EventStore, position: int) -> None:
+def reach_head(store: ApplicationHost, position: int) -> None:
     """Record events until the store's head is at `position` at least, so that messages
     numbered up to it carry positions the runner trusts."""
     while store.head() < position:

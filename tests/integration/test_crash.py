@@ -11,14 +11,14 @@ import uuid
 
 import httpx
 
-from infra.postgres.store import EventStore
+from infra.postgres.store import ApplicationHost
 from tests.integration.helpers import clean_rebuild, read_model, stream_ticket
 from tests.processes import Processes
 
 TICKETS = 900  # 900 x 7 events = 6,300 events
 
 
-def write_stream(store: EventStore, done: threading.Event) -> None:
+def write_stream(store: ApplicationHost, done: threading.Event) -> None:
     app = store.app
     cid = app.sign_contract("Crash Test Ltd", "crm-experts/platinum", "2026-01-01").aggregate_id
     for i in range(TICKETS):
@@ -27,7 +27,7 @@ def write_stream(store: EventStore, done: threading.Event) -> None:
 
 
 def test_killing_the_relay_and_a_consumer_mid_stream_loses_nothing_and_applies_nothing_twice(
-    backend: Processes, store: EventStore, base_url: str
+    backend: Processes, store: ApplicationHost, base_url: str
 ) -> None:
     done = threading.Event()
     writer = threading.Thread(target=write_stream, args=(store, done))

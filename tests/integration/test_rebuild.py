@@ -12,7 +12,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from infra.postgres import rebuild
-from infra.postgres.store import EventStore
+from infra.postgres.store import ApplicationHost
 from infra.process import wiring
 from projections.ledger import InMemoryLedgerView, LedgerProjection
 from tests.factories import contract, post, ticket
@@ -22,7 +22,7 @@ from tests.processes import Processes
 
 
 def test_a_rebuild_switches_to_equal_tables_and_the_live_runner_writes_into_them(
-    backend: Processes, store: EventStore, base_url: str
+    backend: Processes, store: ApplicationHost, base_url: str
 ) -> None:
     settings = backend.settings
     url = settings.database_url or ""
@@ -73,7 +73,7 @@ def ledger_tables(url: str, contract_id: str) -> dict[str, Any]:
 
 
 def test_a_rebuild_while_the_runners_lag_neither_doubles_minutes_nor_repeats_a_ledger_entry(
-    backend: Processes, store: EventStore, client: httpx.Client
+    backend: Processes, store: ApplicationHost, client: httpx.Client
 ) -> None:
     settings, cid = backend.settings, contract(client)
     tids = [ticket(client, cid) for _ in range(3)]

@@ -9,7 +9,7 @@ import psycopg
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from infra.kafka.avro import Codec
-from infra.postgres.store import EventStore
+from infra.postgres.store import ApplicationHost
 from infra.process import embedded
 from infra.settings import Settings
 from tests.integration.helpers import (
@@ -24,7 +24,7 @@ from tests.integration.helpers import (
 )
 
 
-def some_history(store: EventStore) -> tuple[str, str]:
+def some_history(store: ApplicationHost) -> tuple[str, str]:
     app = store.app
     cid = app.sign_contract("Acme", "crm-experts/gold", "2026-01-01").aggregate_id
     tid = app.open_ticket(cid, "Slow reports", "ana", priority="P2").aggregate_id
@@ -51,7 +51,7 @@ def topic_messages(bootstrap: str, topic: str, last_position: int, timeout: floa
     return out
 
 
-def test_the_relay_publishes_every_event_in_store_order_keyed_by_contract(servers: Settings, store: EventStore) -> None:
+def test_the_relay_publishes_every_event_in_store_order_keyed_by_contract(servers: Settings, store: ApplicationHost) -> None:
     topic = unique("events")
     cid, tid = some_history(store)
     head = store.head()  # other tests' processes may append meanwhile: compare with this
@@ -70,7 +70,7 @@ def test_the_relay_publishes_every_event_in_store_order_keyed_by_contract(server
     relay.close()
 
 
-def test_a_runner_applies_each_event_once_even_when_the_relay_publishes_again(servers: Settings, store: EventStore) -> None:
+def test_a_runner_applies_each_event_once_even_when_the_relay_publishes_again(servers: Settings, store: ApplicationHost) -> None:
     url = servers.database_url or ""
     topic, schema = unique("events"), tickets_schema(url)
     cid, tid = some_history(store)
@@ -90,7 +90,7 @@ def test_a_runner_applies_each_event_once_even_when_the_relay_publishes_again(se
     runner.close()
 
 
-def test_an_undecodable_message_is_parked_and_the_runner_goes_on(servers: Settings, store: EventStore) -> None:
+def test_an_undecodable_message_is_parked_and_the_runner_goes_on(servers: Settings, store: ApplicationHost) -> None:
     url = servers.database_url or ""
     topic, schema = unique("events"), tickets_schema(url)
     relay, runner = make_relay(servers, store, topic), make_runner(servers, schema, topic)
@@ -110,7 +110,7 @@ def test_an_undecodable_message_is_parked_and_the_runner_goes_on(servers: Settin
 
 
 def test_after_the_broker_loses_its_history_everything_is_republished_and_nothing_applied_twice(
-    servers: Settings, store: EventStore, tmp_path
+    servers: Settings, store: ApplicationHost, tmp_path
 ) -> None:
     url = servers.database_url or ""
     port = embedded.free_port()
@@ -144,7 +144,7 @@ def test_after_the_broker_loses_its_history_everything_is_republished_and_nothin
 
 
 def test_on_three_partitions_each_contract_stays_in_order_and_the_watermark_reaches_the_head(
-    servers: Settings, store: EventStore
+    servers: Settings, store: ApplicationHost
 ) -> None:
     from dataclasses import replace
 
@@ -164,7 +164,7 @@ def test_on_three_partitions_each_contract_stays_in_order_and_the_watermark_reac
     runner.close()
 
 
-def test_a_restarted_relay_on_an_intact_topic_does_not_publish_again(servers: Settings, store: EventStore) -> None:
+def test_a_restarted_relay_on_an_intact_topic_does_not_publish_again(servers: Settings, store: ApplicationHost) -> None:
     topic = unique("events")
     some_history(store)
     relay = make_relay(servers, store, topic)

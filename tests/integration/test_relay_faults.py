@@ -20,7 +20,7 @@ from eventsourcing.persistence import StoredEvent
 
 from consumers import leases
 from consumers.relay import Relay
-from infra.postgres.store import TIME_TOPIC, EventStore
+from infra.postgres.store import TIME_TOPIC, ApplicationHost
 from infra.process import embedded
 from infra.process.catalog import load_catalog
 from infra.settings import Settings
@@ -36,8 +36,8 @@ from tests.integration.test_relay_and_runner import some_history
 
 
 @pytest.fixture()
-def own_store(servers: Settings) -> Iterator[EventStore]:
-    store = EventStore(servers.database_url or "", load_catalog(), schema=unique("relay_store"))
+def own_store(servers: Settings) -> Iterator[ApplicationHost]:
+    store = ApplicationHost(servers.database_url or "", load_catalog(), schema=unique("relay_store"))
     yield store
     store.close()
 
@@ -62,7 +62,7 @@ class Running:
         eventually(condition, timeout, alive=self.thread.is_alive)
 
 
-def last_time_entry(url: str, store: EventStore) -> tuple[Any, int, dict[str, Any]]:
+def last_time_entry(url: str, store: ApplicationHost) -> tuple[Any, int, dict[str, Any]]:
     """The last time entry's ticket, that ticket's last version, and the entry's fields."""
     with psycopg.connect(url) as conn:
         row = conn.execute(
@@ -73,7 +73,7 @@ def last_time_entry(url: str, store: EventStore) -> tuple[Any, int, dict[str, An
     return row[0], row[1], json.loads(bytes(row[2]))
 
 
-def write_raw(url: str, store: EventStore, topic: str, change: Callable[[dict[str, Any]], dict[str, Any]]) -> int:
+def write_raw(url: str, store: ApplicationHost, topic: str, change: Callable[[dict[str, Any]], dict[str, Any]]) -> int:
     """Store, straight through the recorder, a copy of the last time entry as the next event
     of its ticket, under `topic`, then apply `change` to its fields in SQL (the recorder's
     pipelined insert stalls on a state of megabytes); return its position."""
@@ -83,23 +83,23 @@ def write_raw(url: str, store: EventStore, topic: str, change: Callable[[dict[st
     return store.head()
 
 
-def rewrite(url: str, store: EventStore, position: int, topic: str, state: dict[str, Any]) -> None:
+def rewrite(url: str, store: ApplicationHost, position: int, topic: str, state: dict[str, Any]) -> None:
     with psycopg.connect(url) as conn:
         conn.execute(f"UPDATE {store.table} SET topic = %s, state = %s WHERE notification_id = %s",  # type: ignore[arg-type]
                      (topic, json.dumps(state).encode(), position))
 
 
-def repair(url: str, store: EventStore, position: int) -> None:
+def repair(url: str, store: ApplicationHost, position: int) -> None:
     """Make the stored event publishable: an ordinary 30-minute time entry."""
     _, _, state = last_time_entry(url, store)
     rewrite(url, store, position, TIME_TOPIC, state | {"minutes": 30, "engineer": None})
 
 
-def all_positions(store: EventStore) -> list[int]:
+def all_positions(store: ApplicationHost) -> list[int]:
     return [n.id for n in store.recorder.select_notifications(start=1, limit=10**6)]
 
 
-def assert_topic_matches_the_relay_table(settings: Settings, store: EventStore, topic: str) -> None:
+def assert_topic_matches_the_relay_table(settings: Settings, store: ApplicationHost, topic: str) -> None:
     """Every stored event once, in order, and the relay's counts say exactly that."""
     row = relay_row(settings.database_url or "", topic)
     assert row["position"] == store.head() and row["blocked_position"] is None
@@ -117,7 +117,7 @@ POISONS = {
 
 @pytest.mark.parametrize("poison", POISONS)
 def test_an_event_the_relay_cannot_publish_blocks_it_there_until_fixed_and_nothing_after_it_goes_out(
-    servers: Settings, own_store: EventStore, poison: str
+    servers: Settings, own_store: ApplicationHost, poison: str
 ) -> None:
     url, topic = servers.database_url or "", unique("events")
     event_topic, change, reason = POISONS[poison]
@@ -136,7 +136,7 @@ def test_an_event_the_relay_cannot_publish_blocks_it_there_until_fixed_and_nothi
     assert relay_row(url, topic)["blocked_reason"] is None and relay_row(url, topic)["blocked_since"] is None
 
 
-def test_a_blocked_relay_keeps_beating_its_heartbeat(servers: Settings, own_store: EventStore) -> None:
+def test_a_blocked_relay_keeps_beating_its_heartbeat(servers: Settings, own_store: ApplicationHost) -> None:
     url, topic = servers.database_url or "", unique("events")
     some_history(own_store)
     bad = write_raw(url, own_store, "domain.ticket:Ticket.Teleported", lambda s: s)
@@ -154,7 +154,7 @@ def test_a_blocked_relay_keeps_beating_its_heartbeat(servers: Settings, own_stor
 
 
 def test_a_broker_outage_is_waited_out_and_the_topic_ends_with_every_event_once(
-    servers: Settings, own_store: EventStore, tmp_path: Any
+    servers: Settings, own_store: ApplicationHost, tmp_path: Any
 ) -> None:
     url, topic, port = servers.database_url or "", unique("events"), embedded.free_port()
     broker = embedded.start_broker(tmp_path, port)
@@ -175,7 +175,7 @@ def test_a_broker_outage_is_waited_out_and_the_topic_ends_with_every_event_once(
     broker.stop()
 
 
-def connections_of(url: str, relay: Relay, store: EventStore) -> list[int]:
+def connections_of(url: str, relay: Relay, store: ApplicationHost) -> list[int]:
     """The relay's lease connection and every connection that last read the store's table."""
     with psycopg.connect(url) as conn:
         rows = conn.execute("SELECT pid FROM pg_stat_activity WHERE query LIKE %s AND pid <> pg_backend_pid()",
@@ -185,7 +185,7 @@ def connections_of(url: str, relay: Relay, store: EventStore) -> list[int]:
 
 
 def test_after_its_database_connections_are_killed_the_relay_reconnects_takes_its_lease_and_catches_up(
-    servers: Settings, own_store: EventStore
+    servers: Settings, own_store: ApplicationHost
 ) -> None:
     url, topic = servers.database_url or "", unique("events")
     some_history(own_store)

@@ -12,7 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from consumers import leases
-from infra.postgres.store import EventStore
+from infra.postgres.store import ApplicationHost
 from infra.settings import Settings
 from tests.integration.helpers import eventually, positions_on_the_topic, relay_row, unique
 from tests.integration.test_relay_and_runner import some_history
@@ -35,7 +35,7 @@ def active_relay(url: str, topic: str) -> int | None:
     return int(name.split(":")[1]) if name.startswith("ticketing-relay:") else None
 
 
-def keep_writing(store: EventStore, stop: threading.Event) -> threading.Thread:
+def keep_writing(store: ApplicationHost, stop: threading.Event) -> threading.Thread:
     def write() -> None:
         while not stop.is_set():
             some_history(store)
@@ -46,7 +46,7 @@ def keep_writing(store: EventStore, stop: threading.Event) -> threading.Thread:
 
 
 def test_a_second_relay_waits_as_a_standby_and_takes_over_within_seconds_when_the_first_is_killed(
-    servers: Settings, store: EventStore, tmp_path: Path
+    servers: Settings, store: ApplicationHost, tmp_path: Path
 ) -> None:
     url, topic = servers.database_url or "", unique("events")
     settings = replace(servers, events_topic=topic)
@@ -76,7 +76,7 @@ def test_a_second_relay_waits_as_a_standby_and_takes_over_within_seconds_when_th
             proc.wait(30)
 
 
-def assert_every_event_reached_the_topic(settings: Settings, store: EventStore, stored_before_the_kill: int) -> None:
+def assert_every_event_reached_the_topic(settings: Settings, store: ApplicationHost, stored_before_the_kill: int) -> None:
     row = relay_row(settings.database_url or "", settings.events_topic)
     positions = positions_on_the_topic(settings.kafka_bootstrap or "", settings.events_topic, row["position"])
     stored = [n.id for n in store.recorder.select_notifications(start=1, limit=10**7, stop=row["position"])]

@@ -15,19 +15,19 @@ import httpx
 import psycopg
 import pytest
 
-from infra.postgres.store import EventStore
+from infra.postgres.store import ApplicationHost
 from infra.process import renewals, wiring
 from infra.settings import Settings
 
 
 @pytest.fixture(scope="module")
-def app_store(servers: Settings) -> Iterator[EventStore]:
+def app_store(servers: Settings) -> Iterator[ApplicationHost]:
     s = wiring.event_store(servers)
     yield s
     s.close()
 
 
-def one_pass(servers: Settings, store: EventStore, *contract_ids: str) -> list[Any]:
+def one_pass(servers: Settings, store: ApplicationHost, *contract_ids: str) -> list[Any]:
     # Only the test's own contracts: the session's database holds other tests' contracts too.
     with psycopg.connect(servers.database_url or "") as conn:
         return renewals.run_pass(store, conn, datetime.now(UTC), only=contract_ids)
@@ -39,13 +39,13 @@ def ledger(client: httpx.Client, cid: str, position: int) -> dict[str, Any]:
     return response.json()  # type: ignore[no-any-return]
 
 
-def renewals_of(store: EventStore, cid: str) -> list[tuple[str, str]]:
+def renewals_of(store: ApplicationHost, cid: str) -> list[tuple[str, str]]:
     return [(e.occurred_at.isoformat(), e.data["period_starts_on"])
             for e in store.envelopes_of(cid) if e.type == "Contract.Renewed"]
 
 
 def test_a_bank_whose_year_ended_renews_once_at_local_midnight_and_a_second_pass_adds_nothing(
-    servers: Settings, app_store: EventStore, client: httpx.Client
+    servers: Settings, app_store: ApplicationHost, client: httpx.Client
 ) -> None:
     signed = app_store.app.sign_contract("Acme", "crm-experts/gold", "2025-01-01",
                                          at="2024-12-20T10:00:00-05:00")
@@ -64,7 +64,7 @@ def test_a_bank_whose_year_ended_renews_once_at_local_midnight_and_a_second_pass
 
 
 def test_an_imported_contract_catches_up_on_every_anniversary_it_missed(
-    servers: Settings, app_store: EventStore, client: httpx.Client
+    servers: Settings, app_store: ApplicationHost, client: httpx.Client
 ) -> None:
     signed = app_store.app.sign_contract("Acme", "crm-experts/silver", "2024-03-01")  # signed now
     cid = signed.aggregate_id
@@ -77,7 +77,7 @@ def test_an_imported_contract_catches_up_on_every_anniversary_it_missed(
 
 
 def test_a_contract_cancelled_before_its_anniversary_never_renews(
-    servers: Settings, app_store: EventStore, client: httpx.Client
+    servers: Settings, app_store: ApplicationHost, client: httpx.Client
 ) -> None:
     app = app_store.app
     cid = app.sign_contract("Acme", "crm-experts/gold", "2025-01-01", at="2024-12-20T10:00:00-05:00").aggregate_id

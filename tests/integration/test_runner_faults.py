@@ -20,7 +20,7 @@ from typing import Any
 import psycopg
 
 from consumers.runner import Runner
-from infra.postgres.store import EventStore
+from infra.postgres.store import ApplicationHost
 from infra.process import wiring
 from infra.process.catalog import load_catalog
 from infra.settings import Settings
@@ -68,7 +68,7 @@ class Stream:
         self.add("Ticket.TimeConsumed", ticket, minutes=minutes, kind="work", engineer=None)
 
 
-def consume(settings: Settings, store: EventStore, name: str, envs: list[Envelope],
+def consume(settings: Settings, store: ApplicationHost, name: str, envs: list[Envelope],
             messages: list[Any] | None = None) -> str:
     """Publish the envelopes (or these messages of theirs) to a topic of their own and run the
     projection's runner into a schema of its own until its watermark passes the last
@@ -92,7 +92,7 @@ def rows(url: str, query: str) -> list[tuple[Any, ...]]:
 
 
 def test_an_entry_the_ledger_cannot_write_is_parked_and_the_rest_of_its_batch_applied(
-    servers: Settings, store: EventStore
+    servers: Settings, store: ApplicationHost
 ) -> None:
     s = Stream()
     s.time("t-1", 30)
@@ -107,7 +107,7 @@ def test_an_entry_the_ledger_cannot_write_is_parked_and_the_rest_of_its_batch_ap
 
 
 def test_an_sla_clock_beyond_the_calendars_range_is_parked_and_the_runner_goes_on(
-    servers: Settings, store: EventStore
+    servers: Settings, store: ApplicationHost
 ) -> None:
     s = Stream(zone="Asia/Tokyo")
     s.open("t-1")
@@ -120,7 +120,7 @@ def test_an_sla_clock_beyond_the_calendars_range_is_parked_and_the_runner_goes_o
 
 
 def test_a_position_beyond_the_stores_head_is_parked_and_hides_nothing_while_a_trusted_one_counts_as_consumed(
-    servers: Settings, store: EventStore
+    servers: Settings, store: ApplicationHost
 ) -> None:
     s = Stream()
     s.open("t-1")
@@ -153,7 +153,7 @@ def backend_pid(runner: Runner, other_than: int | None = None, timeout: float = 
 
 
 def test_a_runner_whose_connection_is_killed_mid_stream_reconnects_and_applies_nothing_twice(
-    servers: Settings, store: EventStore, db: psycopg.Connection
+    servers: Settings, store: ApplicationHost, db: psycopg.Connection
 ) -> None:
     url = servers.database_url or ""
     topic, schema = unique("events"), tickets_schema(url)
@@ -205,7 +205,7 @@ def eventually(condition: Callable[[], bool], within: float) -> None:
 
 
 def test_a_standby_runner_takes_over_within_ten_seconds_of_the_active_ones_death_and_applies_nothing_twice(
-    servers: Settings, store: EventStore
+    servers: Settings, store: ApplicationHost
 ) -> None:
     url = servers.database_url or ""
     topic, schema = unique("events"), tickets_schema(url)

@@ -7,10 +7,10 @@ import pytest
 
 from domain.errors import InvalidInput
 from domain.ticket import Ticket
-from infra.postgres.store import EventStore
+from infra.postgres.store import ApplicationHost
 
 
-def test_an_event_beyond_its_schema_is_refused_and_nothing_is_stored(store: EventStore) -> None:
+def test_an_event_beyond_its_schema_is_refused_and_nothing_is_stored(store: ApplicationHost) -> None:
     cid = store.app.sign_contract("Acme", "crm-experts/gold", "2026-01-01").aggregate_id
     tid = store.app.open_ticket(cid, "t", "r").aggregate_id
     ticket = store.app.ticket(tid)
@@ -20,7 +20,7 @@ def test_an_event_beyond_its_schema_is_refused_and_nothing_is_stored(store: Even
     assert store.app.ticket(tid).version == 1
 
 
-def test_an_event_over_the_message_size_is_refused_and_nothing_is_stored(store: EventStore) -> None:
+def test_an_event_over_the_message_size_is_refused_and_nothing_is_stored(store: ApplicationHost) -> None:
     cid = store.app.sign_contract("Acme", "crm-experts/gold", "2026-01-01").aggregate_id
     head = store.head()
     huge = Ticket(cid, "x" * 1_100_000, "r", "portal", None, None, None, store.app.now())

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from domain.application import TicketingApplication
-from domain.clock import FixedClock
+from domain.wallclock import FixedClock
 from domain.errors import Conflict, InvalidInput, NotFound
 from infra.process.catalog import load_catalog
 

@@ -1,4 +1,5 @@
-"""Clocks: the one way the backend learns what time it is.
+"""Wall clocks: the one way the backend learns what time it is (the SLA's response and
+resolution clocks are another thing, in domain/sla/clock.py).
 
 Commands carry `at` when the caller knows when a fact happened; otherwise the application
 asks its clock. Every process of the backend takes its clock from its settings, so a shifted
