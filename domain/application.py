@@ -1,14 +1,18 @@
 """The eventsourcing Application: load aggregates, call them, save what they decided.
 
-Each command returns the notification-log position of the last event it recorded, so a
-caller can wait for the read models to reach it. Nothing here knows how saving is done:
-locks, caches, batching and retries on a concurrent change are the host's business
-(infra/), which runs each command and, when another writer won a race, runs it again.
+Callers hand it commands (domain/commands.py) through `handle`; the methods named after the
+commands (`open_ticket`, `classify`...) build the command from plain arguments and hand it
+on, for code and tests that prefer a call. Each command returns the notification-log
+position of the last event it recorded, so a caller can wait for the read models to reach
+it. Nothing here knows how saving is done: locks, caches, batching and retries on a
+concurrent change are the host's business (infra/), which runs each command and, when
+another writer won a race, runs it again. What the ledger knows of a contract's usage comes
+through a port, `UsageReader`, which the host implements on the stored events.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Protocol, TypeVar
@@ -18,17 +22,41 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
 
 from domain import billing, periods, values
-from domain.wallclock import Clock, SystemClock
+from domain.commands import (
+    BuyCredits,
+    CancelContract,
+    CancelTicket,
+    ClassifyTicket,
+    Command,
+    Open,
+    Pause,
+    RecordTime,
+    Reopen,
+    RenewContract,
+    Resolve,
+    Respond,
+    Restore,
+    Resume,
+    ScheduleMaintenance,
+    Sign,
+    as_id,
+)
 from domain.contract import Contract
 from domain.errors import Conflict, InvalidInput, NotFound
 from domain.plans import PlanTerms
 from domain.ticket import Ticket
+from domain.wallclock import Clock, SystemClock
 
 A = TypeVar("A", bound=Aggregate)
+C = TypeVar("C", bound=Command)
+Id = str | UUID
+
+__all__ = ["Recorded", "TicketingApplication", "UsageReader", "as_id"]
 
 
 class UsageReader(Protocol):
-    """Reads the time entries of a contract straight from the event store: (kind, minutes)."""
+    """The port the credit check asks: every time entry recorded on the tickets of a
+    contract, as (kind, minutes), in store order."""
 
     def __call__(self, contract_id: str) -> Iterable[tuple[str, int]]: ...
 
@@ -39,16 +67,6 @@ class Recorded:
 
     aggregate_id: str
     position: int
-
-
-def as_id(value: str | UUID) -> UUID:
-    """An aggregate id in its one canonical form; text that is no UUID names nothing."""
-    if isinstance(value, UUID):
-        return value
-    try:
-        return UUID(str(value))
-    except ValueError:
-        raise NotFound(f"no such id {str(value)[:64]!r}") from None
 
 
 def _project(aggregate: Any, events: Iterable[Any]) -> Any:
@@ -74,14 +92,13 @@ class TicketingApplication(Application[UUID]):
         usage: UsageReader | None = None,
     ) -> None:
         super().__init__(env=env)
-        self._terms: dict[UUID, PlanTerms] = {}
         self.catalog = catalog
         self.clock = clock or SystemClock()
         self.usage = usage
 
     # -- loading and saving -----------------------------------------------------------------
 
-    def _load(self, cls: type[A], aggregate_id: str | UUID) -> A:
+    def _load(self, cls: type[A], aggregate_id: Id) -> A:
         try:
             aggregate = self.repository.get(as_id(aggregate_id), projector_func=_project)
         except AggregateNotFoundError:
@@ -90,10 +107,10 @@ class TicketingApplication(Application[UUID]):
             raise NotFound(f"no {cls.__name__.lower()} {aggregate_id}")
         return aggregate
 
-    def contract(self, contract_id: str | UUID) -> Contract:
+    def contract(self, contract_id: Id) -> Contract:
         return self._load(Contract, contract_id)
 
-    def ticket(self, ticket_id: str | UUID) -> Ticket:
+    def ticket(self, ticket_id: Id) -> Ticket:
         return self._load(Ticket, ticket_id)
 
     def _recorded(self, aggregate: Aggregate) -> Recorded:
@@ -101,112 +118,81 @@ class TicketingApplication(Application[UUID]):
         return Recorded(str(aggregate.id), max(r.notification.id for r in recordings))
 
     def terms_of(self, contract: Contract) -> PlanTerms:
-        """The contract's agreed terms, parsed once (they never change after signing)."""
-        terms = self._terms.get(contract.id)
-        if terms is None:
-            terms = self._terms[contract.id] = PlanTerms.from_dict(contract.terms)
-        return terms
+        """The contract's agreed terms (a host may cache them: they never change after signing)."""
+        return PlanTerms.from_dict(contract.terms)
 
     def now(self) -> datetime:
         return self.clock.now()
 
-    # -- contracts ------------------------------------------------------------------------
+    # -- commands ---------------------------------------------------------------------------
 
-    def sign_contract(
-        self,
-        customer: str,
-        plan: str,
-        starts_on: date | str,
-        time_zone: str | None = None,
-        holidays: Iterable[str] = (),
-        at: datetime | str | None = None,
-    ) -> Recorded:
-        terms = self.catalog.get(plan)
+    def handle(self, command: Command) -> Recorded:
+        """Run one command: load the aggregate, call it, save what it decided."""
+        handler = _HANDLERS.get(type(command))
+        if handler is None:
+            raise TypeError(f"no handler for {type(command).__name__}")
+        return handler(self, command)
+
+    def _sign_contract(self, c: Sign) -> Recorded:
+        terms = self.catalog.get(c.plan)
         if terms is None:
-            raise InvalidInput(f"unknown plan {plan[:64]!r}", {"plans": sorted(self.catalog)})
-        when = values.effective_at(at, None, self.now())
-        holidays = list(holidays)
-        return self._recorded(Contract.sign(customer, plan, terms.to_dict(), starts_on, time_zone, holidays, when))
+            raise InvalidInput(f"unknown plan {c.plan[:64]!r}", {"plans": sorted(self.catalog)})
+        when = values.effective_at(c.at, None, self.now())
+        holidays = [h.isoformat() for h in c.holidays]
+        return self._recorded(Contract.sign(c.customer, c.plan, terms.to_dict(), c.starts_on, c.time_zone,
+                                            holidays, when))
 
-    def add_credits(self, contract_id: str | UUID, credits: int, at: Any = None) -> Recorded:
-        contract = self.contract(contract_id)
-        contract.add_credits(credits, contract.when(at, self.now()))
+    def _add_credits(self, c: BuyCredits) -> Recorded:
+        contract = self.contract(c.contract_id)
+        contract.add_credits(c.credits, contract.when(c.at, self.now()))
         return self._recorded(contract)
 
-    def renew_contract(
-        self, contract_id: str | UUID, reason: str | None = None, at: Any = None,
-        period_starts_on: date | None = None,
-    ) -> Recorded:
-        """Start a new period on the day of `at`, or on `period_starts_on` (the renewal pass
-        names the anniversary when the contract's last event is later than it)."""
-        contract = self.contract(contract_id)
-        when = contract.when(at, self.now())
-        contract.renew(reason, period_starts_on or periods.local_date(when, contract.time_zone), when)
+    def _renew_contract(self, c: RenewContract) -> Recorded:
+        contract = self.contract(c.contract_id)
+        when = contract.when(c.at, self.now())
+        contract.renew(c.reason, c.period_starts_on or periods.local_date(when, contract.time_zone), when)
         return self._recorded(contract)
 
-    def cancel_contract(self, contract_id: str | UUID, reason: str | None = None, at: Any = None) -> Recorded:
-        contract = self.contract(contract_id)
-        contract.cancel(reason, contract.when(at, self.now()))
+    def _cancel_contract(self, c: CancelContract) -> Recorded:
+        contract = self.contract(c.contract_id)
+        contract.cancel(c.reason, contract.when(c.at, self.now()))
         return self._recorded(contract)
 
-    def schedule_maintenance(
-        self, contract_id: str | UUID, starts_at: Any, ends_at: Any, reason: str | None = None, at: Any = None
-    ) -> Recorded:
+    def _schedule_maintenance(self, c: ScheduleMaintenance) -> Recorded:
         latest = self.now() + values.SCHEDULE_AHEAD
-        start, end = values.instant(starts_at, latest), values.instant(ends_at, latest)
-        contract = self.contract(contract_id)
-        contract.schedule_maintenance(start, end, reason, contract.when(at, self.now()))
+        start, end = values.instant(c.starts_at, latest), values.instant(c.ends_at, latest)
+        contract = self.contract(c.contract_id)
+        contract.schedule_maintenance(start, end, c.reason, contract.when(c.at, self.now()))
         return self._recorded(contract)
 
-    # -- tickets --------------------------------------------------------------------------
-
-    def open_ticket(
-        self,
-        contract_id: str | UUID,
-        title: str,
-        reporter: str,
-        channel: str | None = None,
-        priority: str | None = None,
-        category: str | None = None,
-        down_since: Any = None,
-        at: Any = None,
-    ) -> Recorded:
-        values.text("title", title, values.MAX_TITLE, required=True)
-        values.text("reporter", reporter, values.MAX_NAME, required=True)
-        channel = channel or values.DEFAULT_CHANNEL
-        priority = values.priority(priority) if priority is not None else None
-        category = values.category(category) if category is not None else None
-        since = values.instant(down_since) if down_since is not None else None
-        contract = self.contract(contract_id)
+    def _open_ticket(self, c: Open) -> Recorded:
+        contract = self.contract(c.contract_id)
         contract.require_active()
         terms = self.terms_of(contract)
+        channel = c.channel or values.DEFAULT_CHANNEL
         if not terms.offers_channel(channel):
             raise InvalidInput(
                 f"plan {contract.plan_id} does not offer channel {channel[:64]!r}",
                 {"channels": list(terms.channels)},
             )
-        when = values.effective_at(at, None, self.now())
+        when = values.effective_at(c.at, None, self.now())
         if when < contract.opened_at():
             raise InvalidInput(
                 "`at` precedes the signing of the contract",
                 {"at": when.isoformat(), "signed_at": contract.opened_at().isoformat()},
             )
-        if since is not None and since > when:
+        if c.down_since is not None and c.down_since > when:
             raise InvalidInput("down_since lies after the ticket was opened")
         self._refuse_without_credits(contract, terms)
-        ticket = Ticket(str(contract.id), title, reporter, channel, priority, category,
-                        since.isoformat() if since else None, when)
+        since = c.down_since.isoformat() if c.down_since else None
+        ticket = Ticket(str(contract.id), c.title, c.reporter, channel, c.priority, c.category, since, when)
         return self._recorded(ticket)
 
     def credit_balance(self, contract: Contract, terms: PlanTerms) -> int:
+        """The credits left, by the one rule the ledger also counts with (domain/billing.py)."""
         assert terms.credits is not None
-        charges = terms.credits.charges
-        used = sum(
-            billing.credit_charge(charges[kind], minutes)
-            for kind, minutes in (self.usage(str(contract.id)) if self.usage else ())
-            if kind in charges
-        )
-        return contract.credits_granted - used
+        entries = self.usage(str(contract.id)) if self.usage else ()
+        return billing.credit_balance(contract.credits_granted, terms.credits.charges, entries)
 
     def _refuse_without_credits(self, contract: Contract, terms: PlanTerms) -> None:
         if terms.credits is None:
@@ -218,60 +204,103 @@ class TicketingApplication(Application[UUID]):
                 {"balance": balance},
             )
 
-    def classify(self, ticket_id: str | UUID, priority: str, category: str | None = None, at: Any = None) -> Recorded:
-        priority = values.priority(priority)
-        category = values.category(category) if category is not None else None
-        ticket = self.ticket(ticket_id)
-        ticket.classify(priority, category, ticket.when(at, self.now()))
+    def _classify(self, c: ClassifyTicket) -> Recorded:
+        ticket = self.ticket(c.ticket_id)
+        ticket.classify(c.priority, c.category, ticket.when(c.at, self.now()))
         return self._recorded(ticket)
 
-    def respond(self, ticket_id: str | UUID, at: Any = None) -> Recorded:
-        ticket = self.ticket(ticket_id)
-        ticket.respond(ticket.when(at, self.now()))
-        return self._recorded(ticket)
-
-    def pause(self, ticket_id: str | UUID, reason: str | None = None, at: Any = None) -> Recorded:
-        ticket = self.ticket(ticket_id)
-        ticket.pause(reason, ticket.when(at, self.now()))
-        return self._recorded(ticket)
-
-    def resume(self, ticket_id: str | UUID, at: Any = None) -> Recorded:
-        ticket = self.ticket(ticket_id)
-        ticket.resume(ticket.when(at, self.now()))
-        return self._recorded(ticket)
-
-    def restore(self, ticket_id: str | UUID, at: Any = None) -> Recorded:
-        ticket = self.ticket(ticket_id)
-        ticket.restore(ticket.when(at, self.now()))
-        return self._recorded(ticket)
-
-    def resolve(self, ticket_id: str | UUID, reason: str | None = None, at: Any = None) -> Recorded:
-        ticket = self.ticket(ticket_id)
-        ticket.resolve(reason, ticket.when(at, self.now()))
-        return self._recorded(ticket)
-
-    def reopen(self, ticket_id: str | UUID, reason: str | None = None, at: Any = None) -> Recorded:
-        ticket = self.ticket(ticket_id)
-        ticket.reopen(reason, ticket.when(at, self.now()))
-        return self._recorded(ticket)
-
-    def cancel_ticket(self, ticket_id: str | UUID, reason: str | None = None, at: Any = None) -> Recorded:
-        ticket = self.ticket(ticket_id)
-        ticket.cancel(reason, ticket.when(at, self.now()))
-        return self._recorded(ticket)
-
-    def record_time(
-        self, ticket_id: str | UUID, minutes: int, kind: str, engineer: str | None = None, at: Any = None
-    ) -> Recorded:
-        minutes = values.positive_minutes(minutes)
-        kind = values.entry_kind(kind)
-        ticket = self.ticket(ticket_id)
+    def _record_time(self, c: RecordTime) -> Recorded:
+        ticket = self.ticket(c.ticket_id)
         contract = self.contract(ticket.contract_id)
         contract.require_active()
         terms = self.terms_of(contract)
-        if terms.credits is not None and kind not in terms.credits.charges:
+        if terms.credits is not None and c.kind not in terms.credits.charges:
             raise InvalidInput(
-                f"plan {contract.plan_id} charges only {sorted(terms.credits.charges)}", {"kind": kind}
+                f"plan {contract.plan_id} charges only {sorted(terms.credits.charges)}", {"kind": c.kind}
             )
-        ticket.consume_time(minutes, kind, engineer, ticket.when(at, self.now()))
+        ticket.consume_time(c.minutes, c.kind, c.engineer, ticket.when(c.at, self.now()))
         return self._recorded(ticket)
+
+    def _ticket_step(self, c: Respond | Resume | Restore) -> Recorded:
+        ticket = self.ticket(c.ticket_id)
+        step = {Respond: ticket.respond, Resume: ticket.resume, Restore: ticket.restore}[type(c)]
+        step(ticket.when(c.at, self.now()))
+        return self._recorded(ticket)
+
+    def _ticket_step_because(self, c: Pause | Resolve | Reopen | CancelTicket) -> Recorded:
+        ticket = self.ticket(c.ticket_id)
+        step = {Pause: ticket.pause, Resolve: ticket.resolve, Reopen: ticket.reopen,
+                CancelTicket: ticket.cancel}[type(c)]
+        step(c.reason, ticket.when(c.at, self.now()))
+        return self._recorded(ticket)
+
+    # -- the same commands as calls -----------------------------------------------------------
+
+    def sign_contract(
+        self, customer: str, plan: str, starts_on: date | str, time_zone: str | None = None,
+        holidays: Iterable[date | str] = (), at: datetime | str | None = None,
+    ) -> Recorded:
+        return self.handle(Sign(customer, plan, starts_on, time_zone, tuple(holidays), at))
+
+    def add_credits(self, contract_id: Id, credits: int, at: datetime | str | None = None) -> Recorded:
+        return self.handle(BuyCredits(contract_id, credits, at))
+
+    def renew_contract(self, contract_id: Id, reason: str | None = None, at: datetime | str | None = None,
+                       period_starts_on: date | None = None) -> Recorded:
+        return self.handle(RenewContract(contract_id, reason, at, period_starts_on))
+
+    def cancel_contract(self, contract_id: Id, reason: str | None = None, at: datetime | str | None = None) -> Recorded:
+        return self.handle(CancelContract(contract_id, reason, at))
+
+    def schedule_maintenance(self, contract_id: Id, starts_at: datetime | str, ends_at: datetime | str,
+                             reason: str | None = None, at: datetime | str | None = None) -> Recorded:
+        return self.handle(ScheduleMaintenance(contract_id, starts_at, ends_at, reason, at))
+
+    def open_ticket(self, contract_id: Id, title: str, reporter: str, channel: str | None = None,
+                    priority: str | None = None, category: str | None = None,
+                    down_since: datetime | str | None = None, at: datetime | str | None = None) -> Recorded:
+        command = Open(contract_id, title, reporter, channel, priority, category, down_since, at)
+        return self.handle(command)
+
+    def classify(self, ticket_id: Id, priority: str, category: str | None = None,
+                 at: datetime | str | None = None) -> Recorded:
+        return self.handle(ClassifyTicket(ticket_id, priority, category, at))
+
+    def record_time(self, ticket_id: Id, minutes: int, kind: str, engineer: str | None = None,
+                    at: datetime | str | None = None) -> Recorded:
+        return self.handle(RecordTime(ticket_id, minutes, kind, engineer, at))
+
+    def respond(self, ticket_id: Id, at: datetime | str | None = None) -> Recorded:
+        return self.handle(Respond(ticket_id, at))
+
+    def resume(self, ticket_id: Id, at: datetime | str | None = None) -> Recorded:
+        return self.handle(Resume(ticket_id, at))
+
+    def restore(self, ticket_id: Id, at: datetime | str | None = None) -> Recorded:
+        return self.handle(Restore(ticket_id, at))
+
+    def pause(self, ticket_id: Id, reason: str | None = None, at: datetime | str | None = None) -> Recorded:
+        return self.handle(Pause(ticket_id, reason, at))
+
+    def resolve(self, ticket_id: Id, reason: str | None = None, at: datetime | str | None = None) -> Recorded:
+        return self.handle(Resolve(ticket_id, reason, at))
+
+    def reopen(self, ticket_id: Id, reason: str | None = None, at: datetime | str | None = None) -> Recorded:
+        return self.handle(Reopen(ticket_id, reason, at))
+
+    def cancel_ticket(self, ticket_id: Id, reason: str | None = None, at: datetime | str | None = None) -> Recorded:
+        return self.handle(CancelTicket(ticket_id, reason, at))
+
+
+_HANDLERS: dict[type[Command], Callable[[TicketingApplication, Any], Recorded]] = {
+    Sign: TicketingApplication._sign_contract,
+    BuyCredits: TicketingApplication._add_credits,
+    RenewContract: TicketingApplication._renew_contract,
+    CancelContract: TicketingApplication._cancel_contract,
+    ScheduleMaintenance: TicketingApplication._schedule_maintenance,
+    Open: TicketingApplication._open_ticket,
+    ClassifyTicket: TicketingApplication._classify,
+    RecordTime: TicketingApplication._record_time,
+    **dict.fromkeys((Respond, Resume, Restore), TicketingApplication._ticket_step),
+    **dict.fromkeys((Pause, Resolve, Reopen, CancelTicket), TicketingApplication._ticket_step_because),
+}

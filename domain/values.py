@@ -9,14 +9,20 @@ else that names a priority, a clock or a default imports it from here.
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta, timezone
+from typing import Literal, get_args
 
 from domain.errors import InvalidInput
 
-PRIORITIES = ("P1", "P2", "P3", "P4")
-DEFAULT_PRIORITY = "P3"  # a ticket nobody classified yet, nor its reporter
-CLOCKS = ("response", "resolution")  # the two SLA clocks of a ticket
-CATEGORIES = ("system-down", "incident", "development", "improvement")
-ENTRY_KINDS = ("query", "intervention", "update", "guidance", "work")
+Priority = Literal["P1", "P2", "P3", "P4"]
+Category = Literal["system-down", "incident", "development", "improvement"]
+EntryKind = Literal["query", "intervention", "update", "guidance", "work"]
+SlaClock = Literal["response", "resolution"]  # the two SLA clocks of a ticket
+
+PRIORITIES: tuple[Priority, ...] = get_args(Priority)
+DEFAULT_PRIORITY: Priority = "P3"  # a ticket nobody classified yet, nor its reporter
+CLOCKS: tuple[SlaClock, ...] = get_args(SlaClock)
+CATEGORIES: tuple[Category, ...] = get_args(Category)
+ENTRY_KINDS: tuple[EntryKind, ...] = get_args(EntryKind)
 DEFAULT_CHANNEL = "portal"
 # How far ahead of the server's clock an `at` may lie: client clocks drift a little.
 FUTURE_SKEW = timedelta(seconds=5)

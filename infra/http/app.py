@@ -1,6 +1,6 @@
-"""The HTTP interface of DESIGN sections 5 and 6: thin routes that parse, run the command
-through the store (which serialises, retries and keeps idempotent answers), and answer with
-the position of what was recorded; queries read the read models."""
+"""The HTTP interface of DESIGN sections 5 and 6: thin routes that parse, build a command
+(domain/commands.py), run it through the host (which serialises, retries and keeps idempotent
+answers), and answer with the position of what was recorded; queries read the read models."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, FastAPI, Header, Path, Query, Request
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from domain import values
+from domain import commands, values
 from domain.application import Recorded
 from infra.http import errors, health, models
 from infra.http.queries import ReadModels, Watermarks
@@ -40,11 +40,12 @@ class Backend:
         self.app = store.app
         self.clock = store.app.clock
 
-    def execute(self, command: Callable[[], Recorded], claim: Claim | None, key: UUID | None = None) -> Recorded:
-        """Run a command (once per idempotency key, if it has one)."""
+    def execute(self, build: Callable[[], commands.Command], claim: Claim | None) -> Recorded:
+        """Build the command and run it (once per idempotency key, if it has one: a command
+        refused as it is built is then judged against the key's kept answer, as any refusal)."""
         if claim is None:
-            return self.store.run(command, key)
-        return self.keys.run(claim, lambda: self.store.run(command, key, claim))
+            return self.store.handle(build())
+        return self.keys.run(claim, lambda: self.store.handle(build(), claim))
 
 
 def answer(recorded: Recorded, key: str | None = None) -> dict[str, Any]:
@@ -81,79 +82,76 @@ NewTicket = Annotated[Claim | None, idempotent("ticket_id")]
 
 def contract_routes(b: Backend) -> APIRouter:
     r = APIRouter(tags=["commands"])
-    app = b.app
 
     @r.post("/contracts", status_code=201)
     def sign(body: models.SignContract, claim: NewContract) -> dict[str, Any]:
-        holidays = [d.isoformat() for d in body.holidays]
-        rec = b.execute(lambda: app.sign_contract(body.customer, body.plan, body.starts_on, body.time_zone,
-                                                  holidays, body.at), claim)
+        rec = b.execute(lambda: commands.Sign(body.customer, body.plan, body.starts_on, body.time_zone,
+                                                      tuple(body.holidays), body.at), claim)
         return answer(rec, "contract_id")
 
     @r.post("/contracts/{contract_id}/credits")
     def credits(contract_id: ContractId, body: models.AddCredits, claim: Keyed) -> dict[str, Any]:
-        return answer(b.execute(lambda: app.add_credits(contract_id, body.credits, body.at), claim, contract_id))
+        return answer(b.execute(lambda: commands.BuyCredits(contract_id, body.credits, body.at), claim))
 
     @r.post("/contracts/{contract_id}/renew")
     def renew(contract_id: ContractId, claim: Keyed, body: models.Because | None = None) -> dict[str, Any]:
         given = body or models.Because()
-        return answer(b.execute(lambda: app.renew_contract(contract_id, given.reason, given.at), claim, contract_id))
+        return answer(b.execute(lambda: commands.RenewContract(contract_id, given.reason, given.at), claim))
 
     @r.post("/contracts/{contract_id}/cancel")
     def cancel_contract(contract_id: ContractId, claim: Keyed, body: models.Because | None = None) -> dict[str, Any]:
         given = body or models.Because()
-        return answer(b.execute(lambda: app.cancel_contract(contract_id, given.reason, given.at), claim, contract_id))
+        return answer(b.execute(lambda: commands.CancelContract(contract_id, given.reason, given.at), claim))
 
     @r.post("/contracts/{contract_id}/maintenance")
     def maintenance(contract_id: ContractId, body: models.Maintenance,
                     claim: Keyed) -> dict[str, Any]:
-        return answer(b.execute(lambda: app.schedule_maintenance(
-            contract_id, body.starts_at, body.ends_at, body.reason, body.at), claim, contract_id))
+        return answer(b.execute(lambda: commands.ScheduleMaintenance(
+            contract_id, body.starts_at, body.ends_at, body.reason, body.at), claim))
 
     return r
 
 
 def ticket_routes(b: Backend) -> APIRouter:
     r = APIRouter(tags=["commands"])
-    app = b.app
 
     @r.post("/tickets", status_code=201)
     def open_ticket(body: models.OpenTicket, claim: NewTicket) -> dict[str, Any]:
-        rec = b.execute(lambda: app.open_ticket(body.contract_id, body.title, body.reporter, body.channel,
-                                                body.priority, body.category, body.down_since, body.at), claim)
+        rec = b.execute(lambda: commands.Open(body.contract_id, body.title, body.reporter, body.channel,
+                                                    body.priority, body.category, body.down_since, body.at), claim)
         return answer(rec, "ticket_id")
 
     @r.post("/tickets/{ticket_id}/classify")
     def classify(ticket_id: TicketId, body: models.Classify, claim: Keyed) -> dict[str, Any]:
-        return answer(b.execute(lambda: app.classify(ticket_id, body.priority, body.category, body.at),
-                                claim, ticket_id))
+        return answer(b.execute(lambda: commands.ClassifyTicket(ticket_id, body.priority, body.category, body.at),
+                                claim))
 
     @r.post("/tickets/{ticket_id}/time")
     def time_entry(ticket_id: TicketId, body: models.TimeEntry, claim: Keyed) -> dict[str, Any]:
-        return answer(b.execute(lambda: app.record_time(ticket_id, body.minutes, body.kind, body.engineer, body.at),
-                                claim, ticket_id))
+        return answer(b.execute(lambda: commands.RecordTime(
+            ticket_id, body.minutes, body.kind, body.engineer, body.at), claim))
 
-    simple: dict[str, Callable[[UUID, models.Because], Recorded]] = {
-        "respond": lambda t, g: app.respond(t, g.at),
-        "resume": lambda t, g: app.resume(t, g.at),
-        "restore": lambda t, g: app.restore(t, g.at),
-        "pause": lambda t, g: app.pause(t, g.reason, g.at),
-        "resolve": lambda t, g: app.resolve(t, g.reason, g.at),
-        "reopen": lambda t, g: app.reopen(t, g.reason, g.at),
-        "cancel": lambda t, g: app.cancel_ticket(t, g.reason, g.at),
+    simple: dict[str, Callable[[UUID, models.Because], commands.Command]] = {
+        "respond": lambda t, g: commands.Respond(t, g.at),
+        "resume": lambda t, g: commands.Resume(t, g.at),
+        "restore": lambda t, g: commands.Restore(t, g.at),
+        "pause": lambda t, g: commands.Pause(t, g.reason, g.at),
+        "resolve": lambda t, g: commands.Resolve(t, g.reason, g.at),
+        "reopen": lambda t, g: commands.Reopen(t, g.reason, g.at),
+        "cancel": lambda t, g: commands.CancelTicket(t, g.reason, g.at),
     }
-    for verb, call in simple.items():
-        r.add_api_route(f"/tickets/{{ticket_id}}/{verb}", _simple(b, call), methods=["POST"], name=verb)
+    for verb, build in simple.items():
+        r.add_api_route(f"/tickets/{{ticket_id}}/{verb}", _simple(b, build), methods=["POST"], name=verb)
     return r
 
 
-def _simple(b: Backend, call: Callable[[UUID, models.Because], Recorded]) -> Callable[..., dict[str, Any]]:
+def _simple(b: Backend, build: Callable[[UUID, models.Because], commands.Command]) -> Callable[..., dict[str, Any]]:
     """A route for a ticket command that takes only an optional reason and `at`."""
 
     def route(ticket_id: TicketId, claim: Keyed,
               body: models.Because | None = None) -> dict[str, Any]:
         given = body or models.Because()
-        return answer(b.execute(lambda: call(ticket_id, given), claim, ticket_id))
+        return answer(b.execute(lambda: build(ticket_id, given), claim))
 
     return route
 

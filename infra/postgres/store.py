@@ -1,10 +1,12 @@
-"""The event store host: the application on PostgreSQL, how its commands run, and the audit
-reads that go straight to the stored events (a contract's history, its time entries).
+"""The application's host: the application on PostgreSQL, how its commands run, and the audit
+reads that go straight to the stored events (a contract's history).
 
-Commands run through `ApplicationHost.run`: one at a time per aggregate in this process (keyed by
-the aggregate's canonical id), again on fresh state when another writer (another API
-process, the renewals pass) recorded first, and with their idempotency claim (if any)
-completed in the same transaction as their events. Every new event is encoded with its Avro
+Commands (domain/commands.py) run through `ApplicationHost.handle`: one at a time per
+aggregate in this process (keyed by the aggregate's canonical id), again on fresh state when
+another writer (another API process, the renewals pass) recorded first, and with their
+idempotency claim (if any) completed in the same transaction as their events. The host also
+gives the application what it keeps out of the domain: the cache of parsed plan terms, and
+the credit check's usage port (infra/postgres/usage.py). Every new event is encoded with its Avro
 schema and checked against the broker's message size before it is stored, so whatever is
 stored can be relayed.
 """
@@ -12,7 +14,6 @@ stored can be relayed.
 from __future__ import annotations
 
 import contextvars
-import json
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import nullcontext
@@ -23,18 +24,20 @@ from uuid import UUID
 import psycopg
 from eventsourcing.persistence import IntegrityError, Notification, Recording, StoredEvent
 
-from domain.application import TicketingApplication, _project, as_id
-from domain.wallclock import Clock
+from domain.application import Recorded, TicketingApplication, _project
+from domain.commands import Command, as_id
+from domain.contract import Contract
 from domain.errors import ConcurrentChange, InvalidInput
 from domain.plans import PlanTerms
+from domain.wallclock import Clock
 from infra import postgres
 from infra.kafka.avro import Codec, EncodeError
 from infra.postgres.group_commit import GroupCommitter
 from infra.postgres.recorder import Append, Claim, TicketingRecorder
 from infra.postgres.repository import CommittedCache
+from infra.postgres.usage import StoredUsage
 from projections.envelope import Envelope, from_domain_event
 
-TIME_TOPIC = "domain.ticket:Ticket.TimeConsumed"
 RETRIES = 5
 MAX_MESSAGE_BYTES = 1_000_000  # below Kafka's default message.max.bytes (1,048,588)
 T = TypeVar("T")
@@ -60,12 +63,23 @@ class EventCheck:
 
 
 class HostedApplication(TicketingApplication):
-    """The application with PostgreSQL's saving: checked, group-committed, then cached."""
+    """The application with PostgreSQL's saving: checked, group-committed, then cached; and
+    each contract's terms parsed once (they never change after signing)."""
 
     name = TicketingApplication.name  # the store's tables are named after it
 
     check: Callable[[Iterable[Any]], None] = staticmethod(lambda events: None)
     commit: Callable[[Append], list[int]]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._terms: dict[UUID, PlanTerms] = {}
+        super().__init__(*args, **kwargs)
+
+    def terms_of(self, contract: Contract) -> PlanTerms:
+        terms = self._terms.get(contract.id)
+        if terms is None:
+            terms = self._terms[contract.id] = super().terms_of(contract)
+        return terms
 
     def construct_repository(self) -> CommittedCache:
         return CommittedCache(event_store=self.events, snapshot_store=self.snapshots,
@@ -101,6 +115,8 @@ def _notification(stored: StoredEvent, position: int) -> Notification:
 class ApplicationHost:
     """The application, how its commands run, and the SQL reads of its events table."""
 
+    usage: StoredUsage
+
     def __init__(
         self, url: str, catalog: Mapping[str, PlanTerms], clock: Clock | None = None,
         schema: str = postgres.STORE_SCHEMA, pool_size: int = 2, aux_pool: int = 2,
@@ -112,7 +128,7 @@ class ApplicationHost:
             conn.execute("SELECT pg_advisory_lock(hashtext('ticketing-store-setup'))")
             conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")  # type: ignore[arg-type]
             env = postgres.store_env(url, schema, pool_size)
-            self.app = HostedApplication(catalog, env=env, clock=clock, usage=self.time_entries)
+            self.app = HostedApplication(catalog, env=env, clock=clock)
             for name in ("event_index", "idempotency"):
                 conn.execute(postgres.sql(name, schema))  # type: ignore[arg-type]
             conn.execute("SELECT pg_advisory_unlock(hashtext('ticketing-store-setup'))")
@@ -120,6 +136,7 @@ class ApplicationHost:
         recorder: TicketingRecorder = self.app.recorder  # type: ignore[assignment]
         self.app.commit = GroupCommitter(recorder).commit
         self.pool = postgres.make_pool(url, max_size=aux_pool, name="store-reads")
+        self.app.usage = self.usage = StoredUsage(self.app, self.pool, schema, self.table)
         self._locks = [threading.Lock() for _ in range(256)]
 
     def close(self) -> None:
@@ -134,6 +151,10 @@ class ApplicationHost:
         return int(self.app.recorder.max_notification_id() or 0)
 
     # -- commands ---------------------------------------------------------------------------
+
+    def handle(self, command: Command, claim: Claim | None = None) -> Recorded:
+        """Run a command through the application, serialised on the aggregate it changes."""
+        return self.run(lambda: self.app.handle(command), command.aggregate_id, claim)
 
     def run(self, command: Callable[[], T], key: str | UUID | None = None, claim: Claim | None = None) -> T:
         """Run a command (load, call, save), serialised per aggregate `key` in this process,
@@ -152,16 +173,6 @@ class ApplicationHost:
             CLAIM.reset(token)
 
     # -- audit reads ------------------------------------------------------------------------
-
-    def time_entries(self, contract_id: str) -> Iterable[tuple[str, int]]:
-        rows = self._query(
-            f"SELECT state FROM {self.table} WHERE {self.schema}.contract_of(state) = %s"
-            " AND topic = %s ORDER BY notification_id",
-            (contract_id, TIME_TOPIC),
-        )
-        for (state,) in rows:
-            entry = json.loads(bytes(state))
-            yield entry["kind"], int(entry["minutes"])
 
     def envelopes_of(self, contract_id: str) -> list[Envelope]:
         """Every event of the contract and its tickets, in store order."""

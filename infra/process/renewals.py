@@ -23,6 +23,7 @@ import structlog
 
 from consumers import leases
 from domain.application import Recorded
+from domain.commands import RenewContract
 from domain.contract import ACTIVE
 from domain.errors import DomainError
 from infra.postgres.store import ApplicationHost
@@ -71,7 +72,7 @@ def _renew_next(store: ApplicationHost, contract_id: str, now: datetime) -> Reco
     at = local_midnight(anniversary, contract.time_zone)
     if at > now:
         return None
-    rec = app.renew_contract(contract_id, REASON, max(at, contract.last_at), anniversary)
+    rec = app.handle(RenewContract(contract.id, REASON, max(at, contract.last_at), anniversary))
     log.info("renewed", contract_id=contract_id, period_starts_on=anniversary.isoformat(), position=rec.position)
     return rec
 

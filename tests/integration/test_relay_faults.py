@@ -17,10 +17,12 @@ from typing import Any
 import psycopg
 import pytest
 from eventsourcing.persistence import StoredEvent
+from eventsourcing.utils import get_topic
 
 from consumers import leases
 from consumers.relay import Relay
-from infra.postgres.store import TIME_TOPIC, ApplicationHost
+from domain.ticket import Ticket
+from infra.postgres.store import ApplicationHost
 from infra.process import embedded
 from infra.process.catalog import load_catalog
 from infra.settings import Settings
@@ -33,6 +35,8 @@ from tests.integration.helpers import (
     unique,
 )
 from tests.integration.test_relay_and_runner import some_history
+
+TIME_TOPIC = get_topic(Ticket.TimeConsumed)
 
 
 @pytest.fixture()
