@@ -240,7 +240,8 @@ class TicketingApplication(Application[UUID]):
         self, customer: str, plan: str, starts_on: date | str, time_zone: str | None = None,
         holidays: Iterable[date | str] = (), at: datetime | str | None = None,
     ) -> Recorded:
-        return self.handle(Sign(customer, plan, starts_on, time_zone, tuple(holidays), at))
+        return self.handle(Sign(customer=customer, plan=plan, starts_on=starts_on, time_zone=time_zone,
+                                holidays=tuple(holidays), at=at))
 
     def add_credits(self, contract_id: Id, credits: int, at: datetime | str | None = None) -> Recorded:
         return self.handle(BuyCredits(contract_id, credits, at))
@@ -259,8 +260,8 @@ class TicketingApplication(Application[UUID]):
     def open_ticket(self, contract_id: Id, title: str, reporter: str, channel: str | None = None,
                     priority: str | None = None, category: str | None = None,
                     down_since: datetime | str | None = None, at: datetime | str | None = None) -> Recorded:
-        command = Open(contract_id, title, reporter, channel, priority, category, down_since, at)
-        return self.handle(command)
+        return self.handle(Open(contract_id=contract_id, title=title, reporter=reporter, channel=channel,
+                                priority=priority, category=category, down_since=down_since, at=at))
 
     def classify(self, ticket_id: Id, priority: str, category: str | None = None,
                  at: datetime | str | None = None) -> Recorded:

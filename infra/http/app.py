@@ -85,29 +85,30 @@ def contract_routes(b: Backend) -> APIRouter:
 
     @r.post("/contracts", status_code=201)
     def sign(body: models.SignContract, claim: NewContract) -> dict[str, Any]:
-        rec = b.execute(lambda: commands.Sign(body.customer, body.plan, body.starts_on, body.time_zone,
-                                                      tuple(body.holidays), body.at), claim)
+        rec = b.execute(lambda: commands.Sign(
+            customer=body.customer, plan=body.plan, starts_on=body.starts_on, time_zone=body.time_zone,
+            holidays=tuple(body.holidays), at=body.at), claim)
         return answer(rec, "contract_id")
 
     @r.post("/contracts/{contract_id}/credits")
     def credits(contract_id: ContractId, body: models.AddCredits, claim: Keyed) -> dict[str, Any]:
-        return answer(b.execute(lambda: commands.BuyCredits(contract_id, body.credits, body.at), claim))
+        return answer(b.execute(lambda: commands.BuyCredits(contract_id, credits=body.credits, at=body.at), claim))
 
     @r.post("/contracts/{contract_id}/renew")
     def renew(contract_id: ContractId, claim: Keyed, body: models.Because | None = None) -> dict[str, Any]:
         given = body or models.Because()
-        return answer(b.execute(lambda: commands.RenewContract(contract_id, given.reason, given.at), claim))
+        return answer(b.execute(lambda: commands.RenewContract(contract_id, reason=given.reason, at=given.at), claim))
 
     @r.post("/contracts/{contract_id}/cancel")
     def cancel_contract(contract_id: ContractId, claim: Keyed, body: models.Because | None = None) -> dict[str, Any]:
         given = body or models.Because()
-        return answer(b.execute(lambda: commands.CancelContract(contract_id, given.reason, given.at), claim))
+        return answer(b.execute(lambda: commands.CancelContract(contract_id, reason=given.reason, at=given.at), claim))
 
     @r.post("/contracts/{contract_id}/maintenance")
     def maintenance(contract_id: ContractId, body: models.Maintenance,
                     claim: Keyed) -> dict[str, Any]:
         return answer(b.execute(lambda: commands.ScheduleMaintenance(
-            contract_id, body.starts_at, body.ends_at, body.reason, body.at), claim))
+            contract_id, starts_at=body.starts_at, ends_at=body.ends_at, reason=body.reason, at=body.at), claim))
 
     return r
 
@@ -117,28 +118,29 @@ def ticket_routes(b: Backend) -> APIRouter:
 
     @r.post("/tickets", status_code=201)
     def open_ticket(body: models.OpenTicket, claim: NewTicket) -> dict[str, Any]:
-        rec = b.execute(lambda: commands.Open(body.contract_id, body.title, body.reporter, body.channel,
-                                                    body.priority, body.category, body.down_since, body.at), claim)
+        rec = b.execute(lambda: commands.Open(
+            contract_id=body.contract_id, title=body.title, reporter=body.reporter, channel=body.channel,
+            priority=body.priority, category=body.category, down_since=body.down_since, at=body.at), claim)
         return answer(rec, "ticket_id")
 
     @r.post("/tickets/{ticket_id}/classify")
     def classify(ticket_id: TicketId, body: models.Classify, claim: Keyed) -> dict[str, Any]:
-        return answer(b.execute(lambda: commands.ClassifyTicket(ticket_id, body.priority, body.category, body.at),
-                                claim))
+        return answer(b.execute(lambda: commands.ClassifyTicket(
+            ticket_id, priority=body.priority, category=body.category, at=body.at), claim))
 
     @r.post("/tickets/{ticket_id}/time")
     def time_entry(ticket_id: TicketId, body: models.TimeEntry, claim: Keyed) -> dict[str, Any]:
         return answer(b.execute(lambda: commands.RecordTime(
-            ticket_id, body.minutes, body.kind, body.engineer, body.at), claim))
+            ticket_id, minutes=body.minutes, kind=body.kind, engineer=body.engineer, at=body.at), claim))
 
     simple: dict[str, Callable[[UUID, models.Because], commands.Command]] = {
-        "respond": lambda t, g: commands.Respond(t, g.at),
-        "resume": lambda t, g: commands.Resume(t, g.at),
-        "restore": lambda t, g: commands.Restore(t, g.at),
-        "pause": lambda t, g: commands.Pause(t, g.reason, g.at),
-        "resolve": lambda t, g: commands.Resolve(t, g.reason, g.at),
-        "reopen": lambda t, g: commands.Reopen(t, g.reason, g.at),
-        "cancel": lambda t, g: commands.CancelTicket(t, g.reason, g.at),
+        "respond": lambda t, g: commands.Respond(t, at=g.at),
+        "resume": lambda t, g: commands.Resume(t, at=g.at),
+        "restore": lambda t, g: commands.Restore(t, at=g.at),
+        "pause": lambda t, g: commands.Pause(t, reason=g.reason, at=g.at),
+        "resolve": lambda t, g: commands.Resolve(t, reason=g.reason, at=g.at),
+        "reopen": lambda t, g: commands.Reopen(t, reason=g.reason, at=g.at),
+        "cancel": lambda t, g: commands.CancelTicket(t, reason=g.reason, at=g.at),
     }
     for verb, build in simple.items():
         r.add_api_route(f"/tickets/{{ticket_id}}/{verb}", _simple(b, build), methods=["POST"], name=verb)
