@@ -89,6 +89,20 @@ class Book:
             self._rules = {k: ChargeRule(*r) for k, r in self.charges.items() if r}  # type: ignore[arg-type]
         return self._rules
 
+    def bounds(self, label: str, starts_at: datetime) -> tuple[datetime, datetime | None]:
+        """The ``[start, end)`` of one of the book's periods; an end of None: until a renewal."""
+        if self.scheme == "allowance":
+            start, end, _ = allowance_period(starts_at, self.time_zone, self.allowance_period or "quarter")
+            return start, end
+        start = local_midnight(label, self.time_zone)
+        later = [p for p in self.periods if p > label]
+        if later:
+            return start, local_midnight(later[0], self.time_zone)
+        if self.scheme == "bank" and self.period_months:
+            end = next_period_start(date.fromisoformat(self.starts_on), date.fromisoformat(label), self.period_months)
+            return start, local_midnight(end, self.time_zone)
+        return start, None
+
     def period_of(self, at: datetime) -> tuple[str, datetime]:
         """The label and start of the period an instant belongs to (see the module's rule)."""
         span = self._span

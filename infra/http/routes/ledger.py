@@ -3,37 +3,22 @@ GET /tickets/{id}/statement, shaped from the stored periods and entries."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
 from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter
 
 from domain.errors import NotFound
-from domain.periods import allowance_period, allowance_start, local_midnight, next_period_start
+from domain.periods import allowance_period, allowance_start
 from infra.http.queries import waited
 from infra.postgres.views.ledger import book_from_row
 from projections.ledger_rows import Book, Period
 
 
-def period_bounds(book: Book, label: str, starts_at: datetime) -> tuple[datetime, datetime | None]:
-    if book.scheme == "allowance":
-        start, end, _ = allowance_period(starts_at, book.time_zone, book.allowance_period or "quarter")
-        return start, end
-    start = local_midnight(label, book.time_zone)
-    later = [p for p in book.periods if p > label]
-    if later:
-        return start, local_midnight(later[0], book.time_zone)
-    if book.scheme == "bank" and book.period_months:
-        end = next_period_start(date.fromisoformat(book.starts_on), date.fromisoformat(label), book.period_months)
-        return start, local_midnight(end, book.time_zone)
-    return start, None
-
-
 def ledger_answer(book: Book, period: Period, labels: list[str], entries: list[dict[str, Any]]) -> dict[str, Any]:
     """The JSON of one contract's ledger in one period (DESIGN §5, plus period fields)."""
     balance = period.balance
-    start, end = period_bounds(book, period.label, period.starts_at)
+    start, end = book.bounds(period.label, period.starts_at)
     return {
         "contract_id": book.contract_id, "plan": book.plan, "scheme": book.scheme, "unit": book.unit,
         "status": book.status, "period": period.label, "periods": labels,
