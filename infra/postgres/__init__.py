@@ -12,11 +12,15 @@ from pathlib import Path
 from typing import TypeVar
 
 import psycopg
+from eventsourcing.persistence import InterfaceError as StoreInterfaceError
+from eventsourcing.persistence import OperationalError as StoreOperationalError
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool
 
 SQL_DIR = Path(__file__).resolve().parent / "sql"
 STORE_SCHEMA = "es"
+# What a lost or restarted PostgreSQL looks like, through psycopg or through the event store.
+FAULTS = (psycopg.OperationalError, psycopg.InterfaceError, StoreOperationalError, StoreInterfaceError)
 
 
 def sql(name: str, schema: str) -> str:

@@ -18,7 +18,7 @@ from typing import Any
 
 import psycopg
 
-from consumers.outbox import enqueue
+from infra.postgres.outbox import enqueue
 from infra.kafka.notices import LEDGER_TOPIC, encode_balance
 from infra.postgres.views.rows import Rows
 from projections.envelope import Fold
