@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from pathlib import Path
+from importlib.resources import files
 from typing import TypeVar
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool
 
-SQL_DIR = Path(__file__).resolve().parent / "sql"
+SQL_DIR = files(__name__) / "sql"  # package data, so an installed backend finds it too
 STORE_SCHEMA = "es"
 
 
