@@ -51,7 +51,7 @@ class BatchResult:
         self.envelopes += other.envelopes
 
 
-class Message(NamedTuple):
+class Consumed(NamedTuple):
     """A decoded message whose position the runner trusts: what it applies."""
 
     partition: int
@@ -81,7 +81,7 @@ class Applier:
         self.head = 0
 
     def sort(self, book: Checkpoints, cursor: Cursor, partition: int, record: Any,
-             result: BatchResult) -> Message | None:
+             result: BatchResult) -> Consumed | None:
         """A redelivery (dropped), poison (parked), or a message to apply; moves the cursor."""
         claimed = self.position_of(record.headers)
         cursor.offset = record.offset
@@ -100,7 +100,7 @@ class Applier:
             why = f"header position {claimed} is not the event's {env.position}"
             return self._reject(book, cursor, partition, record, claimed, True, why, result)
         cursor.position = env.position
-        return Message(partition, record, env)
+        return Consumed(partition, record, env)
 
     def _head(self, book: Checkpoints, claimed: int) -> int:
         """The store's head, read again only when a message claims more than the last one seen."""
@@ -117,7 +117,7 @@ class Applier:
         if trusted and position is not None:
             cursor.position = position
 
-    def apply(self, conn: psycopg.Connection, messages: list[Message], result: BatchResult) -> None:
+    def apply(self, conn: psycopg.Connection, messages: list[Consumed], result: BatchResult) -> None:
         """Apply the messages to one view and write it."""
         view = self.view_factory(conn)
         for m in messages:
@@ -128,7 +128,7 @@ class Applier:
         declined = (view.flush() or 0) if hasattr(view, "flush") else 0
         result.applied, result.ignored = result.applied - declined, result.ignored + declined
 
-    def apply_each(self, book: Checkpoints, messages: list[Message], result: BatchResult) -> None:
+    def apply_each(self, book: Checkpoints, messages: list[Consumed], result: BatchResult) -> None:
         """Apply and write each message in a savepoint of its own: only poison is parked."""
         for m in messages:
             one = BatchResult()

@@ -1,4 +1,4 @@
-"""Request bodies: strict (unknown fields are refused) and bounded as DESIGN section 6 says, so
+"""Request bodies: strict (unknown fields are refused) and bounded as docs/design.md says, so
 the OpenAPI schema publishes the bounds the domain enforces. Instants are kept as text so
 the domain can refuse one without an offset with a clear reason; ids as text so that one
 which is no UUID answers 404, as an unknown one does.

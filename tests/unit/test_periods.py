@@ -87,7 +87,7 @@ def test_a_month_holds_its_instants_and_its_bounds_are_utc(at: datetime, time_zo
     assert months_between(at, at + timedelta(days=40), time_zone)[0] == month_of(at, time_zone)
 
 
-@pytest.mark.parametrize("name", ["Mars/Olympus", "", "Z" * 100, None, "../etc/passwd"])
+@pytest.mark.parametrize("name", ["Mars/Olympus", "", "Z" * 100, None, "/etc/passwd"])
 def test_one_validator_refuses_every_name_that_is_no_iana_zone(name: object) -> None:
     with pytest.raises(ValueError, match="time zone"):
         zone(name)  # type: ignore[arg-type]

@@ -16,7 +16,7 @@ from projections.ledger_rows import Book, Period
 
 
 def ledger_answer(book: Book, period: Period, labels: list[str], entries: list[dict[str, Any]]) -> dict[str, Any]:
-    """The JSON of one contract's ledger in one period (DESIGN §5, plus period fields)."""
+    """The JSON of one contract's ledger in one period (docs/design.md, with its period fields)."""
     balance = period.balance
     start, end = book.bounds(period.label, period.starts_at)
     return {

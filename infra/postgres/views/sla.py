@@ -16,12 +16,12 @@ from typing import Any
 
 import psycopg
 
-from consumers.outbox import enqueue
 from domain.periods import utc
 from domain.sla.clock import SlaRules
 from domain.sla.facts import TicketFacts, from_json, to_json
 from domain.values import CLOCKS
 from infra.kafka.notices import SLA_TOPIC, encode_breach
+from infra.postgres.outbox import enqueue
 from infra.postgres.views.rows import Rows
 from projections.envelope import Fold
 from projections.sla import Breach, Derived, Signed, Tracked, derive
