@@ -6,13 +6,14 @@ from __future__ import annotations
 import re
 from datetime import date, datetime
 from typing import Annotated, Any
-from uuid import UUID
 
 from fastapi import APIRouter
 
 from domain.billing import allowance_period
 from domain.errors import NotFound
-from infra.http.queries import waited
+from infra.http import models
+from infra.http.errors import Declared
+from infra.http.queries import Contract, Ticket, waited
 from infra.postgres.views.ledger import book_from_row
 from projections.ledger_rows import Book, Period, local_midnight, next_period_start
 
@@ -67,13 +68,13 @@ Waited = Annotated[None, waited("ledger")]
 
 
 def routes(backend: Any) -> APIRouter:
-    r = APIRouter(tags=["ledger"])
+    r = APIRouter(route_class=Declared, tags=["ledger"])
     reads = backend.reads
     entry_cols = "ticket_id, kind, minutes, charge, overage, at, engineer, position"
 
-    @r.get("/contracts/{contract_id}/ledger")
-    def ledger(contract_id: UUID, _: Waited, period: str | None = None) -> dict[str, Any]:
-        contract_id = str(contract_id)  # type: ignore[assignment]  # canonical text, as stored
+    @r.get("/contracts/{contract_id}/ledger", response_model=models.Ledger)
+    def ledger(contract: Contract, _: Waited, period: str | None = None) -> dict[str, Any]:
+        contract_id = str(contract)  # canonical text, as stored
         row = reads.one("SELECT * FROM proj_ledger.contracts WHERE contract_id = %s", (contract_id,))
         if row is None:
             raise NotFound(f"no contract {contract_id} in the ledger")
@@ -98,9 +99,9 @@ def routes(backend: Any) -> APIRouter:
                             " AND period = %s ORDER BY position", (contract_id, label))
         return ledger_answer(book, periods[label], labels, entries)
 
-    @r.get("/tickets/{ticket_id}/statement")
-    def statement(ticket_id: UUID, _: Waited) -> dict[str, Any]:
-        ticket_id = str(ticket_id)  # type: ignore[assignment]  # canonical text, as stored
+    @r.get("/tickets/{ticket_id}/statement", response_model=models.Statements)
+    def statement(ticket: Ticket, _: Waited) -> dict[str, Any]:
+        ticket_id = str(ticket)  # canonical text, as stored
         rows = reads.all("SELECT * FROM proj_ledger.statements WHERE ticket_id = %s ORDER BY position",
                          (ticket_id,))
         if not rows:
