@@ -199,19 +199,27 @@ def create_app(backend: Backend, extra_routers: list[APIRouter] | None = None) -
         app.include_router(router)
     app.add_middleware(AccessMiddleware, token=backend.settings.admin_token)
     catalog = backend.app.catalog
-    publish_catalog(app, {"plans": sorted(catalog), "channels": sorted({c for t in catalog.values() for c in t.channels})})
+    publish(app, {"plans": sorted(catalog), "channels": sorted({c for t in catalog.values() for c in t.channels})})
     return app
 
 
-def publish_catalog(app: FastAPI, values_of: dict[str, list[str]]) -> None:
-    """Publish the catalog's plan ids and channels as the enums of the schemas marked with
-    `models.CATALOG_MARK` (they are data, not code)."""
+def publish(app: FastAPI, values_of: dict[str, list[str]]) -> None:
+    """The OpenAPI schema, completed with what FastAPI cannot see: the catalog's plan ids and
+    channels as the enums of the schemas marked with `models.CATALOG_MARK` (they are data, not
+    code), and the bearer token that `AccessMiddleware` asks for on every path but the open ones
+    (optional: without TICKETING_ADMIN_TOKEN the API is open)."""
 
     def schema() -> dict[str, Any]:
         if not app.openapi_schema:
-            app.openapi_schema = get_openapi(title=app.title, version=app.version, description=app.description,
-                                             routes=app.routes)
-            _enum(app.openapi_schema, values_of)
+            made = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+            _enum(made, values_of)
+            made["components"]["securitySchemes"] = {"bearer": {
+                "type": "http", "scheme": "bearer", "description": "TICKETING_ADMIN_TOKEN, when it is set"}}
+            for path, operations in made["paths"].items():
+                for operation in operations.values():
+                    if path not in OPEN_PATHS:
+                        operation["security"] = [{"bearer": []}, {}]
+            app.openapi_schema = made
         return app.openapi_schema
 
     app.openapi = schema  # type: ignore[method-assign]

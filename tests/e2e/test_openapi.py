@@ -13,11 +13,15 @@ letting pytest collect one test per operation.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections import Counter
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
 import hypothesis
+import pytest
 import schemathesis
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
@@ -27,7 +31,12 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.factories import contract, post, ticket
+from domain import values
+from domain.sla import report
+from infra.process import embedded
+from infra.process.catalog import load_catalog
+from tests.factories import contract, history, post, ticket
+from tests.processes import Processes
 
 EXAMPLES = 25  # per operation and mode; derandomized, so every run sends the same requests
 
@@ -71,18 +80,15 @@ def known_ids(client: httpx.Client) -> dict[str, str]:
     return {"contract_id": cid, "ticket_id": tid}
 
 
-def test_every_operation_answers_as_its_schema_says(base_url: str, client: httpx.Client) -> None:
+def run(base_url: str, passes: Callable[[Any], list[tuple[GenerationMode, dict[str, Any]]]]) -> Counter[int]:
+    """Fuzz every operation of the live schema with the given passes; fail naming every
+    operation that disagrees with it; the statuses answered, counted."""
     schema = schemathesis.openapi.from_url(f"{base_url}/openapi.json")
     operations = [result.ok() for result in schema.get_all_operations()]
-    ids = known_ids(client)
     sent: Counter[int] = Counter()
     failures, runs = [], 0
     for operation in operations:
-        names = {p.name for p in operation.path_parameters}
-        passes = [(GenerationMode.POSITIVE, {}), (GenerationMode.NEGATIVE, {})]
-        if names:
-            passes.append((GenerationMode.POSITIVE, {"path_parameters": {n: ids[n] for n in names}}))
-        for mode, fixed in passes:
+        for mode, fixed in passes(operation):
             runs += 1
             try:
                 fuzz(operation, mode, base_url, sent, **fixed)
@@ -93,3 +99,81 @@ def test_every_operation_answers_as_its_schema_says(base_url: str, client: httpx
     print(f"schemathesis: {len(operations)} operations, {runs} runs, {sent.total()} answers checked"
           f" {dict(sorted(sent.items()))}, {len(failures)} failing")
     assert len(operations) >= 20 and not failures, "\n\n".join(failures)
+    return sent
+
+
+def test_every_operation_answers_as_its_schema_says(base_url: str, client: httpx.Client) -> None:
+    ids = known_ids(client)
+
+    def passes(operation: Any) -> list[tuple[GenerationMode, dict[str, Any]]]:
+        names = {p.name for p in operation.path_parameters}
+        made = [(GenerationMode.POSITIVE, {}), (GenerationMode.NEGATIVE, {})]
+        if names:
+            made.append((GenerationMode.POSITIVE, {"path_parameters": {n: ids[n] for n in names}}))
+        return made
+
+    sent = run(base_url, passes)
+    assert sent[200] and sent[201] and sent[404] and sent[422], sent  # answers of each kind were checked
+
+
+@pytest.fixture(scope="module")
+def guarded_api(backend: Processes) -> Iterator[str]:
+    """A second API process on the same store, with TICKETING_ADMIN_TOKEN set."""
+    port = embedded.free_port()
+    env = dict(backend.env, TICKETING_HTTP_PORT=str(port), TICKETING_ADMIN_TOKEN="s3cret")
+    proc = subprocess.Popen([sys.executable, "-m", "infra.process.cli", "api"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        Processes(backend.settings.__class__(http_port=port)).wait_healthy(60)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_without_the_admin_token_every_operation_answers_its_declared_401(guarded_api: str) -> None:
+    sent = run(guarded_api, lambda operation: [(GenerationMode.POSITIVE, {})])
+    assert sent[401] and set(sent) <= {200, 401, 503}, sent
+
+
+def test_an_instant_without_offset_is_refused_at_the_edge_with_its_reason(client: httpx.Client) -> None:
+    cid = contract(client)
+    tid = ticket(client, cid)
+    before = history(client, cid)
+    for refused in (client.post(f"/tickets/{tid}/respond", json={"at": "2026-03-02T11:00:00"}),
+                    client.post("/tickets", json={"contract_id": cid, "title": "t", "reporter": "r",
+                                                  "down_since": "2026-03-02T11:00:00"}),
+                    client.get(f"/contracts/{cid}/history", params={"as_of": "2026-03-02T11:00:00"})):
+        assert refused.status_code == 422, refused.text
+        assert "UTC offset" in refused.json()["error"], refused.text
+    assert history(client, cid) == before
+
+
+def test_the_schema_declares_each_status_with_its_body_and_the_domain_vocabulary(client: httpx.Client) -> None:
+    schema = client.get("/openapi.json").json()
+    parts = schema["components"]["schemas"]
+    problem = {"$ref": "#/components/schemas/Problem"}
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            codes = operation["responses"]
+            errors = {c: r["content"]["application/json"]["schema"] for c, r in codes.items() if int(c) >= 400}
+            if path == "/health":
+                assert errors.pop("503") == {"$ref": "#/components/schemas/Health"}
+            else:
+                assert {"401", "413", "422", "503"} <= set(errors), (method, path)
+            assert all(e == problem for e in errors.values()), (method, path)
+            assert ("{" in path) == ("404" in codes) or method == "post" and path == "/tickets", (method, path)
+            if method == "post":  # the Idempotency-Key: a repeat still running; a key reused for another body
+                assert "409" in codes, path
+            waits = any(p["name"] == "wait_for" for p in operation.get("parameters", []))
+            assert waits == ("504" in codes), (method, path)
+    assert parts["Classify"]["properties"]["priority"]["enum"] == list(values.PRIORITIES)
+    assert parts["Classify"]["properties"]["category"]["anyOf"][0]["enum"] == list(values.CATEGORIES)
+    assert parts["TimeEntry"]["properties"]["kind"]["enum"] == list(values.ENTRY_KINDS)
+    assert parts["Clock"]["properties"]["status"]["enum"] == list(report.STATUSES)
+    assert set(parts["Ticket"]["properties"]["status"]["enum"]) == {"open", "paused", "resolved", "cancelled"}
+    catalog = load_catalog()
+    assert parts["SignContract"]["properties"]["plan"]["enum"] == sorted(catalog)
+    assert set(parts["Ticket"]["properties"]["channel"]["enum"]) == {c for t in catalog.values() for c in t.channels}
+    assert parts["Maintenance"]["properties"]["starts_at"]["format"] == "date-time"
+    assert parts["Ticket"]["properties"]["opened_at"]["format"] == "date-time"
