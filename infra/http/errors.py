@@ -13,16 +13,16 @@ from typing import Any
 import psycopg
 from eventsourcing.persistence import InterfaceError, OperationalError
 from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.dependencies.models import Dependant
 from fastapi.dependencies.utils import get_dependant
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
 from domain.errors import ConcurrentChange, Conflict, DomainError, InvalidInput, NotFound
-from infra.postgres.group_commit import StoreUnavailable
 from infra.http.models import problems
+from infra.postgres.group_commit import StoreUnavailable
 from infra.postgres.idempotency import Replayed
 
 STATUS: dict[type[DomainError], int] = {

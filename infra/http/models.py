@@ -26,7 +26,7 @@ TICKET_STATUSES = (ticket.OPEN, ticket.PAUSED, ticket.RESOLVED, ticket.CANCELLED
 TicketStatus = Literal[TICKET_STATUSES]  # type: ignore[valid-type]
 ClockStatus = Literal[report.STATUSES]  # type: ignore[valid-type]
 # Plan ids and the plans' channels are data (the catalog), not code: a schema marked so gets
-# the catalog's values as its enum when the app publishes its schema (`app.publish_catalog`);
+# the catalog's values as its enum when the app publishes its schema (`infra.http.app.publish`);
 # the domain refuses any other value (422) with the allowed ones in the detail.
 CATALOG_MARK = "x-catalog"
 Channel = Annotated[str, Field(min_length=1, max_length=64, json_schema_extra={CATALOG_MARK: "channels"})]
@@ -304,7 +304,7 @@ class Availability(BaseModel):
     contract_id: Uuid
     month: str
     time_zone: str
-    minutes_in_month: int
+    minutes_in_month: float
     downtime_minutes: float
     availability_pct: float
     target_pct: float | None

@@ -5,6 +5,8 @@ at least the asked store position (counting the events it ignores or parks), or 
 Waiting holds no thread: waiting requests sleep in the event loop while one poller per API
 process reads every projection's watermark (one query, every few milliseconds, only while
 somebody waits) and wakes them. So `/health` and commands still answer while many requests wait.
+
+The query routes' shared parameters live here too: the path ids (parsed as UUIDs) and `month`.
 """
 
 from __future__ import annotations
