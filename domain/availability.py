@@ -4,7 +4,7 @@ Intervals are half-open ``[start, end)`` pairs of timezone-aware datetimes. Ever
 normalised to UTC: Python subtracts two datetimes that share a ``ZoneInfo`` by wall clock,
 which would miscount an hour across a DST change, whereas UTC arithmetic is exact. Months
 are calendar months of the contract's IANA zone, so a March in Madrid is an hour shorter.
-Availability follows DESIGN.md section 4: outages merged (never counted twice), clipped to
+Availability follows docs/design.md: outages merged (never counted twice), clipped to
 the month, planned maintenance excluded, ``100 * (1 - downtime / minutes_in_month)``.
 """
 

@@ -33,7 +33,7 @@ def _zone(name: str) -> str:
 
 def _within(day: date, at: datetime, name: str) -> date:
     """A contract's date: from 2000 to two years after its signing (periods and calendars stay
-    computable; DESIGN section 6)."""
+    computable; bounds in docs/design.md)."""
     if not values.EARLIEST.date() <= day <= (at + values.SCHEDULE_AHEAD).date():
         raise InvalidInput(f"{name} must lie between 2000-01-01 and two years after signing",
                            {name: day.isoformat()})

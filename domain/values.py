@@ -19,7 +19,7 @@ DEFAULT_CHANNEL = "portal"
 # How far ahead of the server's clock an `at` may lie: client clocks drift a little.
 FUTURE_SKEW = timedelta(seconds=5)
 
-# Bounds on what a command may carry (DESIGN section 6). They keep every recorded event
+# Bounds on what a command may carry (docs/design.md, Bounds). They keep every recorded event
 # publishable (Avro ints and longs, the broker's message size) and every date computable.
 EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
 SCHEDULE_AHEAD = timedelta(days=731)  # maintenance may be announced up to two years ahead

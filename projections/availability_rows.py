@@ -27,7 +27,7 @@ class Change(NamedTuple):
 class TicketFacts(NamedTuple):
     """What the availability rules need to know about one ticket, and its outage segments.
 
-    Interpretations (DESIGN section 4 leaves them open):
+    Interpretations (docs/design.md says them in brief; here in full):
     - The outage starts at `down_since`, else at the opening; it ends at the restoration,
       else at the resolution; while neither happened it is open and counts up to "now".
     - Classification is retroactive, as for the SLA: a ticket classified *into* system-down

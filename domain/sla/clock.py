@@ -3,7 +3,7 @@
 `evaluate(rules, facts, now)` is pure (`now` is a parameter) and gives, for the response and the
 resolution clock, the target, the due instant, the stop, the business time elapsed and a status
 among running, paused, breached, met, missed, none; its docstring lists the interpretations
-of DESIGN section 4. `SlaRules` holds a contract's terms, its calendars and targets worked out
+of docs/design.md. `SlaRules` holds a contract's terms, its calendars and targets worked out
 once. Pure: no I/O, no clock.
 """
 
@@ -164,7 +164,7 @@ def evaluate(rules: SlaRules, facts: TicketFacts, now: datetime, *, elapsed: boo
 
     Due instants and stops do not depend on `now`; only statuses and elapsed times do. The
     business time elapsed costs calendar walks, so `elapsed=False` leaves it out (None).
-    Interpretations (DESIGN section 4 leaves them open, or says them in brief):
+    Interpretations (docs/design.md says them in brief; here in full):
     - A clock runs on the calendar the terms give its priority and clock ("P2.resolution", "P2",
       "default"), in the contract's zone plus its extra holidays; N business days are N times that
       calendar's nominal day. A target of 0 is due at the opening, or the next opening after it.

@@ -1,4 +1,4 @@
-"""The HTTP interface of DESIGN sections 5 and 6: thin routes that parse, run the command
+"""The HTTP interface of docs/design.md: thin routes that parse, run the command
 through the store (which serialises, retries and keeps idempotent answers), and answer with
 the position of what was recorded; queries read the read models."""
 

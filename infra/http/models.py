@@ -1,5 +1,5 @@
 """The HTTP interface's shapes, published as the OpenAPI schema: request bodies (strict:
-unknown fields are refused; bounded as DESIGN section 6 says), the answers of every route,
+unknown fields are refused; bounded as docs/design.md says), the answers of every route,
 and the one error body. The vocabularies (priorities, categories, entry kinds, statuses) are
 the domain's own constants, so the schema cannot drift from what the domain accepts.
 

@@ -12,6 +12,7 @@ import io
 import json
 from collections.abc import Mapping
 from datetime import datetime, timezone
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,18 @@ from fastavro.validation import ValidationError, validate
 
 from projections.envelope import Envelope
 
-SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
+
+
+def _schema_dir() -> Path:
+    """The installed `schemas` package's folder. It must be a real one (pip always unpacks a
+    wheel): fastavro resolves a named type by loading the file of that name beside the schema."""
+    found = files("schemas")
+    if not isinstance(found, Path):
+        raise RuntimeError(f"the Avro schemas must be installed as files, not as {found!r}")
+    return found
+
+
+SCHEMA_DIR = _schema_dir()
 H_TYPE = "ticketing-event-type"
 H_FINGERPRINT = "ticketing-schema-fingerprint"
 H_POSITION = "ticketing-position"

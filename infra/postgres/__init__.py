@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from pathlib import Path
+from importlib.resources import files
 from typing import TypeVar
 
 import psycopg
+from eventsourcing.persistence import InterfaceError as StoreInterfaceError
+from eventsourcing.persistence import OperationalError as StoreOperationalError
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool
 
-SQL_DIR = Path(__file__).resolve().parent / "sql"
+SQL_DIR = files(__name__) / "sql"  # package data, so an installed backend finds it too
 STORE_SCHEMA = "es"
+# What a lost or restarted PostgreSQL looks like, through psycopg or through the event store.
+FAULTS = (psycopg.OperationalError, psycopg.InterfaceError, StoreOperationalError, StoreInterfaceError)
 
 
 def sql(name: str, schema: str) -> str:

@@ -26,7 +26,7 @@ import structlog
 from rich.progress import Progress
 
 from consumers.checkpoints import switch_lock
-from consumers.relay import partition_for
+from infra.kafka.publisher import partition_for
 from infra import postgres
 from infra.postgres.store import EventStore
 from infra.postgres.views import ProjectionSpec

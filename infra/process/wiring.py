@@ -15,10 +15,16 @@ from consumers.runner import Runner
 from domain.clock import Clock
 from infra import postgres
 from infra.kafka.avro import Codec, position_of
+from infra.kafka.publisher import PRODUCER, KafkaPublisher
+from infra.postgres.outbox import PgOutboxRows
+from infra.postgres.relay_log import PgRelayLog
 from infra.postgres.store import EventStore
 from infra.process.catalog import load_catalog
 from infra.registry import PROJECTIONS
 from infra.settings import Settings
+
+
+RELAY_PRODUCER = PRODUCER | {"batch_size": 256 * 1024}  # the relay sends thousands at a time
 
 
 def setup_database(url: str) -> None:
@@ -52,12 +58,21 @@ def event_store(settings: Settings, clock: Clock | None = None) -> EventStore:
     return EventStore(settings.database_url, load_catalog(), clock or settings.clock)
 
 
-def relay(settings: Settings, store: EventStore, topic: str | None = None) -> Relay:
+def relay(settings: Settings, store: EventStore, topic: str | None = None, **options: Any) -> Relay:
+    """The relay of the events topic (or another one): the store's notification log, the lease
+    and position in PostgreSQL, the broker through an idempotent producer."""
     assert settings.database_url and settings.kafka_bootstrap
-    return Relay(
-        store.recorder, store.app.mapper, Codec().encode, settings.database_url,
-        settings.kafka_bootstrap, topic or settings.events_topic, settings.partitions,
-    )
+    topic = topic or settings.events_topic
+    publisher = KafkaPublisher(settings.kafka_bootstrap, options=RELAY_PRODUCER)
+    return Relay(store.recorder, store.app.mapper, Codec().encode, PgRelayLog(settings.database_url, topic),
+                 publisher, topic, settings.partitions, faults=postgres.FAULTS, **options)
+
+
+def outbox(settings: Settings, schema: str, **options: Any) -> OutboxPublisher:
+    """The publisher of a projection's outbox (its notices) in `schema`."""
+    assert settings.database_url and settings.kafka_bootstrap
+    return OutboxPublisher(PgOutboxRows(settings.database_url, schema),
+                           KafkaPublisher(settings.kafka_bootstrap, ack_timeout=10.0), schema, **options)
 
 
 def runner(settings: Settings, name: str, schema: str | None = None, topic: str | None = None,
@@ -69,13 +84,12 @@ def runner(settings: Settings, name: str, schema: str | None = None, topic: str 
     assert settings.database_url and settings.kafka_bootstrap
     spec = PROJECTIONS[name]
     schema = schema or spec.schema
-    outbox = OutboxPublisher(settings.database_url, schema, settings.kafka_bootstrap)
     defaults = {"clock": settings.clock.now, "lease": name if schema == spec.schema else f"{name}@{schema}",
                 "store_table": f"{postgres.STORE_SCHEMA}.ticketing_events"}
     return Runner(
         spec.make(), lambda conn: spec.view(conn, schema), settings.database_url,
         schema, settings.kafka_bootstrap, topic or settings.events_topic, Codec().decode,
-        position_of, outbox=outbox, **(defaults | options),
+        position_of, outbox=outbox(settings, schema), **(defaults | options),
     )
 
 

@@ -1,4 +1,4 @@
-"""Every bound of DESIGN section 6, over HTTP: refused with a JSON reason (422, 413 for a body
+"""Every bound in docs/design.md, over HTTP: refused with a JSON reason (422, 413 for a body
 over 1 MiB, 404 for an id that is no UUID), nothing recorded, and the bounds published in
 the OpenAPI schema; ids are compared in their canonical form, whatever their spelling."""
 

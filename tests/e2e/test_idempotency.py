@@ -1,4 +1,4 @@
-"""Idempotency keys over HTTP (DESIGN section 6): a client that lost its answer may send the
+"""Idempotency keys over HTTP (docs/design.md): a client that lost its answer may send the
 same request again with the same key and gets the first answer, with nothing recorded twice."""
 
 from __future__ import annotations

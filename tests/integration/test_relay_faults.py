@@ -20,6 +20,7 @@ from eventsourcing.persistence import StoredEvent
 
 from consumers import leases
 from consumers.relay import Relay
+from infra.postgres.relay_log import PgRelayLog
 from infra.postgres.store import TIME_TOPIC, EventStore
 from infra.process import embedded
 from infra.process.catalog import load_catalog
@@ -180,8 +181,8 @@ def connections_of(url: str, relay: Relay, store: EventStore) -> list[int]:
     with psycopg.connect(url) as conn:
         rows = conn.execute("SELECT pid FROM pg_stat_activity WHERE query LIKE %s AND pid <> pg_backend_pid()",
                             (f"%{store.schema}%",)).fetchall()
-    assert relay.db is not None
-    return [relay.db.info.backend_pid, *(pid for (pid,) in rows)]
+    assert isinstance(relay.log, PgRelayLog) and relay.log.db is not None
+    return [relay.log.db.info.backend_pid, *(pid for (pid,) in rows)]
 
 
 def test_after_its_database_connections_are_killed_the_relay_reconnects_takes_its_lease_and_catches_up(
@@ -191,11 +192,11 @@ def test_after_its_database_connections_are_killed_the_relay_reconnects_takes_it
     some_history(own_store)
     with Running(make_relay(servers, own_store, topic)) as running:
         running.until(lambda: relay_row(url, topic).get("position") == own_store.head())
-        old = running.relay.db
+        old = running.relay.log.db
         assert kill_backends(url, connections_of(url, running.relay, own_store)) >= 2
         some_history(own_store)
         running.until(lambda: relay_row(url, topic).get("position") == own_store.head())
         with leases.connect(url) as conn:
-            assert running.relay.db is not old and running.relay.db is not None
-            assert leases.holder(conn, f"relay:{topic}") == running.relay.db.info.backend_pid
+            assert running.relay.log.db is not old and running.relay.log.db is not None
+            assert leases.holder(conn, f"relay:{topic}") == running.relay.log.db.info.backend_pid
     assert_topic_matches_the_relay_table(servers, own_store, topic)

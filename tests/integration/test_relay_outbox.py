@@ -9,8 +9,9 @@ import psycopg
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 
-from consumers.outbox import OutboxPublisher, enqueue
-from consumers.sending import Backoff
+from consumers.backoff import Backoff
+from infra.postgres.outbox import enqueue
+from infra.process import wiring
 from infra.settings import Settings
 from tests.integration.helpers import eventually, kill_backends, read_partition, tickets_schema, unique
 
@@ -38,7 +39,7 @@ def test_the_outbox_marks_only_the_notices_the_broker_acknowledged_and_sends_the
     url, bootstrap = servers.database_url or "", servers.kafka_bootstrap or ""
     schema, topic = tickets_schema(url), new_topic(bootstrap)
     notices(url, schema, topic, {"n1": 10, "n2": 2_000_000, "n3": 10})  # n2: over the message size limit
-    outbox = OutboxPublisher(url, schema, bootstrap, backoff=Backoff(first=0.1))
+    outbox = wiring.outbox(servers, schema, backoff=Backoff(first=0.1))
     assert outbox.publish() == 1
     assert published(url, schema) == {"n1": True, "n2": False, "n3": False}
     with psycopg.connect(url) as conn:
@@ -54,10 +55,10 @@ def test_the_outbox_marks_only_the_notices_the_broker_acknowledged_and_sends_the
 def test_the_outbox_publishes_again_after_its_database_connection_was_killed(servers: Settings) -> None:
     url, bootstrap = servers.database_url or "", servers.kafka_bootstrap or ""
     schema, topic = tickets_schema(url), new_topic(bootstrap)
-    outbox = OutboxPublisher(url, schema, bootstrap)
+    outbox = wiring.outbox(servers, schema)
     notices(url, schema, topic, {"n1": 10})
     assert outbox.publish() == 1
-    db: Any = outbox.db
+    db: Any = outbox.rows.db  # type: ignore[attr-defined]  # the PostgreSQL rows' connection
     assert kill_backends(url, [db.info.backend_pid]) == 1
     notices(url, schema, topic, {"n2": 10})
     assert outbox.publish() == 1

@@ -1,4 +1,4 @@
-"""The plan catalog: every seed plan loads, durations and terms round-trip, the digest's numbers hold."""
+"""The plan catalog: every seed plan loads, durations and terms round-trip, the numbers of docs/plans.md hold."""
 
 from __future__ import annotations
 
@@ -93,7 +93,7 @@ def test_malformed_durations_are_refused(text: str) -> None:
 # -- the catalog --------------------------------------------------------------------------
 
 
-def test_the_catalog_holds_exactly_the_plan_ids_of_the_digest() -> None:
+def test_the_catalog_holds_exactly_the_plan_ids_of_docs_plans() -> None:
     assert sorted(CATALOG) == sorted(PLAN_IDS)
 
 

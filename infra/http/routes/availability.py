@@ -21,7 +21,7 @@ SCHEMA = f"proj_{NAME}"
 
 
 def answer(contract: ContractOutages, month: str, now: datetime) -> dict[str, Any]:
-    """The availability answer of DESIGN section 5, plus maintenance and the error budget."""
+    """The availability answer of docs/design.md, plus maintenance and the error budget."""
     f = contract.month(month, now)
     start, end = month_bounds(month, contract.time_zone)
     left = f.budget_left_minutes

@@ -47,7 +47,7 @@ def period_bounds(book: Book, label: str, starts_at: datetime) -> tuple[datetime
 
 
 def ledger_answer(book: Book, period: Period, labels: list[str], entries: list[dict[str, Any]]) -> dict[str, Any]:
-    """The JSON of one contract's ledger in one period (DESIGN §5, plus period fields)."""
+    """The JSON of one contract's ledger in one period (docs/design.md, with its period fields)."""
     balance = period.balance
     start, end = period_bounds(book, period.label, period.starts_at)
     return {

@@ -1,4 +1,4 @@
--- Idempotency keys (DESIGN section 6): per caller scope and key, the answer a command got,
+-- Idempotency keys (docs/design.md, Idempotency): per caller scope and key, the answer a command got,
 -- inserted in the same transaction as its events (a second insert of a key fails, and with
 -- it that command's append). Only a hash of the request is kept.
 CREATE TABLE IF NOT EXISTS {schema}.idempotency (

@@ -15,7 +15,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from consumers.outbox import enqueue
+from infra.postgres.outbox import enqueue
 from domain.availability import Interval
 from infra.kafka.notices import AVAILABILITY_TOPIC, encode_budget
 from infra.postgres.views.rows import Rows

@@ -6,7 +6,7 @@ change them; the projection's folds of the tickets' costs run at `flush()` on th
 in one query; then everything is written back with the batch's entries and statements, each
 table in one statement, so a 5,000-event batch costs a few statements per contract, not per
 event. Notices
-go to the outbox in the same transaction, encoded with schemas/ticketing.v1.LowBalanceReached
+go to the outbox in the same transaction, encoded with schemas/ticketing.v1.LowBalanceReached.avsc
 and BalanceExhausted, on `ticketing.notices.ledger.v1`, keyed by contract id.
 Routes: `GET /contracts/{id}/ledger[?period=]` and `GET /tickets/{id}/statement`.
 """
@@ -18,7 +18,7 @@ from typing import Any
 
 import psycopg
 
-from consumers.outbox import enqueue
+from infra.postgres.outbox import enqueue
 from infra.kafka.notices import LEDGER_TOPIC, encode_balance
 from infra.postgres.views.rows import Rows
 from projections.envelope import Fold

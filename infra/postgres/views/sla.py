@@ -16,7 +16,7 @@ from typing import Any
 
 import psycopg
 
-from consumers.outbox import enqueue
+from infra.postgres.outbox import enqueue
 from domain.sla.clock import SlaRules
 from domain.sla.facts import TicketFacts, from_json, to_json
 from infra.kafka.notices import SLA_TOPIC, encode_breach
