@@ -21,7 +21,7 @@ from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
 from domain.errors import ConcurrentChange, Conflict, DomainError, InvalidInput, NotFound
-from infra.http.models import problems
+from infra.http.models import NO_NUL, problems
 from infra.postgres.group_commit import StoreUnavailable
 from infra.postgres.idempotency import Replayed
 
@@ -101,6 +101,12 @@ class Declared(APIRoute):
         super().__init__(path, endpoint, responses=declared, **options)
 
 
+def _problem(error: Any) -> str:
+    if error["type"] == "string_pattern_mismatch" and error.get("ctx", {}).get("pattern") == NO_NUL:
+        return "must not contain the NUL character"
+    return PROBLEMS.get(error["type"], error["msg"])
+
+
 def _field(loc: tuple[Any, ...]) -> str:
     return ".".join(str(p) for p in loc[1:])
 
@@ -121,7 +127,7 @@ def install(app: FastAPI) -> None:
         ids = [e for e in errors if e["loc"][0] == "path" and str(e["loc"][-1]).endswith("_id")]
         if ids:  # an id that is no UUID names nothing: as unknown as an unknown one
             return JSONResponse(body(f"no such {_field(ids[0]['loc'])}"), status_code=404)
-        detail = [{"field": _field(e["loc"]), "problem": PROBLEMS.get(e["type"], e["msg"])} for e in errors]
+        detail = [{"field": _field(e["loc"]), "problem": _problem(e)} for e in errors]
         first = detail[0]
         return JSONResponse(body(f"invalid input: {first['field']}: {first['problem']}", detail), status_code=422)
 

@@ -33,9 +33,11 @@ Channel = Annotated[str, Field(min_length=1, max_length=64, json_schema_extra={C
 Plan = Annotated[str, Field(max_length=64, json_schema_extra={CATALOG_MARK: "plans"})]
 
 Instant = Annotated[AwareDatetime, Field(description="ISO-8601 instant with a UTC offset, from 2000-01-01")]
-Reason = Annotated[str, Field(max_length=values.MAX_REASON)]
-Name = Annotated[str, Field(min_length=1, max_length=values.MAX_NAME)]
-Word = Annotated[str, Field(max_length=64)]
+# Free text may hold any character but NUL, which PostgreSQL cannot store (in text or jsonb).
+NO_NUL = r"^[^\x00]*$"
+Reason = Annotated[str, Field(max_length=values.MAX_REASON, pattern=NO_NUL)]
+Name = Annotated[str, Field(min_length=1, max_length=values.MAX_NAME, pattern=NO_NUL)]
+Word = Annotated[str, Field(max_length=64, pattern=NO_NUL)]
 IdText = Annotated[str, Field(max_length=64, json_schema_extra={"format": "uuid"},
                               description="a UUID; any other text names nothing (404)")]
 
@@ -107,7 +109,7 @@ class Maintenance(Body):
 
 class OpenTicket(Body):
     contract_id: IdText
-    title: str = Field(min_length=1, max_length=values.MAX_TITLE)
+    title: str = Field(min_length=1, max_length=values.MAX_TITLE, pattern=NO_NUL)
     reporter: Name
     channel: Channel | None = Field(None, description=f"default: {values.DEFAULT_CHANNEL}; one the plan offers")
     priority: Priority | None = None
@@ -123,7 +125,7 @@ class Classify(Body):
 class TimeEntry(Body):
     minutes: int = Field(ge=1, le=values.MAX_MINUTES)
     kind: EntryKind
-    engineer: Annotated[str, Field(max_length=values.MAX_NAME)] | None = None
+    engineer: Annotated[str, Field(max_length=values.MAX_NAME, pattern=NO_NUL)] | None = None
 
 
 class Position(BaseModel):

@@ -55,10 +55,17 @@ CHECKS = [documented_server_error, status_code_conformance, content_type_conform
 
 
 def fuzz(operation: Any, mode: GenerationMode, base_url: str, sent: Counter[int], **fixed: Any) -> None:
+    in_body = fixed.pop("ids_in_body", {})
+
+    def known(case: Any) -> Any:  # a known id in place of a generated one in the body
+        if isinstance(case.body, dict):
+            case.body.update({k: v for k, v in in_body.items() if k in case.body})
+        return case
+
     @hypothesis.settings(max_examples=EXAMPLES, derandomize=True, deadline=None, database=None,
                          suppress_health_check=list(hypothesis.HealthCheck), report_multiple_bugs=False,
                          phases=[hypothesis.Phase.explicit, hypothesis.Phase.generate])
-    @hypothesis.given(operation.as_strategy(mode, **fixed))
+    @hypothesis.given(operation.as_strategy(mode, **fixed).map(known))
     def example(case: Any) -> None:
         response = case.call_and_validate(base_url=base_url, checks=CHECKS, timeout=30)
         sent[response.status_code] += 1
@@ -78,6 +85,24 @@ def known_ids(client: httpx.Client) -> dict[str, str]:
                  f"/contracts/{cid}/availability"):
         assert client.get(read, params={"wait_for": position}).status_code == 200, read
     return {"contract_id": cid, "ticket_id": tid}
+
+
+def test_every_operation_answers_as_its_schema_says(base_url: str, client: httpx.Client) -> None:
+    ids = known_ids(client)
+    # The fuzzer cancels the contract of `ids` on its way; tickets are opened on one it leaves alone.
+    untouched = {"contract_id": contract(client, "sf-partner/platinum")}
+
+    def passes(operation: Any) -> list[tuple[GenerationMode, dict[str, Any]]]:
+        names = {p.name for p in operation.path_parameters}
+        made = [(GenerationMode.POSITIVE, {}), (GenerationMode.NEGATIVE, {})]
+        if names:
+            made.append((GenerationMode.POSITIVE, {"path_parameters": {n: ids[n] for n in names}}))
+        elif operation.method.upper() == "POST" and operation.path == "/tickets":
+            made.append((GenerationMode.POSITIVE, {"ids_in_body": untouched}))
+        return made
+
+    sent = run(base_url, passes)
+    assert sent[200] and sent[201] and sent[404] and sent[422], sent  # answers of each kind were checked
 
 
 def run(base_url: str, passes: Callable[[Any], list[tuple[GenerationMode, dict[str, Any]]]]) -> Counter[int]:
@@ -100,20 +125,6 @@ def run(base_url: str, passes: Callable[[Any], list[tuple[GenerationMode, dict[s
           f" {dict(sorted(sent.items()))}, {len(failures)} failing")
     assert len(operations) >= 20 and not failures, "\n\n".join(failures)
     return sent
-
-
-def test_every_operation_answers_as_its_schema_says(base_url: str, client: httpx.Client) -> None:
-    ids = known_ids(client)
-
-    def passes(operation: Any) -> list[tuple[GenerationMode, dict[str, Any]]]:
-        names = {p.name for p in operation.path_parameters}
-        made = [(GenerationMode.POSITIVE, {}), (GenerationMode.NEGATIVE, {})]
-        if names:
-            made.append((GenerationMode.POSITIVE, {"path_parameters": {n: ids[n] for n in names}}))
-        return made
-
-    sent = run(base_url, passes)
-    assert sent[200] and sent[201] and sent[404] and sent[422], sent  # answers of each kind were checked
 
 
 @pytest.fixture(scope="module")
@@ -147,6 +158,22 @@ def test_an_instant_without_offset_is_refused_at_the_edge_with_its_reason(client
         assert refused.status_code == 422, refused.text
         assert "UTC offset" in refused.json()["error"], refused.text
     assert history(client, cid) == before
+
+
+def test_a_nul_character_in_free_text_is_refused_at_the_edge_and_records_nothing(client: httpx.Client) -> None:
+    """Found by the fuzzer: PostgreSQL cannot store NUL, so such a title once answered 500."""
+    cid = contract(client)
+    tid = ticket(client, cid)
+    before = history(client, cid)
+    for refused in (client.post("/tickets", json={"contract_id": cid, "title": "a\u0000b", "reporter": "r"}),
+                    client.post(f"/tickets/{tid}/pause", json={"reason": "\u0000"}),
+                    client.post(f"/tickets/{tid}/time", json={"minutes": 5, "kind": "work", "engineer": "e\u0000"}),
+                    client.get(f"/contracts/{cid}/ledger", params={"period": "2026\u0000"})):
+        assert refused.status_code == 422, refused.text
+        assert "NUL" in refused.json()["error"], refused.text
+    assert history(client, cid) == before
+    signing = {"customer": "A\u0000", "plan": "crm-experts/gold", "starts_on": "2026-01-01"}
+    assert client.post("/contracts", json=signing).status_code == 422
 
 
 def test_the_schema_declares_each_status_with_its_body_and_the_domain_vocabulary(client: httpx.Client) -> None:

@@ -7,7 +7,7 @@ import re
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 
 from domain.billing import allowance_period
 from domain.errors import NotFound
@@ -65,6 +65,8 @@ def ledger_answer(book: Book, period: Period, labels: list[str], entries: list[d
 
 
 Waited = Annotated[None, waited("ledger")]
+Label = Annotated[str | None, Query(pattern=models.NO_NUL, description=(
+    "the period: its start date (YYYY-MM-DD), or for an allowance 2026-Q1, 2026-03 or 2026; default: the current"))]
 
 
 def routes(backend: Any) -> APIRouter:
@@ -73,7 +75,7 @@ def routes(backend: Any) -> APIRouter:
     entry_cols = "ticket_id, kind, minutes, charge, overage, at, engineer, position"
 
     @r.get("/contracts/{contract_id}/ledger", response_model=models.Ledger)
-    def ledger(contract: Contract, _: Waited, period: str | None = None) -> dict[str, Any]:
+    def ledger(contract: Contract, _: Waited, period: Label = None) -> dict[str, Any]:
         contract_id = str(contract)  # canonical text, as stored
         row = reads.one("SELECT * FROM proj_ledger.contracts WHERE contract_id = %s", (contract_id,))
         if row is None:
