@@ -72,7 +72,8 @@ Label = Annotated[str | None, Query(pattern=models.NO_NUL, description=(
 def routes(backend: Any) -> APIRouter:
     r = APIRouter(route_class=Declared, tags=["ledger"])
     reads = backend.reads
-    entry_cols = "ticket_id, kind, minutes, charge, overage, at, engineer, position"
+    entry_cols = ", ".join(models.Entry.model_fields)  # what the answer declares, no more
+    statement_cols = ", ".join(models.Statement.model_fields)
 
     @r.get("/contracts/{contract_id}/ledger", response_model=models.Ledger)
     def ledger(contract: Contract, _: Waited, period: Label = None) -> dict[str, Any]:
@@ -104,7 +105,8 @@ def routes(backend: Any) -> APIRouter:
     @r.get("/tickets/{ticket_id}/statement", response_model=models.Statements)
     def statement(ticket: Ticket, _: Waited) -> dict[str, Any]:
         ticket_id = str(ticket)  # canonical text, as stored
-        rows = reads.all("SELECT * FROM proj_ledger.statements WHERE ticket_id = %s ORDER BY position",
+        rows = reads.all(f"SELECT {statement_cols} FROM proj_ledger.statements WHERE ticket_id = %s"
+                         " ORDER BY position",
                          (ticket_id,))
         if not rows:
             raise NotFound(f"no statement for ticket {ticket_id}: unknown, or not resolved yet")

@@ -12,6 +12,8 @@ from infra.http.errors import Declared
 from infra.http.queries import Contract, Ticket, waited
 
 Waited = Annotated[None, waited("tickets")]
+# The columns the answer declares, no more: a column added to the table is not published by accident.
+COLUMNS = ", ".join(models.Ticket.model_fields)
 
 
 def routes(backend: Any) -> APIRouter:
@@ -20,7 +22,7 @@ def routes(backend: Any) -> APIRouter:
     @r.get("/tickets/{ticket_id}", response_model=models.Ticket)
     def ticket(ticket: Ticket, _: Waited) -> dict[str, Any]:
         ticket_id = str(ticket)  # canonical text, as stored
-        row = backend.reads.one("SELECT * FROM proj_tickets.tickets WHERE ticket_id = %s", (ticket_id,))
+        row = backend.reads.one(f"SELECT {COLUMNS} FROM proj_tickets.tickets WHERE ticket_id = %s", (ticket_id,))
         if row is None:
             raise NotFound(f"no ticket {ticket_id}")
         return row
@@ -29,7 +31,7 @@ def routes(backend: Any) -> APIRouter:
     def tickets(contract: Contract, _: Waited, status: models.TicketStatus | None = None) -> dict[str, Any]:
         contract_id = str(contract)  # canonical text, as stored
         rows = backend.reads.all(
-            "SELECT * FROM proj_tickets.tickets WHERE contract_id = %s"
+            f"SELECT {COLUMNS} FROM proj_tickets.tickets WHERE contract_id = %s"
             " AND (%s::text IS NULL OR status = %s) ORDER BY position",
             (contract_id, status, status),
         )
