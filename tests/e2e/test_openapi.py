@@ -7,8 +7,12 @@ content type other than the one declared for that status.
 
 The run is bounded and derandomized (a fixed number of examples per operation and mode, the
 same ones on every run), so it takes well under two minutes and a failure reproduces. The
-operations are read from the live schema, so the test loops over them itself rather than
-letting pytest collect one test per operation.
+operations are read from the live schema when the session's backend is up, so the test loops
+over them itself (schemathesis's own pytest loader for a schema from a fixture does not run
+under this pytest) and names every operation that disagrees, not only the first.
+
+Besides random ids (404), each operation with an id in its path is also fuzzed on a contract
+and a ticket that exist, so the answers of existing things are checked against their models.
 """
 
 from __future__ import annotations
@@ -55,6 +59,7 @@ CHECKS = [documented_server_error, status_code_conformance, content_type_conform
 
 
 def fuzz(operation: Any, mode: GenerationMode, base_url: str, sent: Counter[int], **fixed: Any) -> None:
+    """Send one operation EXAMPLES generated requests and check each answer; count the statuses."""
     in_body = fixed.pop("ids_in_body", {})
 
     def known(case: Any) -> Any:  # a known id in place of a generated one in the body
