@@ -12,12 +12,15 @@ from uuid import UUID
 
 import structlog
 from fastapi import APIRouter, Depends, FastAPI, Header, Path, Query, Request
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from domain import commands, values
 from domain.application import Recorded
 from infra.http import errors, health, models
+from infra.http.errors import OPEN_PATHS, Declared
+from infra.http.models import problems
 from infra.http.queries import ReadModels, Watermarks
 from infra.postgres.idempotency import Keys, request_digest
 from infra.postgres.recorder import Claim
@@ -48,6 +51,10 @@ class Backend:
         return self.keys.run(claim, lambda: self.store.handle(build(), claim))
 
 
+# What a command on an existing aggregate may answer besides the edge's statuses.
+COMMAND = problems(404, 409, 422)
+
+
 def answer(recorded: Recorded, key: str | None = None) -> dict[str, Any]:
     return {key: recorded.aggregate_id, "position": recorded.position} if key else {"position": recorded.position}
 
@@ -60,8 +67,10 @@ def scope_of(settings: Settings) -> str:
 def idempotent(answer_key: str | None = None) -> Any:
     """A dependency claiming the request's `Idempotency-Key`, if it has one."""
 
+    @errors.answers(409, 422)  # still running; the same key with another request
     async def claim(request: Request, idempotency_key: Annotated[str | None, Header(
-            max_length=255, description="1-255 visible ASCII characters; a repeat answers the kept answer")] = None,
+            min_length=1, max_length=255, pattern=r"^[\x21-\x7e]+$",
+            description="1-255 visible ASCII characters; a repeat answers the kept answer")] = None,
                     ) -> Claim | None:
         if idempotency_key is None:
             return None
@@ -81,30 +90,30 @@ NewTicket = Annotated[Claim | None, idempotent("ticket_id")]
 
 
 def contract_routes(b: Backend) -> APIRouter:
-    r = APIRouter(tags=["commands"])
+    r = APIRouter(tags=["commands"], route_class=Declared)
 
-    @r.post("/contracts", status_code=201)
+    @r.post("/contracts", status_code=201, response_model=models.NewContract)
     def sign(body: models.SignContract, claim: NewContract) -> dict[str, Any]:
         rec = b.execute(lambda: commands.Sign(
             customer=body.customer, plan=body.plan, starts_on=body.starts_on, time_zone=body.time_zone,
             holidays=tuple(body.holidays), at=body.at), claim)
         return answer(rec, "contract_id")
 
-    @r.post("/contracts/{contract_id}/credits")
+    @r.post("/contracts/{contract_id}/credits", response_model=models.Position, responses=COMMAND)
     def credits(contract_id: ContractId, body: models.AddCredits, claim: Keyed) -> dict[str, Any]:
         return answer(b.execute(lambda: commands.BuyCredits(contract_id, credits=body.credits, at=body.at), claim))
 
-    @r.post("/contracts/{contract_id}/renew")
+    @r.post("/contracts/{contract_id}/renew", response_model=models.Position, responses=COMMAND)
     def renew(contract_id: ContractId, claim: Keyed, body: models.Because | None = None) -> dict[str, Any]:
         given = body or models.Because()
         return answer(b.execute(lambda: commands.RenewContract(contract_id, reason=given.reason, at=given.at), claim))
 
-    @r.post("/contracts/{contract_id}/cancel")
+    @r.post("/contracts/{contract_id}/cancel", response_model=models.Position, responses=COMMAND)
     def cancel_contract(contract_id: ContractId, claim: Keyed, body: models.Because | None = None) -> dict[str, Any]:
         given = body or models.Because()
         return answer(b.execute(lambda: commands.CancelContract(contract_id, reason=given.reason, at=given.at), claim))
 
-    @r.post("/contracts/{contract_id}/maintenance")
+    @r.post("/contracts/{contract_id}/maintenance", response_model=models.Position, responses=COMMAND)
     def maintenance(contract_id: ContractId, body: models.Maintenance,
                     claim: Keyed) -> dict[str, Any]:
         return answer(b.execute(lambda: commands.ScheduleMaintenance(
@@ -114,21 +123,21 @@ def contract_routes(b: Backend) -> APIRouter:
 
 
 def ticket_routes(b: Backend) -> APIRouter:
-    r = APIRouter(tags=["commands"])
+    r = APIRouter(tags=["commands"], route_class=Declared)
 
-    @r.post("/tickets", status_code=201)
+    @r.post("/tickets", status_code=201, response_model=models.NewTicket, responses=COMMAND)
     def open_ticket(body: models.OpenTicket, claim: NewTicket) -> dict[str, Any]:
         rec = b.execute(lambda: commands.Open(
             contract_id=body.contract_id, title=body.title, reporter=body.reporter, channel=body.channel,
             priority=body.priority, category=body.category, down_since=body.down_since, at=body.at), claim)
         return answer(rec, "ticket_id")
 
-    @r.post("/tickets/{ticket_id}/classify")
+    @r.post("/tickets/{ticket_id}/classify", response_model=models.Position, responses=COMMAND)
     def classify(ticket_id: TicketId, body: models.Classify, claim: Keyed) -> dict[str, Any]:
         return answer(b.execute(lambda: commands.ClassifyTicket(
             ticket_id, priority=body.priority, category=body.category, at=body.at), claim))
 
-    @r.post("/tickets/{ticket_id}/time")
+    @r.post("/tickets/{ticket_id}/time", response_model=models.Position, responses=COMMAND)
     def time_entry(ticket_id: TicketId, body: models.TimeEntry, claim: Keyed) -> dict[str, Any]:
         return answer(b.execute(lambda: commands.RecordTime(
             ticket_id, minutes=body.minutes, kind=body.kind, engineer=body.engineer, at=body.at), claim))
@@ -143,7 +152,8 @@ def ticket_routes(b: Backend) -> APIRouter:
         "cancel": lambda t, g: commands.CancelTicket(t, reason=g.reason, at=g.at),
     }
     for verb, build in simple.items():
-        r.add_api_route(f"/tickets/{{ticket_id}}/{verb}", _simple(b, build), methods=["POST"], name=verb)
+        r.add_api_route(f"/tickets/{{ticket_id}}/{verb}", _simple(b, build), methods=["POST"], name=verb,
+                        response_model=models.Position, responses=COMMAND)
     return r
 
 
@@ -159,15 +169,16 @@ def _simple(b: Backend, build: Callable[[UUID, models.Because], commands.Command
 
 
 def query_routes(b: Backend) -> APIRouter:
-    r = APIRouter(tags=["queries"])
+    r = APIRouter(tags=["queries"], route_class=Declared)
 
-    @r.get("/contracts/{contract_id}/history")
-    def history(contract_id: ContractId, as_of: Annotated[str | None, Query(
-            max_length=64, description="ISO-8601 instant with offset; default: now")] = None) -> dict[str, Any]:
+    @r.get("/contracts/{contract_id}/history", response_model=models.History)
+    def history(contract_id: ContractId, as_of: Annotated[models.Instant | None, Query(
+            description="ISO-8601 instant with offset; default: now")] = None) -> dict[str, Any]:
         when = values.instant(as_of) if as_of else b.clock.now()
         return b.store.history(contract_id, when)
 
-    @r.get("/health")
+    @r.get("/health", response_model=models.Health, responses={
+        503: {"model": models.Health, "description": "a part of the backend is down"}})
     async def health_check() -> JSONResponse:
         checks = await health.checks(b)
         ok = all(c == "ok" for c in checks.values())
@@ -187,10 +198,43 @@ def create_app(backend: Backend, extra_routers: list[APIRouter] | None = None) -
     for router in extra_routers or []:
         app.include_router(router)
     app.add_middleware(AccessMiddleware, token=backend.settings.admin_token)
+    catalog = backend.app.catalog
+    publish(app, {"plans": sorted(catalog), "channels": sorted({c for t in catalog.values() for c in t.channels})})
     return app
 
 
-OPEN_PATHS = ("/health", "/docs", "/openapi.json")
+def publish(app: FastAPI, values_of: dict[str, list[str]]) -> None:
+    """The OpenAPI schema, completed with what FastAPI cannot see: the catalog's plan ids and
+    channels as the enums of the schemas marked with `models.CATALOG_MARK` (they are data, not
+    code), and the bearer token that `AccessMiddleware` asks for on every path but the open ones
+    (optional: without TICKETING_ADMIN_TOKEN the API is open)."""
+
+    def schema() -> dict[str, Any]:
+        if not app.openapi_schema:
+            made = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+            _enum(made, values_of)
+            made["components"]["securitySchemes"] = {"bearer": {
+                "type": "http", "scheme": "bearer", "description": "TICKETING_ADMIN_TOKEN, when it is set"}}
+            for path, operations in made["paths"].items():
+                for operation in operations.values():
+                    if path not in OPEN_PATHS:
+                        operation["security"] = [{"bearer": []}, {}]
+            app.openapi_schema = made
+        return app.openapi_schema
+
+    app.openapi = schema  # type: ignore[method-assign]
+
+
+def _enum(node: Any, values_of: dict[str, list[str]]) -> None:
+    """Replace every catalog mark in this JSON tree by the enum it names."""
+    if isinstance(node, dict):
+        if models.CATALOG_MARK in node:
+            node["enum"] = values_of[node.pop(models.CATALOG_MARK)]
+        for child in node.values():
+            _enum(child, values_of)
+    elif isinstance(node, list):
+        for child in node:
+            _enum(child, values_of)
 
 
 class AccessMiddleware:

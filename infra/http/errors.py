@@ -1,17 +1,27 @@
-"""One table from error class to HTTP status, and the JSON body every error answers with."""
+"""One table from error class to HTTP status, the JSON body every error answers with (the
+`Problem` model), and the route class that declares in the OpenAPI schema every status a
+route can answer: its own (`responses=`), those of its shared dependencies (each dependency
+names its statuses once, as `statuses`), and those of the edge (the access middleware's 401
+and 413, path-validation's 404, request validation's 422, an unreachable store's 503)."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import psycopg
 from eventsourcing.persistence import InterfaceError, OperationalError
 from fastapi import FastAPI, Request
+from fastapi.dependencies.models import Dependant
+from fastapi.dependencies.utils import get_dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
 from domain.errors import ConcurrentChange, Conflict, DomainError, InvalidInput, NotFound
+from infra.http.models import NO_NUL, problems
 from infra.postgres.group_commit import StoreUnavailable
 from infra.postgres.idempotency import Replayed
 
@@ -34,8 +44,67 @@ class WaitTimeout(Exception):
         self.detail = {"projection": projection, "wait_for": wanted, "reached": reached}
 
 
+# Clearer words than the parser's for the refusals a client most often meets.
+PROBLEMS = {
+    "timezone_aware": "an instant needs a UTC offset (such as Z or +02:00): without one it names no instant",
+    "datetime_from_date_parsing": "not an ISO-8601 instant",
+    "datetime_parsing": "not an ISO-8601 instant",
+}
+# Paths the access middleware lets through without a token.
+OPEN_PATHS = ("/health", "/docs", "/openapi.json")
+_ID = re.compile(r"\{\w+_id\}")
+
+
 def body(error: str, detail: Any = None) -> dict[str, Any]:
+    """The JSON of every error answer (`models.Problem`)."""
     return {"error": error, "detail": detail}
+
+
+def answers(*codes: int) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Mark a shared dependency with the statuses it may answer, for `Declared` to publish."""
+
+    def mark(dependency: Callable[..., Any]) -> Callable[..., Any]:
+        dependency.statuses = codes  # type: ignore[attr-defined]
+        return dependency
+
+    return mark
+
+
+def _calls(dependant: Dependant) -> Iterator[Callable[..., Any]]:
+    for sub in dependant.dependencies:
+        if sub.call is not None:
+            yield sub.call
+        yield from _calls(sub)
+
+
+def edge_statuses(path: str, endpoint: Callable[..., Any]) -> set[int]:
+    """What a route may answer besides its own statuses: the edge's and its dependencies'."""
+    codes = {413}  # the access middleware bounds every body
+    if path not in OPEN_PATHS:
+        codes |= {401, 422, 503}  # the token; the parameters; the store and the read models
+    if _ID.search(path):
+        codes.add(404)  # an id that is no UUID (see `install`)
+    dependant = get_dependant(path=path, call=endpoint)
+    if dependant.body_params:
+        codes.add(400)  # a body that cannot even be decoded
+    for call in _calls(dependant):
+        codes.update(getattr(call, "statuses", ()))
+    return codes
+
+
+class Declared(APIRoute):
+    """A route whose OpenAPI operation lists every status it can answer, each with its body."""
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], *,
+                 responses: dict[int | str, dict[str, Any]] | None = None, **options: Any) -> None:
+        declared = problems(*sorted(edge_statuses(path, endpoint))) | (responses or {})
+        super().__init__(path, endpoint, responses=declared, **options)
+
+
+def _problem(error: Any) -> str:
+    if error["type"] == "string_pattern_mismatch" and error.get("ctx", {}).get("pattern") == NO_NUL:
+        return "must not contain the NUL character"
+    return PROBLEMS.get(error["type"], error["msg"])
 
 
 def _field(loc: tuple[Any, ...]) -> str:
@@ -58,8 +127,9 @@ def install(app: FastAPI) -> None:
         ids = [e for e in errors if e["loc"][0] == "path" and str(e["loc"][-1]).endswith("_id")]
         if ids:  # an id that is no UUID names nothing: as unknown as an unknown one
             return JSONResponse(body(f"no such {_field(ids[0]['loc'])}"), status_code=404)
-        detail = [{"field": _field(e["loc"]), "problem": e["msg"]} for e in errors]
-        return JSONResponse(body("invalid input", detail), status_code=422)
+        detail = [{"field": _field(e["loc"]), "problem": _problem(e)} for e in errors]
+        first = detail[0]
+        return JSONResponse(body(f"invalid input: {first['field']}: {first['problem']}", detail), status_code=422)
 
     @app.exception_handler(WaitTimeout)
     async def timeout(_: Request, exc: WaitTimeout) -> JSONResponse:

@@ -5,22 +5,31 @@ at least the asked store position (counting the events it ignores or parks), or 
 Waiting holds no thread: waiting requests sleep in the event loop while one poller per API
 process reads every projection's watermark (one query, every few milliseconds, only while
 somebody waits) and wakes them. So `/health` and commands still answer while many requests wait.
+
+The query routes' shared parameters live here too: the path ids (parsed as UUIDs) and `month`.
 """
 
 from __future__ import annotations
 
 import asyncio
 from typing import Annotated, Any
+from uuid import UUID
 
 import psycopg
 import structlog
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Path, Query, Request
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
 from domain.errors import InvalidInput
 from infra import postgres
-from infra.http.errors import WaitTimeout
+from infra.http.errors import WaitTimeout, answers
+
+# A path id, parsed as a UUID (one that is no UUID answers 404), given to the route under its
+# own name so that the route's canonical text of it may keep the path's name.
+Contract = Annotated[UUID, Path(alias="contract_id", description="a contract id (UUID); any other text answers 404")]
+Ticket = Annotated[UUID, Path(alias="ticket_id", description="a ticket id (UUID); any other text answers 404")]
+Month = Annotated[str | None, Query(pattern=r"^\d{4}-\d{2}$", description="YYYY-MM; default: this month")]
 
 WAIT_LIMIT = 10.0
 POLL = 0.003
@@ -109,6 +118,7 @@ class Watermarks:
 def waited(projection: str) -> Any:
     """A route dependency: `?wait_for=` for this projection (the API's Watermarks)."""
 
+    @answers(422, 504)  # beyond the last recorded position; not reached in time
     async def wait(request: Request, wait_for: Annotated[int | None, Query(ge=0, le=2**63 - 1, description=(
             "answer once the read model consumed this store position (504 after 10 s)"))] = None) -> None:
         await request.app.state.backend.waits.until(projection, wait_for)

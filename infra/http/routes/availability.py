@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Any
-from uuid import UUID
 
 from fastapi import APIRouter
 
 from domain.errors import NotFound
 from domain.periods import month_bounds, month_window
-from infra.http.queries import waited
+from infra.http import models
+from infra.http.errors import Declared
+from infra.http.queries import Contract, Month, waited
 from infra.postgres.views.availability import load
 from projections.availability_rows import ContractOutages
 
@@ -48,11 +49,11 @@ Waited = Annotated[None, waited(NAME)]
 
 
 def routes(backend: Any) -> APIRouter:
-    r = APIRouter(tags=["availability"])
+    r = APIRouter(route_class=Declared, tags=["availability"])
 
-    @r.get("/contracts/{contract_id}/availability")
-    def availability(contract_id: UUID, _: Waited, month: str | None = None) -> dict[str, Any]:
-        contract_id = str(contract_id)  # type: ignore[assignment]  # canonical text, as stored
+    @r.get("/contracts/{contract_id}/availability", response_model=models.Availability)
+    def availability(contract: Contract, _: Waited, month: Month = None) -> dict[str, Any]:
+        contract_id = str(contract)  # canonical text, as stored
         terms = backend.reads.one(f"SELECT time_zone FROM {SCHEMA}.availability_contracts"
                                   " WHERE contract_id = %s", (contract_id,))
         if terms is None:

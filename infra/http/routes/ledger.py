@@ -4,13 +4,14 @@ GET /tickets/{id}/statement, shaped from the stored periods and entries."""
 from __future__ import annotations
 
 from typing import Annotated, Any
-from uuid import UUID
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 
 from domain.errors import NotFound
 from domain.periods import allowance_period, allowance_start
-from infra.http.queries import waited
+from infra.http import models
+from infra.http.errors import Declared
+from infra.http.queries import Contract, Ticket, waited
 from infra.postgres.views.ledger import book_from_row
 from projections.ledger_rows import Book, Period
 
@@ -34,16 +35,19 @@ def ledger_answer(book: Book, period: Period, labels: list[str], entries: list[d
 
 
 Waited = Annotated[None, waited("ledger")]
+Label = Annotated[str | None, Query(pattern=models.NO_NUL, description=(
+    "the period: its start date (YYYY-MM-DD), or for an allowance 2026-Q1, 2026-03 or 2026; default: the current"))]
 
 
 def routes(backend: Any) -> APIRouter:
-    r = APIRouter(tags=["ledger"])
+    r = APIRouter(route_class=Declared, tags=["ledger"])
     reads = backend.reads
-    entry_cols = "ticket_id, kind, minutes, charge, overage, at, engineer, position"
+    entry_cols = ", ".join(models.Entry.model_fields)  # what the answer declares, no more
+    statement_cols = ", ".join(models.Statement.model_fields)
 
-    @r.get("/contracts/{contract_id}/ledger")
-    def ledger(contract_id: UUID, _: Waited, period: str | None = None) -> dict[str, Any]:
-        contract_id = str(contract_id)  # type: ignore[assignment]  # canonical text, as stored
+    @r.get("/contracts/{contract_id}/ledger", response_model=models.Ledger)
+    def ledger(contract: Contract, _: Waited, period: Label = None) -> dict[str, Any]:
+        contract_id = str(contract)  # canonical text, as stored
         row = reads.one("SELECT * FROM proj_ledger.contracts WHERE contract_id = %s", (contract_id,))
         if row is None:
             raise NotFound(f"no contract {contract_id} in the ledger")
@@ -68,10 +72,11 @@ def routes(backend: Any) -> APIRouter:
                             " AND period = %s ORDER BY position", (contract_id, label))
         return ledger_answer(book, periods[label], labels, entries)
 
-    @r.get("/tickets/{ticket_id}/statement")
-    def statement(ticket_id: UUID, _: Waited) -> dict[str, Any]:
-        ticket_id = str(ticket_id)  # type: ignore[assignment]  # canonical text, as stored
-        rows = reads.all("SELECT * FROM proj_ledger.statements WHERE ticket_id = %s ORDER BY position",
+    @r.get("/tickets/{ticket_id}/statement", response_model=models.Statements)
+    def statement(ticket: Ticket, _: Waited) -> dict[str, Any]:
+        ticket_id = str(ticket)  # canonical text, as stored
+        rows = reads.all(f"SELECT {statement_cols} FROM proj_ledger.statements WHERE ticket_id = %s"
+                         " ORDER BY position",
                          (ticket_id,))
         if not rows:
             raise NotFound(f"no statement for ticket {ticket_id}: unknown, or not resolved yet")

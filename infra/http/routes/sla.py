@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Any
-from uuid import UUID
 
 from fastapi import APIRouter
 
@@ -16,7 +15,9 @@ from domain.sla.clock import ClockResult, SlaRules, evaluate
 from domain.sla.explain import explain, minutes
 from domain.sla.facts import from_json
 from domain.sla.report import compliance
-from infra.http.queries import waited
+from infra.http import models
+from infra.http.errors import Declared
+from infra.http.queries import Contract, Month, Ticket, waited
 
 NAME = "sla"
 SCHEMA = f"proj_{NAME}"
@@ -46,21 +47,22 @@ Waited = Annotated[None, waited(NAME)]
 
 
 def routes(backend: Any) -> APIRouter:
-    r = APIRouter(tags=["sla"])
+    r = APIRouter(route_class=Declared, tags=["sla"])
     joined = (f"SELECT t.ticket_id, t.contract_id, t.facts, c.plan_id, c.terms, c.time_zone, c.holidays"
               f" FROM {SCHEMA}.sla_tickets t JOIN {SCHEMA}.sla_contracts c USING (contract_id)")
 
-    @r.get("/tickets/{ticket_id}/sla")
-    def ticket_sla(ticket_id: UUID, _: Waited, explain: bool = False) -> dict[str, Any]:
-        ticket_id = str(ticket_id)  # type: ignore[assignment]  # canonical text, as stored
+    @r.get("/tickets/{ticket_id}/sla", response_model=models.TicketSla,
+           response_model_exclude_unset=True)  # `explain` only when asked for
+    def ticket_sla(ticket: Ticket, _: Waited, explain: bool = False) -> dict[str, Any]:
+        ticket_id = str(ticket)  # canonical text, as stored
         row = backend.reads.one(f"{joined} WHERE t.ticket_id = %s", (ticket_id,))
         if row is None:
             raise NotFound(f"no ticket {ticket_id}")
         return ticket_answer(row, backend.clock.now(), explain)
 
-    @r.get("/contracts/{contract_id}/sla")
-    def contract_sla(contract_id: UUID, _: Waited, month: str | None = None) -> dict[str, Any]:
-        contract_id = str(contract_id)  # type: ignore[assignment]  # canonical text, as stored
+    @r.get("/contracts/{contract_id}/sla", response_model=models.ContractSla)
+    def contract_sla(contract: Contract, _: Waited, month: Month = None) -> dict[str, Any]:
+        contract_id = str(contract)  # canonical text, as stored
         c = backend.reads.one(f"SELECT * FROM {SCHEMA}.sla_contracts WHERE contract_id = %s", (contract_id,))
         if c is None:
             raise NotFound(f"no contract {contract_id}")

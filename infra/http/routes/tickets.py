@@ -3,32 +3,35 @@
 from __future__ import annotations
 
 from typing import Annotated, Any
-from uuid import UUID
 
 from fastapi import APIRouter
 
 from domain.errors import NotFound
-from infra.http.queries import waited
+from infra.http import models
+from infra.http.errors import Declared
+from infra.http.queries import Contract, Ticket, waited
 
 Waited = Annotated[None, waited("tickets")]
+# The columns the answer declares, no more: a column added to the table is not published by accident.
+COLUMNS = ", ".join(models.Ticket.model_fields)
 
 
 def routes(backend: Any) -> APIRouter:
-    r = APIRouter(tags=["tickets"])
+    r = APIRouter(route_class=Declared, tags=["tickets"])
 
-    @r.get("/tickets/{ticket_id}")
-    def ticket(ticket_id: UUID, _: Waited) -> dict[str, Any]:
-        ticket_id = str(ticket_id)  # type: ignore[assignment]  # canonical text, as stored
-        row = backend.reads.one("SELECT * FROM proj_tickets.tickets WHERE ticket_id = %s", (ticket_id,))
+    @r.get("/tickets/{ticket_id}", response_model=models.Ticket)
+    def ticket(ticket: Ticket, _: Waited) -> dict[str, Any]:
+        ticket_id = str(ticket)  # canonical text, as stored
+        row = backend.reads.one(f"SELECT {COLUMNS} FROM proj_tickets.tickets WHERE ticket_id = %s", (ticket_id,))
         if row is None:
             raise NotFound(f"no ticket {ticket_id}")
         return row
 
-    @r.get("/contracts/{contract_id}/tickets")
-    def tickets(contract_id: UUID, _: Waited, status: str | None = None) -> dict[str, Any]:
-        contract_id = str(contract_id)  # type: ignore[assignment]  # canonical text, as stored
+    @r.get("/contracts/{contract_id}/tickets", response_model=models.Tickets)
+    def tickets(contract: Contract, _: Waited, status: models.TicketStatus | None = None) -> dict[str, Any]:
+        contract_id = str(contract)  # canonical text, as stored
         rows = backend.reads.all(
-            "SELECT * FROM proj_tickets.tickets WHERE contract_id = %s"
+            f"SELECT {COLUMNS} FROM proj_tickets.tickets WHERE contract_id = %s"
             " AND (%s::text IS NULL OR status = %s) ORDER BY position",
             (contract_id, status, status),
         )
