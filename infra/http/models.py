@@ -142,13 +142,13 @@ class NewTicket(Position):
 
 # -- queries ---------------------------------------------------------------------------------
 
-class Open(BaseModel):
+class FreeForm(BaseModel):
     """Free-form JSON whose keys depend on the event or the plan."""
 
     model_config = ConfigDict(extra="allow")
 
 
-class Event(Open):
+class Event(FreeForm):
     type: str
     aggregate_id: Uuid
     aggregate_version: int
@@ -164,7 +164,7 @@ class History(BaseModel):
     tickets: list[dict[str, Any]] = Field(description="its tickets' states as of `as_of`")
 
 
-class Ticket(BaseModel):
+class TicketSummary(BaseModel):
     ticket_id: Uuid
     contract_id: Uuid
     title: str
@@ -180,10 +180,10 @@ class Ticket(BaseModel):
 
 
 class Tickets(BaseModel):
-    tickets: list[Ticket]
+    tickets: list[TicketSummary]
 
 
-class Clock(BaseModel):
+class SlaClock(BaseModel):
     due_at: At | None
     stopped_at: At | None
     status: ClockStatus
@@ -202,8 +202,8 @@ class TicketSla(BaseModel):
     priority: Priority
     category: str | None
     as_of: At
-    response: Clock
-    resolution: Clock
+    response: SlaClock
+    resolution: SlaClock
     explain: dict[str, Any] = Field(default_factory=dict,
                                     description="only with ?explain=true: each clock's rule and timeline")
 
@@ -239,7 +239,7 @@ class ContractSla(BaseModel):
     all: Group
 
 
-class Entry(BaseModel):
+class LedgerEntry(BaseModel):
     ticket_id: Uuid
     kind: str
     minutes: int
@@ -269,10 +269,10 @@ class Ledger(BaseModel):
     low_balance_threshold: int | None
     low_balance: bool
     exhausted: bool
-    entries: list[Entry]
+    entries: list[LedgerEntry]
 
 
-class Statement(BaseModel):
+class TicketStatement(BaseModel):
     ticket_id: Uuid
     position: int
     contract_id: Uuid
@@ -285,12 +285,12 @@ class Statement(BaseModel):
     balance_after: int | None
 
 
-class Statements(Statement):
-    entries: list[Entry]
-    statements: list[Statement] = Field(description="one per resolution, the last one above")
+class Statements(TicketStatement):
+    entries: list[LedgerEntry]
+    statements: list[TicketStatement] = Field(description="one per resolution, the last one above")
 
 
-class Outage(BaseModel):
+class OutageSpan(BaseModel):
     ticket_id: Uuid
     starts_at: At
     ends_at: At | None
@@ -316,7 +316,7 @@ class Availability(BaseModel):
     budget_left_minutes: float | None
     budget_exhausted: bool | None
     as_of: At
-    outages: list[Outage]
+    outages: list[OutageSpan]
     maintenance: list[Window]
 
 

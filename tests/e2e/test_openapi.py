@@ -202,10 +202,10 @@ def test_the_schema_declares_each_status_with_its_body_and_the_domain_vocabulary
     assert parts["Classify"]["properties"]["priority"]["enum"] == list(values.PRIORITIES)
     assert parts["Classify"]["properties"]["category"]["anyOf"][0]["enum"] == list(values.CATEGORIES)
     assert parts["TimeEntry"]["properties"]["kind"]["enum"] == list(values.ENTRY_KINDS)
-    assert parts["Clock"]["properties"]["status"]["enum"] == list(report.STATUSES)
-    assert set(parts["Ticket"]["properties"]["status"]["enum"]) == {"open", "paused", "resolved", "cancelled"}
+    assert parts["SlaClock"]["properties"]["status"]["enum"] == list(report.STATUSES)
+    assert set(parts["TicketSummary"]["properties"]["status"]["enum"]) == {"open", "paused", "resolved", "cancelled"}
     catalog = load_catalog()
     assert parts["SignContract"]["properties"]["plan"]["enum"] == sorted(catalog)
-    assert set(parts["Ticket"]["properties"]["channel"]["enum"]) == {c for t in catalog.values() for c in t.channels}
+    assert set(parts["TicketSummary"]["properties"]["channel"]["enum"]) == {c for t in catalog.values() for c in t.channels}
     assert parts["Maintenance"]["properties"]["starts_at"]["format"] == "date-time"
-    assert parts["Ticket"]["properties"]["opened_at"]["format"] == "date-time"
+    assert parts["TicketSummary"]["properties"]["opened_at"]["format"] == "date-time"

@@ -42,8 +42,8 @@ Label = Annotated[str | None, Query(pattern=models.NO_NUL, description=(
 def routes(backend: Any) -> APIRouter:
     r = APIRouter(route_class=Declared, tags=["ledger"])
     reads = backend.reads
-    entry_cols = ", ".join(models.Entry.model_fields)  # what the answer declares, no more
-    statement_cols = ", ".join(models.Statement.model_fields)
+    entry_cols = ", ".join(models.LedgerEntry.model_fields)  # what the answer declares, no more
+    statement_cols = ", ".join(models.TicketStatement.model_fields)
 
     @r.get("/contracts/{contract_id}/ledger", response_model=models.Ledger)
     def ledger(contract: Contract, _: Waited, period: Label = None) -> dict[str, Any]:

@@ -13,13 +13,13 @@ from infra.http.queries import Contract, Ticket, waited
 
 Waited = Annotated[None, waited("tickets")]
 # The columns the answer declares, no more: a column added to the table is not published by accident.
-COLUMNS = ", ".join(models.Ticket.model_fields)
+COLUMNS = ", ".join(models.TicketSummary.model_fields)
 
 
 def routes(backend: Any) -> APIRouter:
     r = APIRouter(route_class=Declared, tags=["tickets"])
 
-    @r.get("/tickets/{ticket_id}", response_model=models.Ticket)
+    @r.get("/tickets/{ticket_id}", response_model=models.TicketSummary)
     def ticket(ticket: Ticket, _: Waited) -> dict[str, Any]:
         ticket_id = str(ticket)  # canonical text, as stored
         row = backend.reads.one(f"SELECT {COLUMNS} FROM proj_tickets.tickets WHERE ticket_id = %s", (ticket_id,))
