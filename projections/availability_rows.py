@@ -80,12 +80,15 @@ class TicketFacts(NamedTuple):
 
 
 class Terms(NamedTuple):
-    """A contract's time zone (its months) and availability target, and the position of the
-    last event applied to it (its signing, or its latest maintenance announcement)."""
+    """A contract's time zone (its months) and availability target, the position of the last
+    event applied to it (its signing, or its latest maintenance announcement), and the earliest
+    instant from which its outages or maintenance changed since the projection last checked its
+    error budgets (`dirty_since`; None: nothing changed, or the plan promises no target)."""
 
     time_zone: str
     target_pct: float | None
     position: int
+    dirty_since: datetime | None = None
 
 
 class Outage(NamedTuple):
