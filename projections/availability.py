@@ -18,12 +18,21 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from domain.availability import Interval, MonthlyAvailability, intersect, month_bounds, split_by_month, subtract
 from domain.plans import PlanTerms
-from projections.availability_rows import Change, ContractOutages, Outage, Segment, Terms, TicketFacts
+from projections.availability_rows import (
+    Candidate,
+    Change,
+    ContractOutages,
+    Outage,
+    Segment,
+    StoredOutage,
+    Terms,
+    TicketFacts,
+)
 from projections.envelope import Envelope, Fold, opening, seen
 
 DOWN = "system-down"
@@ -82,16 +91,6 @@ def _spent_at(month: str, contract: ContractOutages, intervals: list[Interval], 
             return start + left
         left -= end - start
     return counted[-1][1]  # only reached through rounding of `allowed`
-
-
-class Candidate(NamedTuple):
-    """A contract the view found marked as changed or with an outage still open, as stored:
-    its terms, the earliest start of its open outages, and the months already noticed."""
-
-    contract_id: str
-    terms: Terms
-    open_since: datetime | None
-    noticed: frozenset[str]
 
 
 def _earliest(*instants: datetime | None) -> datetime | None:
@@ -224,8 +223,8 @@ def _moved(view: AvailabilityView, before: TicketFacts | None, after: TicketFact
     figures (`touched`)."""
     since = touched(before.segments() if before else [], after.segments())
     terms = view.contract(after.contract_id) if since is not None else None
-    if terms is not None:
-        view.put_contract(after.contract_id, marked(terms, since))
+    if terms is not None and (new := marked(terms, since)) != terms:
+        view.put_contract(after.contract_id, new)
 
 
 def opened(found: TicketFacts | None, facts: TicketFacts, view: AvailabilityView) -> TicketFacts | None:
@@ -314,11 +313,3 @@ class InMemoryAvailabilityView:
     def flush(self) -> int:
         return 0  # every fold ran at once
 
-
-class StoredOutage(NamedTuple):
-    """One outage segment with its contract, as a view's outage row holds it."""
-
-    contract_id: str
-    ticket_id: str
-    start: datetime
-    end: datetime | None
