@@ -2,7 +2,7 @@
 contract, the terms its SLA runs on. Every rule is here (or in domain/sla); a view only gets
 and puts rows by key and answers one indexed question. The projection dispatches on the event
 type and hands the view a fold of the ticket (`Tracked`: its facts, the position of the last
-event applied to it, its contract's rules): the event folded into the facts
+event applied to it, its contract's rules, read when the fold runs): the event folded into the facts
 (`domain.sla.facts.apply`), or nothing if the ticket already applied it (a redelivery, or a
 rebuild that overlapped the live runner). A ticket row derives its deadlines from its facts
 when first asked (`Tracked.derived`), so the stored due instants are always those of the
@@ -22,7 +22,7 @@ from typing import Any, NamedTuple, Protocol
 
 from domain.sla.clock import ClockResult, SlaRules, evaluate
 from domain.sla.facts import EVENT_TYPES, TicketFacts, apply, check
-from projections.envelope import Envelope, Fold, opening, seen
+from projections.envelope import Envelope, Fold, seen
 
 CLOCKS = ("response", "resolution")
 
@@ -184,19 +184,12 @@ class SlaProjection:
     def apply(self, env: Envelope, view: SlaView) -> bool:
         if env.type in EVENT_TYPES:
             check(env.type, env.occurred_at, env.data)  # bad data fails here, not at flush
-            return view.change(env.aggregate_id, folded, env, self._rules(env, view))
+            return view.change(env.aggregate_id, folded, env, view)
         if env.type == "Ticket.Opened":
-            facts = TicketFacts.opened(env.occurred_at, env.data)
-            ticket = Tracked(env.contract_id, facts, env.position, self._rules(env, view))
-            return view.change(env.aggregate_id, opening, ticket)
+            return view.change(env.aggregate_id, opened, env, TicketFacts.opened(env.occurred_at, env.data), view)
         if env.type == "Contract.Signed":
             return self._signed(env, view)
         return False
-
-    @staticmethod
-    def _rules(env: Envelope, view: SlaView) -> SlaRules | None:
-        contract = view.contract(env.contract_id)
-        return None if contract is None else contract.rules
 
     @staticmethod
     def _signed(env: Envelope, view: SlaView) -> bool:
@@ -221,11 +214,26 @@ class SlaProjection:
                 view.breached(breach)
 
 
-def folded(ticket: Tracked | None, env: Envelope, rules: SlaRules | None) -> Tracked | None:
-    """The fold of a ticket's event into its facts, under its contract's rules."""
+def _rules(view: SlaView, contract_id: str) -> SlaRules | None:
+    contract = view.contract(contract_id)
+    return None if contract is None else contract.rules
+
+
+def opened(found: Tracked | None, env: Envelope, facts: TicketFacts, view: SlaView) -> Tracked | None:
+    """The fold of a ticket's opening: its first facts under its contract's rules, unless the
+    ticket is there already (a redelivery)."""
+    if found is not None:
+        return None
+    return Tracked(env.contract_id, facts, env.position, _rules(view, env.contract_id))
+
+
+def folded(ticket: Tracked | None, env: Envelope, view: SlaView) -> Tracked | None:
+    """The fold of a ticket's event into its facts, under its contract's rules (read when the
+    fold runs: a PostgreSQL view reads the contracts of a batch's tickets in one query)."""
     if ticket is None or seen(env, ticket.position):
         return None  # never seen opened, or already applied
-    return Tracked(ticket.contract_id, apply(ticket.facts, env.type, env.occurred_at, env.data), env.position, rules)
+    facts = apply(ticket.facts, env.type, env.occurred_at, env.data)
+    return Tracked(ticket.contract_id, facts, env.position, _rules(view, ticket.contract_id))
 
 
 @dataclass

@@ -80,6 +80,9 @@ class PgSlaView:
 
     def flush(self) -> int:
         """Write the batch; how many of its changes were declined (events already applied)."""
+        # The folds read their tickets' contracts: read those in one query too.
+        loaded = self.tickets.prefetch_pending()
+        self.contracts.prefetch(t.contract_id for t in loaded if t is not None)
         declined = self.tickets.settle()
         signed = self.contracts.take_changed()
         if signed:
