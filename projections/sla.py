@@ -233,7 +233,9 @@ def folded(ticket: Tracked | None, env: Envelope, view: SlaView) -> Tracked | No
     if ticket is None or seen(env, ticket.position):
         return None  # never seen opened, or already applied
     facts = apply(ticket.facts, env.type, env.occurred_at, env.data)
-    return Tracked(ticket.contract_id, facts, env.position, _rules(view, ticket.contract_id))
+    # A contract is signed once, so rules a row already carries are still its contract's.
+    rules = ticket.rules or _rules(view, ticket.contract_id)
+    return Tracked(ticket.contract_id, facts, env.position, rules)
 
 
 @dataclass

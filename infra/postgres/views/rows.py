@@ -57,7 +57,8 @@ class Rows(Generic[K, V]):
         so that the caller can read what they refer to in one query as well."""
         keys = list(dict.fromkeys(key for key, _, _ in self.folds))
         self.prefetch(keys)
-        return [self.get(k) for k in keys]
+        changed, loaded = self.changed, self.loaded
+        return [changed[k] if k in changed else loaded[k] for k in keys]
 
     def settle(self) -> int:
         """Read the rows the queued folds need, in one query, and run the folds in order; how
