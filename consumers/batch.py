@@ -14,28 +14,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple
 
 import psycopg
 import structlog
 
 from consumers.checkpoints import Checkpoints, Cursor
+from consumers.ports import Projection, View
 from projections.envelope import Envelope
 
 log = structlog.get_logger("runner")
 
 
-class Projection(Protocol):
-    """What the runner drives: `apply` one envelope to a view bound to the open transaction."""
-
-    name: str
-
-    def apply(self, env: Envelope, view: Any) -> bool: ...
-
-
 Decoder = Callable[[bytes, list[tuple[str, bytes]] | None], Envelope]
 PositionOf = Callable[[list[tuple[str, bytes]] | None], int | None]
-ViewFactory = Callable[[psycopg.Connection], Any]
+ViewFactory = Callable[[psycopg.Connection], View]
 
 
 @dataclass
@@ -125,7 +118,7 @@ class Applier:
             result.applied, result.ignored = result.applied + used, result.ignored + (not used)
             result.envelopes.append(m.env)
         # A view that folds rows at flush learns only then that some were already applied.
-        declined = (view.flush() or 0) if hasattr(view, "flush") else 0
+        declined = view.flush()
         result.applied, result.ignored = result.applied - declined, result.ignored + declined
 
     def apply_each(self, book: Checkpoints, messages: list[Consumed], result: BatchResult) -> None:

@@ -1,17 +1,25 @@
-"""The ports the relay and the outbox publisher work against, so that their logic (what is
-published in which order, what counts as acknowledged, when a position moves, what blocks)
-does not depend on Kafka or PostgreSQL and can be driven from lists in unit tests. The
-adapters are `infra/kafka/publisher.py` (a broker) and `infra/postgres/relay_log.py`,
-`infra/postgres/outbox.py` (the relay's position and lease, a projection's outbox table).
+"""The interfaces the consumers drive, declared as `typing.Protocol`s, so that their logic does
+not depend on Kafka or PostgreSQL. What the runner and its batches need of a projection and of
+the view it writes to (projections and views satisfy them structurally; the rules live in the
+projections, the views only get and put rows and answer the indexed questions the projections
+ask). What the relay and the outbox publisher need of the broker (`Publisher`,
+infra/kafka/publisher.py), of their lease and position (`RelayLog`, infra/postgres/relay_log.py)
+and of an outbox table (`OutboxRows`, infra/postgres/outbox.py): their logic is driven from
+lists in unit tests.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
+from projections.envelope import Envelope
+
 Headers = list[tuple[str, bytes]]
+
+# -- the broker, the relay's log, outboxes -------------------------------------------------------
 
 
 class Message(NamedTuple):
@@ -114,3 +122,30 @@ class OutboxRows(Protocol):
     def mark(self, ids: list[int]) -> None: ...
 
     def close(self) -> None: ...
+
+
+# -- projections and their views ---------------------------------------------------------------
+
+
+class View(Protocol):
+    """A read model's rows, bound to the open transaction of one batch (or one tick)."""
+
+    def flush(self) -> int:
+        """Write what the batch changed; how many of its changes were declined because the
+        rows had already applied them (a view that applies at once declines none here)."""
+        ...
+
+
+class Projection(Protocol):
+    """A read model's rules: what an event does to the view's rows, and what the passing of
+    time does (`tick`, a no-op for a projection with nothing timed)."""
+
+    name: str
+
+    def apply(self, env: Envelope, view: Any) -> bool:
+        """Apply one event; False if it changes nothing (unrelated, or already applied)."""
+        ...
+
+    def tick(self, now: datetime, view: Any) -> None:
+        """Act on what became due by `now` (breaches, spent budgets)."""
+        ...

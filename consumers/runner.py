@@ -35,8 +35,9 @@ import structlog
 from kafka import KafkaConsumer, TopicPartition
 
 from consumers import leases
-from consumers.batch import Applier, BatchResult, Decoder, PositionOf, Projection, ViewFactory, is_fault
+from consumers.batch import Applier, BatchResult, Decoder, PositionOf, ViewFactory, is_fault
 from consumers.checkpoints import Checkpoints, Cursor, switch_lock
+from consumers.ports import Projection
 from projections.envelope import Envelope
 
 log = structlog.get_logger("runner")
@@ -266,9 +267,8 @@ class Runner:
         self.last_beat = now
         self.ticking = self.ticking or leases.try_lock(self.db, f"tick:{self.lease}")
         switch_lock(self.db, self.lease)
-        tick = getattr(self.projection, "tick", None)
-        if tick is not None and self.ticking:
-            tick(self.clock(), self.view_factory(self.db))
+        if self.ticking:
+            self.projection.tick(self.clock(), self.view_factory(self.db))
         self.checkpoints.beat(self.projection.name)
         self.db.commit()
         self._publish()

@@ -2,9 +2,12 @@
 windows it announced, and its time zone and availability target; the monthly figures are
 computed at query time by domain/availability.py (open outages clipped at "now"), and the
 projection's `tick` decides, once per contract and month, that the month's error budget is
-spent. The view stores each ticket's facts (`OutageFacts`, projections/availability_rows.py)
-and the outage segments derived from them; the in-memory view below is the reference the
-PostgreSQL one must agree with.
+spent. Every rule is here: the folds of a ticket's facts (`OutageFacts`,
+projections/availability_rows.py, which give its outage segments) also mark, on the contract's
+row, from when its figures may have moved (`Terms.dirty_since`); a view stores the rows by key
+and answers the tick's indexed questions (the contracts marked or with an open outage, and one
+contract's outages over a span). The in-memory view below is the reference the PostgreSQL one
+must agree with.
 Each ticket's facts and each contract's terms record the store position of the last event
 applied to them, and the projection ignores an event at or below it (a redelivery, or a
 rebuild that overlapped the live runner), so replaying any part again changes nothing.
@@ -15,12 +18,21 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Protocol
 
 from domain.availability import Interval, MonthlyAvailability, intersect, split_by_month, subtract
 from domain.periods import from_iso, month_bounds, months_between
 from domain.plans import PlanTerms
-from projections.availability_rows import OutageChange, ContractOutages, Outage, Segment, Terms, OutageFacts
+from projections.availability_rows import (
+    Candidate,
+    OutageChange,
+    ContractOutages,
+    Outage,
+    Segment,
+    StoredOutage,
+    Terms,
+    OutageFacts,
+)
 from projections.envelope import Envelope, Fold, opening, seen
 
 DOWN = "system-down"
@@ -81,14 +93,8 @@ def _spent_at(month: str, contract: ContractOutages, intervals: list[Interval], 
     return counted[-1][1]  # only reached through rounding of `allowed`
 
 
-class Pending(NamedTuple):
-    """A contract with a target whose budgets may have moved since `since`: its outages or
-    maintenance changed from there on (`dirty`), or an outage open since then still runs."""
-
-    contract_id: str
-    time_zone: str
-    since: datetime
-    noticed: frozenset[str]
+def _earliest(*instants: datetime | None) -> datetime | None:
+    return min((i for i in instants if i is not None), default=None)
 
 
 def touched(before: list[Segment], after: list[Segment]) -> datetime | None:
@@ -98,16 +104,31 @@ def touched(before: list[Segment], after: list[Segment]) -> datetime | None:
     return min(start for start, _ in before + after)
 
 
+def marked(terms: Terms, since: datetime | None) -> Terms:
+    """A contract's terms once its figures may have moved from `since` on (None: they did
+    not): only a contract with a target has budgets to check again."""
+    if since is None or terms.target_pct is None:
+        return terms
+    return terms._replace(dirty_since=_earliest(terms.dirty_since, since))
+
+
 class AvailabilityView(Protocol):
+    """The availability rows by key, and the tick's questions; nothing here decides."""
+
     def contract(self, contract_id: str) -> Terms | None: ...
     def put_contract(self, contract_id: str, terms: Terms) -> None: ...
     def scheduled(self, contract_id: str, position: int, window: Interval, reason: str | None) -> None: ...
     def change(self, ticket_id: str, fold: Fold, *args: Any) -> bool: ...
-    def to_check(self) -> list[Pending]: ...
+    def candidates(self) -> list[Candidate]:
+        """The contracts with `dirty_since` set or an outage segment without an end."""
+        ...
     def outages_of(self, contract_id: str, since: datetime | None = None,
                    until: datetime | None = None) -> ContractOutages | None: ...
     def budget_exhausted(self, notice: BudgetNotice) -> None: ...
-    def checked(self, contract_id: str) -> None: ...
+    def checked(self, contract_id: str) -> None:
+        """Clear the contract's `dirty_since`."""
+        ...
+    def flush(self) -> int: ...
 
 
 class AvailabilityProjection:
@@ -136,14 +157,14 @@ class AvailabilityProjection:
         d = env.data
         since = from_iso(d["down_since"]) if d.get("down_since") else env.occurred_at
         facts = OutageFacts(env.aggregate_id, env.contract_id, since, d.get("category") == DOWN, position=env.position)
-        return view.change(env.aggregate_id, opening, facts)
+        return view.change(env.aggregate_id, opened, facts, view)
 
     @staticmethod
     def _change(env: Envelope, kind: str, view: AvailabilityView) -> bool:
         category = env.data.get("category")
         if kind == "classified" and not category:
             return False  # the priority alone changed: nothing for availability
-        return view.change(env.aggregate_id, changed, env, OutageChange(kind, env.occurred_at, category == DOWN))
+        return view.change(env.aggregate_id, changed, env, OutageChange(kind, env.occurred_at, category == DOWN), view)
 
     @staticmethod
     def _scheduled(env: Envelope, view: AvailabilityView) -> bool:
@@ -153,43 +174,66 @@ class AvailabilityProjection:
         d = env.data
         window = (from_iso(d["starts_at"]), from_iso(d["ends_at"]))
         view.scheduled(env.aggregate_id, env.position, window, d.get("reason"))
-        view.put_contract(env.aggregate_id, terms._replace(position=env.position))
+        view.put_contract(env.aggregate_id, marked(terms._replace(position=env.position), window[0]))
         return True
 
     def tick(self, now: datetime, view: AvailabilityView) -> None:
         """Check the months that may have moved (changed, or with an outage still open) and
         are not noticed yet; load only their outages, so a catch-up stays cheap."""
-        for pending in view.to_check():
-            zone = pending.time_zone
-            months = [m for m in months_between(pending.since, now, zone) if m not in pending.noticed]
-            if months:
-                start, end = month_bounds(months[0], zone)[0], month_bounds(months[-1], zone)[1]
-                contract = view.outages_of(pending.contract_id, start, end)
-                for notice in budget_notices(contract, now, months) if contract else []:
-                    view.budget_exhausted(notice)
-            view.checked(pending.contract_id)
+        for candidate in view.candidates():
+            terms = candidate.terms
+            since = _earliest(terms.dirty_since, candidate.open_since)
+            if terms.target_pct is not None and since is not None:
+                self._check(candidate, since, now, view)
+            if terms.dirty_since is not None:
+                view.checked(candidate.contract_id)
+
+    @staticmethod
+    def _check(candidate: Candidate, since: datetime, now: datetime, view: AvailabilityView) -> None:
+        zone = candidate.terms.time_zone
+        months = [m for m in months_between(since, now, zone) if m not in candidate.noticed]
+        if months:
+            start, end = month_bounds(months[0], zone)[0], month_bounds(months[-1], zone)[1]
+            contract = view.outages_of(candidate.contract_id, start, end)
+            for notice in budget_notices(contract, now, months) if contract else []:
+                view.budget_exhausted(notice)
 
 
-def changed(facts: OutageFacts | None, env: Envelope, change: OutageChange) -> OutageFacts | None:
+def _moved(view: AvailabilityView, before: OutageFacts | None, after: OutageFacts) -> None:
+    """Mark the ticket's contract from when the change of its outage segments may move the
+    figures (`touched`)."""
+    since = touched(before.segments() if before else [], after.segments())
+    terms = view.contract(after.contract_id) if since is not None else None
+    if terms is not None and (new := marked(terms, since)) != terms:
+        view.put_contract(after.contract_id, new)
+
+
+def opened(found: OutageFacts | None, facts: OutageFacts, view: AvailabilityView) -> OutageFacts | None:
+    """The fold of a ticket's opening: its facts, unless it has some already (a redelivery)."""
+    if opening(found, facts) is None:
+        return None
+    _moved(view, None, facts)
+    return facts
+
+
+def changed(facts: OutageFacts | None, env: Envelope, change: OutageChange, view: AvailabilityView) -> OutageFacts | None:
     """The fold of a change of a ticket's facts."""
     if facts is None or seen(env, facts.position):
         return None  # never seen opened, or already applied
-    return facts.after(change, env.position)
+    after = facts.after(change, env.position)
+    _moved(view, facts, after)
+    return after
 
 
 @dataclass
 class InMemoryAvailabilityView:
-    """The availability read model in dicts, for unit tests and the benchmark."""
+    """The availability read model in dicts, for unit tests and the benchmark: a plain store
+    that runs a fold at once, and answers the tick's questions by looking at every row."""
 
     contracts: dict[str, Terms] = field(default_factory=dict)
     tickets: dict[str, OutageFacts] = field(default_factory=dict)
     maintenance: dict[str, dict[int, Interval]] = field(default_factory=dict)
-    dirty: dict[str, datetime] = field(default_factory=dict)
     notices: list[BudgetNotice] = field(default_factory=list)
-
-    def _dirty(self, contract_id: str, since: datetime | None) -> None:
-        if since is not None:
-            self.dirty[contract_id] = min(since, self.dirty.get(contract_id, since))
 
     def contract(self, contract_id: str) -> Terms | None:
         return self.contracts.get(contract_id)
@@ -199,15 +243,12 @@ class InMemoryAvailabilityView:
 
     def scheduled(self, contract_id: str, position: int, window: Interval, reason: str | None) -> None:
         self.maintenance.setdefault(contract_id, {})[position] = window
-        self._dirty(contract_id, window[0])
 
     def change(self, ticket_id: str, fold: Fold, *args: Any) -> bool:
-        before = self.tickets.get(ticket_id)
-        facts = fold(before, *args)
+        facts = fold(self.tickets.get(ticket_id), *args)
         if facts is None:
             return False
         self.tickets[ticket_id] = facts
-        self._dirty(facts.contract_id, touched(before.segments() if before else [], facts.segments()))
         return True
 
     def outages_of(self, contract_id: str, since: datetime | None = None,
@@ -216,34 +257,40 @@ class InMemoryAvailabilityView:
             return None
         lo = since or datetime.min.replace(tzinfo=UTC)
         hi = until or datetime.max.replace(tzinfo=UTC)
-        zone, target, _ = self.contracts[contract_id]
+        terms = self.contracts[contract_id]
         outages = sorted(
-            (Outage(t.ticket_id, start, end)
-             for t in self.tickets.values() if t.contract_id == contract_id
-             for start, end in t.segments() if start < hi and (end is None or end > lo)),
+            (o for o in self._outages() if o.contract_id == contract_id and o.start < hi and (o.end is None or o.end > lo)),
             key=lambda o: (o.start, o.ticket_id),  # stable: a ticket's segments stay in order
         )
         windows = sorted(w for w in self.maintenance.get(contract_id, {}).values() if w[0] < hi and w[1] > lo)
-        noticed = frozenset(n.month for n in self.notices if n.contract_id == contract_id)
-        return ContractOutages(contract_id, zone, target, tuple(outages), tuple(windows), noticed)
+        return ContractOutages(contract_id, terms.time_zone, terms.target_pct,
+                               tuple(Outage(o.ticket_id, o.start, o.end) for o in outages), tuple(windows),
+                               self._noticed(contract_id))
 
-    def to_check(self) -> list[Pending]:
-        since = dict(self.dirty)
-        for t in self.tickets.values():
-            for start, end in t.segments():
-                if end is None:
-                    since[t.contract_id] = min(start, since.get(t.contract_id, start))
-        pending = []
-        for contract_id, when in sorted(since.items()):
-            zone, target, _ = self.contracts.get(contract_id, Terms("UTC", None, 0))
-            if target is not None:
-                noticed = frozenset(n.month for n in self.notices if n.contract_id == contract_id)
-                pending.append(Pending(contract_id, zone, when, noticed))
-        return pending
+    def _outages(self) -> list[StoredOutage]:
+        """The outage segments as the PostgreSQL view stores them: its rows, per ticket."""
+        return [StoredOutage(t.contract_id, t.ticket_id, start, end)
+                for t in self.tickets.values() for start, end in t.segments()]
+
+    def _noticed(self, contract_id: str) -> frozenset[str]:
+        return frozenset(n.month for n in self.notices if n.contract_id == contract_id)
+
+    def candidates(self) -> list[Candidate]:
+        open_since: dict[str, datetime] = {}
+        for o in self._outages():
+            if o.end is None:
+                open_since[o.contract_id] = min(o.start, open_since.get(o.contract_id, o.start))
+        ids = {c for c, t in self.contracts.items() if t.dirty_since is not None} | set(open_since)
+        return [Candidate(c, self.contracts[c], open_since.get(c), self._noticed(c))
+                for c in sorted(ids) if c in self.contracts]
 
     def budget_exhausted(self, notice: BudgetNotice) -> None:
         if all(n.notice_id != notice.notice_id for n in self.notices):
             self.notices.append(notice)
 
     def checked(self, contract_id: str) -> None:
-        self.dirty.pop(contract_id, None)
+        self.contracts[contract_id] = self.contracts[contract_id]._replace(dirty_since=None)
+
+    def flush(self) -> int:
+        return 0  # every fold ran at once
+

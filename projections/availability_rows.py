@@ -1,6 +1,7 @@
 """Availability's rows: what the outage rules need to know of a ticket (`OutageFacts`, and the
-outage segments they give), a contract's terms, a stored outage, and everything one contract's
-monthly figures are computed from (`ContractOutages`). A ticket's facts and a contract's terms
+outage segments they give), a contract's terms, a stored outage, a contract the tick looks at
+(`Candidate`), and everything one contract's monthly figures are computed from
+(`ContractOutages`). A ticket's facts and a contract's terms
 record the store position of the last event applied to them (projections/availability.py
 decides with it).
 """
@@ -80,12 +81,34 @@ class OutageFacts(NamedTuple):
 
 
 class Terms(NamedTuple):
-    """A contract's time zone (its months) and availability target, and the position of the
-    last event applied to it (its signing, or its latest maintenance announcement)."""
+    """A contract's time zone (its months) and availability target, the position of the last
+    event applied to it (its signing, or its latest maintenance announcement), and the earliest
+    instant from which its outages or maintenance changed since the projection last checked its
+    error budgets (`dirty_since`; None: nothing changed, or the plan promises no target)."""
 
     time_zone: str
     target_pct: float | None
     position: int
+    dirty_since: datetime | None = None
+
+
+class StoredOutage(NamedTuple):
+    """One outage segment with its contract, as a view's outage row holds it."""
+
+    contract_id: str
+    ticket_id: str
+    start: datetime
+    end: datetime | None
+
+
+class Candidate(NamedTuple):
+    """A contract the view found marked as changed or with an outage still open, as stored:
+    its terms, the earliest start of its open outages, and the months already noticed."""
+
+    contract_id: str
+    terms: Terms
+    open_since: datetime | None
+    noticed: frozenset[str]
 
 
 class Outage(NamedTuple):

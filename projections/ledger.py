@@ -33,6 +33,8 @@ LOW, EXHAUSTED = "low-balance", "exhausted"
 
 
 class LedgerView(Protocol):
+    """The ledger's rows by key: books, periods, entries, tickets' costs, statements, notices."""
+
     def book(self, contract_id: str) -> Book | None: ...
     def period(self, contract_id: str, label: str) -> Period | None: ...
     def put_book(self, book: Book) -> None: ...
@@ -41,6 +43,7 @@ class LedgerView(Protocol):
     def change_ticket(self, ticket_id: str, fold: Fold, *args: Any) -> bool: ...
     def add_statement(self, statement: Statement) -> None: ...
     def notify(self, notice: Notice) -> None: ...
+    def flush(self) -> int: ...
 
 
 class LedgerProjection:
@@ -65,6 +68,9 @@ class LedgerProjection:
             view.put_book(book)
             return True
         return False
+
+    def tick(self, now: datetime, view: LedgerView) -> None:
+        """Nothing in the ledger waits for time: periods change only through recorded events."""
 
     def _signed(self, env: Envelope, view: LedgerView) -> bool:
         if view.book(env.contract_id) is not None:
@@ -219,6 +225,9 @@ class InMemoryLedgerView:
 
     def notify(self, notice: Notice) -> None:
         self.notices.append(notice)
+
+    def flush(self) -> int:
+        return 0  # every fold ran at once
 
     # -- queries, for tests ---------------------------------------------------------------
 

@@ -1,13 +1,17 @@
 """SLA: per ticket, its facts and the due instants of its response and resolution clocks; per
-contract, the terms its SLA runs on. It dispatches on the event type and hands the view a
-fold of the ticket (its facts, and the position of the last event applied to it): the event
-folded into the facts (`domain.sla.facts.apply`), or nothing if the ticket already applied it
-(a redelivery, or a rebuild that overlapped the live runner). The view re-derives the
-deadlines of a changed ticket with `derive`, so the stored due instants are always those of
-the latest facts (they do not depend on "now"; statuses do, and are computed when read). `tick(now, view)`
-notices, once per ticket, clock and due instant, a clock that is on (running or paused) past
-its due instant: a re-evaluated due instant is a new breach, a repeated tick is not. The
-in-memory view below is the reference the PostgreSQL one must agree with.
+contract, the terms its SLA runs on. Every rule is here (or in domain/sla); a view only gets
+and puts rows by key and answers one indexed question. The projection dispatches on the event
+type and hands the view a fold of the ticket (`Tracked`: its facts, the position of the last
+event applied to it, its contract's rules, read when the fold runs): the event folded into the facts
+(`domain.sla.facts.apply`), or nothing if the ticket already applied it (a redelivery, or a
+rebuild that overlapped the live runner). A ticket row derives its deadlines from its facts
+when first asked (`Tracked.derived`), so the stored due instants are always those of the
+latest facts, and a PostgreSQL view that writes a batch derives each touched ticket once (they
+do not depend on "now"; statuses do, and are computed when read). `tick(now, view)` asks the
+view for the clocks whose alarm went off before now and that were not noticed for it, and
+notices (`overdue`), once per ticket, clock and due instant, a clock that is on (running or
+paused) past its due instant: a re-evaluated due instant is a new breach, a repeated tick is
+not. The in-memory view below is the reference the PostgreSQL one must agree with.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from typing import Any, NamedTuple, Protocol
 from domain.sla.clock import ClockResult, SlaRules, evaluate
 from domain.sla.facts import EVENT_TYPES, TicketFacts, apply, check
 from domain.values import CLOCKS
-from projections.envelope import Envelope, Fold, opening, seen
+from projections.envelope import Envelope, Fold, seen
 
 
 class Signed(NamedTuple):
@@ -34,15 +38,6 @@ class Signed(NamedTuple):
     position: int = 0
 
 
-class Tracked(NamedTuple):
-    """A ticket as the view keeps it: its contract, its facts, and the position of the last
-    event folded into them."""
-
-    contract_id: str
-    facts: TicketFacts
-    position: int
-
-
 class Deadline(NamedTuple):
     """What the view stores of one clock: enough to notice a breach without re-evaluating."""
 
@@ -51,6 +46,12 @@ class Deadline(NamedTuple):
     on: bool
     target: str | None
     target_minutes: float | None
+
+    @property
+    def alarm_at(self) -> datetime | None:
+        """When the tick should look at this clock: at its due instant while it is on (running
+        or paused), never once it stopped or without a target."""
+        return self.due_at if self.on else None
 
 
 class Derived(NamedTuple):
@@ -61,6 +62,67 @@ class Derived(NamedTuple):
     group: str
     response: Deadline
     resolution: Deadline
+
+
+def _deadline(clock: ClockResult) -> Deadline:
+    t = clock.terms
+    return Deadline(clock.due_at, clock.stopped_at, clock.on, t.label, t.target_minutes)
+
+
+def derive(rules: SlaRules, facts: TicketFacts) -> Derived:
+    """The deadlines of the latest facts (evaluated as of their last instant, no elapsed time)."""
+    result = evaluate(rules, facts, facts.last_at, elapsed=False)
+    return Derived(result.priority, result.category, result.group,
+                   _deadline(result.response), _deadline(result.resolution))
+
+
+_UNSET: Any = object()
+
+
+class Tracked:
+    """A ticket as the views keep it: its contract, its facts, the position of the last event
+    folded into them, and the deadlines its facts give under its contract's rules (`derived`,
+    None while the contract is unknown). The deadlines are derived when first asked for: a
+    PostgreSQL view asks when it writes the batch, so a ticket that many of the batch's events
+    changed is evaluated once. A row read back only to fold the next event into carries no
+    rules (`rules` None): the fold gives the new row its contract's."""
+
+    __slots__ = ("contract_id", "facts", "position", "rules", "_derived")
+
+    def __init__(self, contract_id: str, facts: TicketFacts, position: int, rules: SlaRules | None = None) -> None:
+        self.contract_id, self.facts, self.position, self.rules = contract_id, facts, position, rules
+        self._derived: Derived | None = _UNSET
+
+    @property
+    def derived(self) -> Derived | None:
+        if self._derived is _UNSET:
+            self._derived = None if self.rules is None else derive(self.rules, self.facts)
+        return self._derived
+
+    def _key(self) -> tuple[Any, ...]:
+        return self.contract_id, self.facts, self.position, self.derived
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Tracked) and self._key() == other._key()
+
+    __hash__ = None  # type: ignore[assignment]  # equal by value, and holds a mutable cache
+
+    def __repr__(self) -> str:
+        return f"Tracked({self.contract_id!r}, position={self.position}, derived={self.derived!r})"
+
+
+class Due(NamedTuple):
+    """One clock of one ticket as the view stores it, found by the view's indexed question
+    (alarm before an instant, not noticed for it): what `overdue` judges."""
+
+    ticket_id: str
+    contract_id: str
+    opened_at: datetime
+    priority: str
+    category: str | None
+    clock: str
+    deadline: Deadline
+    noticed: datetime | None
 
 
 @dataclass(frozen=True)
@@ -84,37 +146,33 @@ class Breach:
         return f"sla-breach:{self.ticket_id}:{self.clock}:{self.due_at.isoformat()}"
 
 
-def _deadline(clock: ClockResult) -> Deadline:
-    t = clock.terms
-    return Deadline(clock.due_at, clock.stopped_at, clock.on, t.label, t.target_minutes)
-
-
-def derive(rules: SlaRules, facts: TicketFacts) -> Derived:
-    """The deadlines of the latest facts (evaluated as of their last instant, no elapsed time)."""
-    result = evaluate(rules, facts, facts.last_at, elapsed=False)
-    return Derived(result.priority, result.category, result.group,
-                   _deadline(result.response), _deadline(result.resolution))
-
-
-def overdue(ticket_id: str, contract_id: str, plan_id: str, opened_at: datetime, derived: Derived,
-            noticed: dict[str, datetime | None], now: datetime) -> list[Breach]:
-    """The clocks of one ticket that are on, past due at `now` and not noticed for that due."""
-    found = []
-    for clock in CLOCKS:
-        d: Deadline = getattr(derived, clock)
-        if d.on and d.due_at is not None and d.due_at < now and noticed.get(clock) != d.due_at:
-            assert d.target is not None and d.target_minutes is not None
-            found.append(Breach(ticket_id, contract_id, plan_id, clock, derived.priority,
-                                derived.category, d.target, d.target_minutes, opened_at, d.due_at, now))
-    return found
+def overdue(due: Due, plan_id: str, now: datetime) -> Breach | None:
+    """The breach of a clock that is on, past its due instant at `now`, and not noticed for
+    that due instant; None for any other."""
+    d = due.deadline
+    if not (d.on and d.due_at is not None and d.due_at < now and due.noticed != d.due_at):
+        return None
+    assert d.target is not None and d.target_minutes is not None
+    return Breach(due.ticket_id, due.contract_id, plan_id, due.clock, due.priority, due.category, d.target,
+                  d.target_minutes, due.opened_at, d.due_at, now)
 
 
 class SlaView(Protocol):
+    """The SLA rows by key, and the tick's questions; nothing here decides."""
+
     def contract(self, contract_id: str) -> Signed | None: ...
     def signed(self, contract: Signed) -> None: ...
     def change(self, ticket_id: str, fold: Fold, *args: Any) -> bool: ...
-    def overdue(self, now: datetime) -> list[Breach]: ...
-    def breached(self, breach: Breach) -> None: ...
+    def caught_up(self) -> bool:
+        """Whether the view holds every event the relay has published."""
+        ...
+    def due(self, now: datetime) -> list[Due]:
+        """The clocks whose alarm is before `now` and not noticed for it, earliest first."""
+        ...
+    def breached(self, breach: Breach) -> None:
+        """Record the breach as noticed for its due instant, and send its notice."""
+        ...
+    def flush(self) -> int: ...
 
 
 class SlaProjection:
@@ -125,10 +183,9 @@ class SlaProjection:
     def apply(self, env: Envelope, view: SlaView) -> bool:
         if env.type in EVENT_TYPES:
             check(env.type, env.occurred_at, env.data)  # bad data fails here, not at flush
-            return view.change(env.aggregate_id, folded, env)
+            return view.change(env.aggregate_id, folded, env, view)
         if env.type == "Ticket.Opened":
-            facts = TicketFacts.opened(env.occurred_at, env.data)
-            return view.change(env.aggregate_id, opening, Tracked(env.contract_id, facts, env.position))
+            return view.change(env.aggregate_id, opened, env, TicketFacts.opened(env.occurred_at, env.data), view)
         if env.type == "Contract.Signed":
             return self._signed(env, view)
         return False
@@ -145,32 +202,70 @@ class SlaProjection:
         return True
 
     def tick(self, now: datetime, view: SlaView) -> None:
-        """Notice the clocks that went past due since the last tick."""
-        for breach in view.overdue(now):
-            view.breached(breach)
+        """Notice the clocks that went past due since the last tick; none while the view lags
+        behind the relay, since the backlog may hold the event that stops a clock."""
+        if not view.caught_up():
+            return
+        for due in view.due(now):
+            contract = view.contract(due.contract_id)
+            breach = None if contract is None else overdue(due, contract.plan_id, now)
+            if breach is not None:
+                view.breached(breach)
 
 
-def folded(ticket: Tracked | None, env: Envelope) -> Tracked | None:
-    """The fold of a ticket's event into its facts."""
+def _rules(view: SlaView, contract_id: str) -> SlaRules | None:
+    contract = view.contract(contract_id)
+    return None if contract is None else contract.rules
+
+
+def opened(found: Tracked | None, env: Envelope, facts: TicketFacts, view: SlaView) -> Tracked | None:
+    """The fold of a ticket's opening: its first facts under its contract's rules, unless the
+    ticket is there already (a redelivery)."""
+    if found is not None:
+        return None
+    return Tracked(env.contract_id, facts, env.position, _rules(view, env.contract_id))
+
+
+def folded(ticket: Tracked | None, env: Envelope, view: SlaView) -> Tracked | None:
+    """The fold of a ticket's event into its facts, under its contract's rules (read when the
+    fold runs: a PostgreSQL view reads the contracts of a batch's tickets in one query)."""
     if ticket is None or seen(env, ticket.position):
         return None  # never seen opened, or already applied
-    return Tracked(ticket.contract_id, apply(ticket.facts, env.type, env.occurred_at, env.data), env.position)
+    facts = apply(ticket.facts, env.type, env.occurred_at, env.data)
+    # A contract is signed once, so rules a row already carries are still its contract's.
+    rules = ticket.rules or _rules(view, ticket.contract_id)
+    return Tracked(ticket.contract_id, facts, env.position, rules)
 
 
 @dataclass
 class TicketRecord:
-    """One ticket in the in-memory view; `derived` is None while its contract is unknown."""
+    """One ticket in the in-memory view: its row, and per clock the due instant whose breach
+    was last noticed (kept when the row changes, as the PostgreSQL view keeps its column)."""
 
-    contract_id: str
-    facts: TicketFacts
-    position: int
-    derived: Derived | None
+    row: Tracked
     noticed: dict[str, datetime | None] = field(default_factory=dict)
+
+    @property
+    def contract_id(self) -> str:
+        return self.row.contract_id
+
+    @property
+    def facts(self) -> TicketFacts:
+        return self.row.facts
+
+    @property
+    def position(self) -> int:
+        return self.row.position
+
+    @property
+    def derived(self) -> Derived | None:
+        return self.row.derived
 
 
 @dataclass
 class InMemorySlaView:
-    """The SLA read model in dicts, for unit tests and the benchmark; applies at once."""
+    """The SLA read model in dicts, for unit tests and the benchmark: a plain store that runs a
+    fold at once, and answers `due` by looking at every ticket."""
 
     contracts: dict[str, Signed] = field(default_factory=dict)
     tickets: dict[str, TicketRecord] = field(default_factory=dict)
@@ -183,33 +278,37 @@ class InMemorySlaView:
         self.contracts[contract.contract_id] = contract
 
     def change(self, ticket_id: str, fold: Fold, *args: Any) -> bool:
-        r = self.tickets.get(ticket_id)
-        ticket = fold(None if r is None else Tracked(r.contract_id, r.facts, r.position), *args)
-        if ticket is not None:
-            self._put(ticket_id, ticket)
-        return ticket is not None
-
-    def _put(self, ticket_id: str, ticket: Tracked) -> None:
-        derived = self._derive(ticket.contract_id, ticket.facts)
         record = self.tickets.get(ticket_id)
+        row = fold(None if record is None else record.row, *args)
+        if row is None:
+            return False
         if record is None:
-            self.tickets[ticket_id] = TicketRecord(ticket.contract_id, ticket.facts, ticket.position, derived)
+            self.tickets[ticket_id] = TicketRecord(row)
         else:  # the breaches noticed stay noticed
-            record.facts, record.position, record.derived = ticket.facts, ticket.position, derived
+            record.row = row
+        row.derived  # noqa: B018 - derived now, as the PostgreSQL view does when it writes
+        return True
 
-    def _derive(self, contract_id: str, facts: TicketFacts) -> Derived | None:
-        contract = self.contracts.get(contract_id)
-        return None if contract is None else derive(contract.rules, facts)
+    def caught_up(self) -> bool:
+        return True  # applies at once: never behind
 
-    def overdue(self, now: datetime) -> list[Breach]:
+    def due(self, now: datetime) -> list[Due]:
         found = []
-        for ticket_id, r in sorted(self.tickets.items()):
-            if r.derived is not None:
-                plan = self.contracts[r.contract_id].plan_id
-                found += overdue(ticket_id, r.contract_id, plan, r.facts.opened_at, r.derived, r.noticed, now)
-        return found
+        for clock in CLOCKS:
+            for ticket_id, r in self.tickets.items():
+                d = r.derived
+                deadline: Deadline | None = None if d is None else getattr(d, clock)
+                alarm = None if deadline is None else deadline.alarm_at
+                if deadline is not None and alarm is not None and alarm < now and r.noticed.get(clock) != alarm:
+                    assert d is not None
+                    found.append(Due(ticket_id, r.contract_id, r.facts.opened_at, d.priority, d.category, clock,
+                                     deadline, r.noticed.get(clock)))
+        return sorted(found, key=lambda due: (CLOCKS.index(due.clock), due.deadline.alarm_at, due.ticket_id))
 
     def breached(self, breach: Breach) -> None:
         self.tickets[breach.ticket_id].noticed[breach.clock] = breach.due_at
         if all(n.notice_id != breach.notice_id for n in self.notices):  # as the outbox keeps one
             self.notices.append(breach)
+
+    def flush(self) -> int:
+        return 0  # everything was applied at once

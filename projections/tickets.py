@@ -12,6 +12,7 @@ infra/postgres/views/tickets.py.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 from domain.values import DEFAULT_PRIORITY
@@ -28,7 +29,10 @@ CHANGES = ("Ticket.Classified", "Ticket.TimeConsumed", *STATUS_AFTER)
 
 
 class TicketsView(Protocol):
+    """The ticket rows by key."""
+
     def change(self, ticket_id: str, fold: Fold, *args: Any) -> bool: ...
+    def flush(self) -> int: ...
 
 
 class TicketsProjection:
@@ -42,6 +46,9 @@ class TicketsProjection:
         if env.type not in CHANGES:
             return False
         return view.change(env.aggregate_id, changed, env)
+
+    def tick(self, now: datetime, view: TicketsView) -> None:
+        """Nothing in the ticket list depends on the passing of time."""
 
     @staticmethod
     def _opened(env: Envelope) -> dict[str, Any]:
@@ -82,3 +89,6 @@ class InMemoryTicketsView:
         if row is not None:
             self.rows[ticket_id] = row
         return row is not None
+
+    def flush(self) -> int:
+        return 0  # every fold ran at once

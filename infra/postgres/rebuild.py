@@ -80,9 +80,7 @@ class Rebuild:
         view = self.spec.view(conn, self.fresh)
         for env in envelopes:
             self.projection.apply(env, view)
-        flush = getattr(view, "flush", None)
-        if flush is not None:
-            flush()
+        view.flush()
         self.applied += len(envelopes)
 
     def fill(self, upto: int, progress: Progress | None = None) -> None:

@@ -333,4 +333,4 @@ def test_a_backdated_outage_spends_the_budget_of_past_months_too() -> None:
     s.do("t-1", "Restored", 30 * 1440 + 1)
     s.projection.tick(LATER, s.view)
     assert [n.month for n in s.view.notices] == ["2026-04", "2026-05"]
-    assert s.view.to_check() == []
+    assert s.view.candidates() == []

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import psycopg
+
+from consumers.ports import Projection, View
 
 
 @dataclass(frozen=True)
@@ -16,9 +17,9 @@ class ProjectionSpec:
     """A projection, the SQL files of its read model, its view, and its notice topics."""
 
     name: str
-    make: Callable[[], Any]
+    make: Callable[[], Projection]
     sql_files: tuple[str, ...]
-    view: Callable[[psycopg.Connection, str], Any]
+    view: Callable[[psycopg.Connection, str], View]
     notice_topics: tuple[str, ...] = field(default=())
 
     @property

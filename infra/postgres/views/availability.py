@@ -1,8 +1,11 @@
 """The availability read model: its PostgreSQL view, the Avro encoder of its budget notice, and
-GET /contracts/{id}/availability. At `flush` the view reads the batch's tickets in one query,
-runs the projection's folds on them, and writes what changed in a handful of set-based
-statements (one upsert of the tickets' facts, one rewrite of their outage segments, each batch
-of rows sent as one JSON document), so thousands of ticket events cost a few round trips.
+GET /contracts/{id}/availability. The view decides nothing: at `flush` it reads the batch's
+tickets (and their contracts) in one query each, runs the projection's folds on them, and
+writes the rows they gave in a handful of set-based statements (one upsert of the contracts,
+one of the tickets' facts, one rewrite of the outage segments of the tickets whose segments
+changed, each batch of rows sent as one JSON document), so thousands of ticket events cost a
+few round trips. For the tick it answers the projection's indexed questions: the contracts
+marked as changed or with an open outage, and one contract's outages over a span.
 """
 
 from __future__ import annotations
@@ -20,8 +23,8 @@ from domain.availability import Interval
 from domain.periods import from_iso, utc, utc_or_none
 from infra.kafka.notices import AVAILABILITY_TOPIC, encode_budget
 from infra.postgres.views.rows import Rows
-from projections.availability import BudgetNotice, Pending, touched
-from projections.availability_rows import ContractOutages, Outage, OutageFacts, Terms
+from projections.availability import BudgetNotice
+from projections.availability_rows import Candidate, ContractOutages, Outage, OutageFacts, Terms
 from projections.envelope import Fold
 
 NAME = "availability"
@@ -85,9 +88,9 @@ class PgAvailabilityView:
 
     def _contracts(self, ids: list[str]) -> dict[str, Terms]:
         rows = self.conn.execute(self._sql(
-            "SELECT contract_id, time_zone, target_pct, position FROM {s}.availability_contracts"
+            "SELECT contract_id, time_zone, target_pct, position, dirty_since FROM {s}.availability_contracts"
             " WHERE contract_id = ANY(%s)"), (ids,)).fetchall()
-        return {r[0]: Terms(r[1], r[2], r[3]) for r in rows}
+        return {r[0]: Terms(r[1], r[2], r[3], utc_or_none(r[4])) for r in rows}
 
     def _tickets(self, ids: list[str]) -> dict[str, OutageFacts]:
         rows = self.conn.execute(self._sql(
@@ -100,14 +103,18 @@ class PgAvailabilityView:
 
     def flush(self) -> int:
         """Write the batch; how many of its changes were declined (events already applied)."""
+        # The folds mark their tickets' contracts: read those in one query too.
+        loaded = self.tickets.prefetch_pending()
+        self.contracts.prefetch(f.contract_id for f in loaded if f is not None)
         declined = self.tickets.settle()
         contracts = self.contracts.take_changed()
         if contracts:
             self._insert("availability_contracts", [
-                {"contract_id": c, "time_zone": t.time_zone, "target_pct": t.target_pct, "position": t.position}
+                {"contract_id": c, "time_zone": t.time_zone, "target_pct": t.target_pct, "position": t.position,
+                 "dirty_since": t.dirty_since and t.dirty_since.isoformat()}
                 for c, t in contracts.items()
             ], "(contract_id) DO UPDATE SET time_zone = EXCLUDED.time_zone, target_pct = EXCLUDED.target_pct,"
-               " position = EXCLUDED.position")
+               " position = EXCLUDED.position, dirty_since = EXCLUDED.dirty_since")
         if self.windows:
             self._insert("availability_maintenance", [
                 {"contract_id": c, "position": p, "starts_at": w[0].isoformat(), "ends_at": w[1].isoformat(),
@@ -122,6 +129,7 @@ class PgAvailabilityView:
                 for f in after.values()
             ], "(ticket_id) DO UPDATE SET down = EXCLUDED.down, cancelled = EXCLUDED.cancelled,"
                " history = EXCLUDED.history, position = EXCLUDED.position")
+        # Each ticket's outage rows are its segments; rewritten only where they differ.
         new = {t: f.segments() for t, f in after.items()}
         moved = [after[t] for t in after if new[t] != before[t]]
         if moved:
@@ -132,21 +140,8 @@ class PgAvailabilityView:
                  "starts_at": start.isoformat(), "ends_at": end and end.isoformat()}
                 for f in moved for n, (start, end) in enumerate(new[f.ticket_id])
             ])
-        self._mark_dirty([(f.contract_id, touched(before[f.ticket_id], new[f.ticket_id])) for f in moved])
         self.windows = []
         return declined
-
-    def _mark_dirty(self, moved: list[tuple[str, datetime | None]]) -> None:
-        dirty: dict[str, datetime] = {}
-        for contract_id, since in [(c, s) for c, _, (s, _), _ in self.windows] + moved:
-            if since is not None:
-                dirty[contract_id] = min(since, dirty.get(contract_id, since))
-        if dirty:
-            self.conn.execute(self._sql(
-                "UPDATE {s}.availability_contracts c SET dirty_since = LEAST(c.dirty_since, d.since)"
-                " FROM unnest(%s::text[], %s::timestamptz[]) AS d (contract_id, since)"
-                " WHERE c.contract_id = d.contract_id AND c.target_pct IS NOT NULL"),
-                (list(dirty), list(dirty.values())))
 
     def _insert(self, table: str, rows: list[dict[str, Any]], on_conflict: str | None = None) -> None:
         """All rows in one statement, sent as one JSON document: far cheaper than a statement
@@ -163,18 +158,20 @@ class PgAvailabilityView:
         with self.conn.cursor(row_factory=dict_row) as cur:
             return cur.execute(query, params).fetchall()  # type: ignore[arg-type]
 
-    def to_check(self) -> list[Pending]:
+    def candidates(self) -> list[Candidate]:
+        """The contracts with `dirty_since` set or an open outage, from the two partial
+        indexes, with the earliest start of their open outages and their noticed months."""
         rows = self._fetch(self._sql(
-            "SELECT c.contract_id, c.time_zone, min(x.since) AS since, array_agg(DISTINCT n.month)"
-            " FILTER (WHERE n.month IS NOT NULL) AS noticed FROM ("
-            " SELECT contract_id, dirty_since AS since FROM {s}.availability_contracts"
-            " WHERE dirty_since IS NOT NULL UNION ALL SELECT contract_id, starts_at"
-            " FROM {s}.availability_outages WHERE ends_at IS NULL) AS x"
-            " JOIN {s}.availability_contracts c USING (contract_id)"
-            " LEFT JOIN {s}.availability_notices n USING (contract_id)"
-            " WHERE c.target_pct IS NOT NULL GROUP BY c.contract_id, c.time_zone ORDER BY 1"), ())
-        return [Pending(r["contract_id"], r["time_zone"], utc(r["since"]), frozenset(r["noticed"] or ()))
-                for r in rows]
+            "WITH x AS (SELECT contract_id FROM {s}.availability_contracts WHERE dirty_since IS NOT NULL"
+            " UNION SELECT contract_id FROM {s}.availability_outages WHERE ends_at IS NULL)"
+            " SELECT c.contract_id, c.time_zone, c.target_pct, c.position, c.dirty_since,"
+            " (SELECT min(o.starts_at) FROM {s}.availability_outages o"
+            "  WHERE o.contract_id = c.contract_id AND o.ends_at IS NULL) AS open_since,"
+            " ARRAY(SELECT n.month FROM {s}.availability_notices n WHERE n.contract_id = c.contract_id) AS noticed"
+            " FROM x JOIN {s}.availability_contracts c USING (contract_id) ORDER BY 1"), ())
+        return [Candidate(r["contract_id"],
+                          Terms(r["time_zone"], r["target_pct"], r["position"], utc_or_none(r["dirty_since"])),
+                          utc_or_none(r["open_since"]), frozenset(r["noticed"])) for r in rows]
 
     def outages_of(self, contract_id: str, since: datetime | None = None,
                    until: datetime | None = None) -> ContractOutages | None:

@@ -1,7 +1,8 @@
 """The rows one batch of a PostgreSQL view reads and changes, by key.
 
 The projection decides, the view only gets and puts rows (and, for rows it cannot read one by
-one without a round trip per event, runs the projection's folds). So that a batch costs a few
+one without a round trip per event, runs the projection's folds, which are the projection's
+rules applied to a row). So that a batch costs a few
 statements rather than one per event, the folds of a batch's rows are queued (`change`) and
 run at flush (`settle`), after one query has read every row they need; the few rows of a
 contract (its terms, its periods) are read on first use and kept for the batch. Changed rows
@@ -50,6 +51,14 @@ class Rows(Generic[K, V]):
         `settle`, which counts the folds that did not."""
         self.folds.append((key, fold, args))
         return True
+
+    def prefetch_pending(self) -> list[V | None]:
+        """Read the rows the queued folds need, in one query; those rows (None: no row yet),
+        so that the caller can read what they refer to in one query as well."""
+        keys = list(dict.fromkeys(key for key, _, _ in self.folds))
+        self.prefetch(keys)
+        changed, loaded = self.changed, self.loaded
+        return [changed[k] if k in changed else loaded[k] for k in keys]
 
     def settle(self) -> int:
         """Read the rows the queued folds need, in one query, and run the folds in order; how

@@ -1,11 +1,13 @@
 """The SLA read model: its PostgreSQL view, the Avro encoder of its breach notice, and the routes
-GET /tickets/{id}/sla (?explain=true) and GET /contracts/{id}/sla?month=YYYY-MM. At `flush` the
-view reads the batch's tickets in one query, runs the projection's folds on them, and writes
-what changed in a few set-based statements (one upsert of the re-derived tickets), so a ticket
-touched by many events of a batch is evaluated once. A derivation that fails (a clock beyond
-the calendar's range) fails at flush; the runner then retries the batch event by event and
-parks that one. Statuses are computed when read, from the stored
-facts and the real now, so a clock shows `breached` the instant it passes its due.
+GET /tickets/{id}/sla (?explain=true) and GET /contracts/{id}/sla?month=YYYY-MM. The view decides
+nothing: at `flush` it reads the batch's tickets in one query, runs the projection's folds on
+them, and writes the rows they gave in a few set-based statements (one upsert of the tickets,
+with the deadlines each row derives when asked, so a ticket touched by many events of a batch
+is evaluated once). A derivation that fails (a clock beyond the calendar's range) fails at
+flush; the runner then retries the batch event by event and parks that one. For the tick it
+answers one indexed question, the clocks whose alarm is before an instant and not noticed for
+it, and the projection judges them. Statuses are computed when read, from the stored facts and
+the real now, so a clock shows `breached` the instant it passes its due.
 """
 
 from __future__ import annotations
@@ -16,29 +18,29 @@ from typing import Any
 
 import psycopg
 
-from domain.periods import utc
+from domain.periods import utc_or_none
 from domain.sla.clock import SlaRules
-from domain.sla.facts import TicketFacts, from_json, to_json
-from domain.values import CLOCKS
+from domain.sla.facts import from_json, to_json
 from infra.kafka.notices import SLA_TOPIC, encode_breach
 from infra.postgres.outbox import enqueue
 from infra.postgres.views.rows import Rows
 from projections.envelope import Fold
-from projections.sla import Breach, Derived, Signed, Tracked, derive
+from domain.values import CLOCKS
+from projections.sla import Breach, Deadline, Due, Signed, Tracked
 
 NAME = "sla"
 SCHEMA = f"proj_{NAME}"
 SQL_FILES = ("sla_contracts", "sla_tickets")
 _COLUMNS = ("ticket_id", "contract_id", "opened_at", "position", "facts", "priority", "category", "grp",
-            *(f"{c}_{k}" for c in CLOCKS for k in ("due_at", "stopped_at", "on", "target", "target_minutes")))
+            *(f"{c}_{k}" for c in CLOCKS for k in ("due_at", "stopped_at", "on", "target", "target_minutes", "alarm_at")))
 _CASTS = ("text[]", "text[]", "timestamptz[]", "bigint[]", "text[]::jsonb[]", "text[]", "text[]", "text[]",
-          *(["timestamptz[]", "timestamptz[]", "bool[]", "text[]", "float8[]"] * 2))
+          *(["timestamptz[]", "timestamptz[]", "bool[]", "text[]", "float8[]", "timestamptz[]"] * 2))
+_DEADLINE = ("due_at", "stopped_at", "on", "target", "target_minutes")
 
 
 class PgSlaView:
-    """The SLA read model in {schema}.sla_*: the batch's tickets folded, re-derived and written
-    at flush, contracts read on first use; `guard` holds breach notices back while the
-    projection lags behind the relay (a backlog may hold the event that stops a clock)."""
+    """The SLA read model in {schema}.sla_*: the batch's tickets folded and written at flush,
+    contracts read on first use; without `guard` it answers that it is always caught up."""
 
     def __init__(self, conn: psycopg.Connection, schema: str, guard: bool = True) -> None:
         self.conn, self.schema, self.guard = conn, schema, guard
@@ -70,12 +72,15 @@ class PgSlaView:
         rows = self.conn.execute(self._sql(
             "SELECT ticket_id, contract_id, facts, position FROM {s}.sla_tickets"
             " WHERE ticket_id = ANY(%s)"), (ids,), binary=True).fetchall()
-        return {t: Tracked(c, from_json(f), p) for t, c, f, p in rows}
+        return {t: Tracked(c, from_json(f), p) for t, c, f, p in rows}  # read only to fold into
 
     # -- the writes -------------------------------------------------------------------------
 
     def flush(self) -> int:
         """Write the batch; how many of its changes were declined (events already applied)."""
+        # The folds read their tickets' contracts: read those in one query too.
+        loaded = self.tickets.prefetch_pending()
+        self.contracts.prefetch(t.contract_id for t in loaded if t is not None)
         declined = self.tickets.settle()
         signed = self.contracts.take_changed()
         if signed:
@@ -88,8 +93,7 @@ class PgSlaView:
                      for c in signed.values()])
         tickets = self.tickets.take_changed()
         if tickets:
-            self.contracts.prefetch(t.contract_id for t in tickets.values())
-            rows = [_row(i, t, _derived(self.contracts.get(t.contract_id), t.facts)) for i, t in tickets.items()]
+            rows = [_row(i, t) for i, t in tickets.items()]
             self.conn.execute(self._sql(
                 f"INSERT INTO {{s}}.sla_tickets ({', '.join(_COLUMNS)}) SELECT * FROM unnest("
                 + ", ".join(f"%b::{t}" for t in _CASTS)
@@ -100,7 +104,8 @@ class PgSlaView:
 
     # -- the tick's reads and writes, immediate ---------------------------------------------
 
-    def _caught_up(self) -> bool:
+    def caught_up(self) -> bool:
+        """Whether the watermark reached the relay's position (always, without `guard`)."""
         if not self.guard:
             return True
         if self.conn.execute("SELECT to_regclass('relay.position')").fetchone() == (None,):
@@ -110,20 +115,18 @@ class PgSlaView:
             " <= (SELECT coalesce(max(position), 0) FROM {s}.watermark)")).fetchone()
         return bool(row and row[0])
 
-    def overdue(self, now: datetime) -> list[Breach]:
-        if not self._caught_up():
-            return []
+    def due(self, now: datetime, limit: int = 1000) -> list[Due]:
+        """The clocks whose alarm is before `now` and not noticed for it, from the partial
+        index on each clock's alarm: at most `limit` per clock, earliest first."""
         found = []
         for clock in CLOCKS:
             rows = self.conn.execute(self._sql(
-                f"SELECT t.ticket_id, t.contract_id, c.plan_id, t.priority, t.category,"
-                f" t.{clock}_target, t.{clock}_target_minutes, t.opened_at, t.{clock}_due_at"
-                f" FROM {{s}}.sla_tickets t JOIN {{s}}.sla_contracts c USING (contract_id)"
-                f" WHERE t.{clock}_on AND t.{clock}_due_at < %s"
-                f" AND t.{clock}_noticed IS DISTINCT FROM t.{clock}_due_at"
-                f" ORDER BY t.{clock}_due_at, t.ticket_id LIMIT 1000"), (now,)).fetchall()
-            found += [Breach(t, c, p, clock, pr, cat, tg, tm, utc(o), utc(d), now)
-                      for t, c, p, pr, cat, tg, tm, o, d in rows]
+                f"SELECT ticket_id, contract_id, opened_at, priority, category,"
+                f" {', '.join(f'{clock}_{k}' for k in _DEADLINE)}, {clock}_noticed FROM {{s}}.sla_tickets"
+                f" WHERE {clock}_alarm_at < %s AND {clock}_noticed IS DISTINCT FROM {clock}_alarm_at"
+                f" ORDER BY {clock}_alarm_at, ticket_id LIMIT %s"), (now, limit)).fetchall()
+            found += [Due(t, c, utc_or_none(o), p, cat, clock, Deadline(utc_or_none(due), utc_or_none(stop), on, tg, tm), utc_or_none(n))
+                      for t, c, o, p, cat, due, stop, on, tg, tm, n in rows]
         return found
 
     def breached(self, breach: Breach) -> None:
@@ -134,16 +137,10 @@ class PgSlaView:
         enqueue(self.conn, self.schema, breach.notice_id, SLA_TOPIC, breach.contract_id, value, headers)
 
 
-def _derived(contract: Signed | None, facts: TicketFacts) -> Derived | None:
-    return None if contract is None else derive(contract.rules, facts)
-
-
-def _row(ticket_id: str, ticket: Tracked, d: Derived | None) -> tuple[Any, ...]:
-    facts = ticket.facts
+def _row(ticket_id: str, ticket: Tracked) -> tuple[Any, ...]:
+    facts, d = ticket.facts, ticket.derived
     head = (ticket_id, ticket.contract_id, facts.opened_at, ticket.position, json.dumps(to_json(facts)))
     if d is None:  # the contract is unknown: facts kept, no deadline
-        return (*head, facts.priority, facts.category, None, *([None, None, False, None, None] * 2))
-    clocks = [x for c in (d.response, d.resolution) for x in c]
+        return (*head, facts.priority, facts.category, None, *([None, None, False, None, None, None] * 2))
+    clocks = [x for c in (d.response, d.resolution) for x in (*c, c.alarm_at)]
     return (*head, d.priority, d.category, d.group, *clocks)
-
-
