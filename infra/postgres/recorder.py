@@ -1,5 +1,5 @@
 """The event store's recorder: the library's PostgreSQL recorder, plus one append that writes
-several commands' events and their idempotency answers in one transaction.
+several commands' events and their idempotency answers in one transaction, as one statement.
 
 Appends go in store order: the events table is locked for the transaction (as the library
 does), so notification ids are handed out in commit order and readers never pass a gap that
@@ -44,9 +44,9 @@ class Claim:
     status: int = 200
     answer_key: str | None = None  # e.g. "ticket_id" for a creation
 
-    def answer(self, aggregate_id: str, position: int) -> dict[str, Any]:
-        head = {self.answer_key: aggregate_id} if self.answer_key else {}
-        return head | {"position": position}
+    def answer(self, aggregate_id: str) -> dict[str, Any]:
+        """The kept answer but its position, which the store adds once it is known."""
+        return {self.answer_key: aggregate_id} if self.answer_key else {}
 
 
 @dataclass
@@ -92,35 +92,37 @@ class TicketingRecorder(PostgresApplicationRecorder):
             log.warning("could not check the pool's connections", error=str(error))
 
     def append(self, appends: Sequence[Append]) -> None:
-        """Record every append's events (setting their `ids`) and complete their claims."""
-        stored = [e for a in appends for e in a.events]
-        rows = [self.construct_pg_stored_event(e.originator_id, e.originator_version, e.topic, e.state)
-                for e in stored]
-        claims = [(a, a.claim) for a in appends if a.claim is not None]
-        with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
-            self._lock_table(curs)
-            curs.execute(self.insert_events_statement, (rows,), prepare=True)
-            ids = [row["notification_id"] for row in curs.fetchall()]
-            start = 0
-            for a in appends:
-                a.ids, start = ids[start:start + len(a.events)], start + len(a.events)
-            if claims:
-                self._complete(curs, claims)
+        """Record every append's events (setting their `ids`) and complete their claims, in
+        one statement (sql/append.sql): one round trip per batch, one transaction."""
+        rows, kept = [], []
+        for a in appends:
+            rows += [self.construct_pg_stored_event(e.originator_id, e.originator_version, e.topic, e.state)
+                     for e in a.events]
+            if a.claim is not None:
+                c = a.claim
+                kept.append({"scope": c.scope, "key": c.key, "hash": c.digest.hex(), "status": c.status,
+                             "answer": c.answer(str(a.events[0].originator_id)), "last": len(rows)})
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            try:
+                curs.execute(self._append_statement(), (rows, json.dumps(kept), self._lock_timeout), prepare=True)
+            except psycopg.errors.UniqueViolation as error:
+                if error.diag.table_name == "idempotency":
+                    raise KeyKept("an answer is already kept under this idempotency key") from None
+                raise  # another writer recorded this version first
+            row = curs.fetchone()
+        ids: list[int] = list(row["ids"] or []) if row else []
+        start = 0
+        for a in appends:
+            a.ids, start = ids[start:start + len(a.events)], start + len(a.events)
 
-    def _complete(self, curs: Any, claims: list[tuple[Append, Claim]]) -> None:
-        kept = [{"scope": c.scope, "key": c.key, "hash": c.digest.hex(), "status": c.status,
-                 "answer": c.answer(str(a.events[0].originator_id), max(a.ids))} for a, c in claims]
-        try:
-            curs.execute(self._keep_statement(), (json.dumps(kept),))
-        except psycopg.errors.UniqueViolation:
-            raise KeyKept("an answer is already kept under this idempotency key") from None
+    def _append_statement(self) -> SQL:
+        schema = Identifier(self.datastore.schema)
+        return SQL("SELECT {schema}.ticketing_append(%s::{schema}.{event}[], %s::jsonb, %s) AS ids").format(
+            schema=schema, event=Identifier(self.stored_event_type_name))
 
-    def _keep_statement(self) -> SQL:
-        return SQL(
-            "INSERT INTO {schema}.idempotency (scope, key, request_hash, status, answer)"
-            " SELECT d.scope, d.key, decode(d.hash, 'hex'), d.status, d.answer"
-            " FROM jsonb_to_recordset(%s::jsonb) AS d(scope text, key text, hash text, status int, answer jsonb)"
-        ).format(schema=Identifier(self.datastore.schema))
+    @property
+    def _lock_timeout(self) -> str:
+        return f"{self.datastore.lock_timeout}s"
 
     def committed(self, events: Sequence[StoredEvent]) -> list[int] | None:
         """The ids of these exact events if they are in the store (a commit whose answer was

@@ -129,7 +129,7 @@ class ApplicationHost:
             conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")  # type: ignore[arg-type]
             env = postgres.store_env(url, schema, pool_size)
             self.app = HostedApplication(catalog, env=env, clock=clock)
-            for name in ("event_index", "idempotency"):
+            for name in ("event_index", "idempotency", "append"):
                 conn.execute(postgres.sql(name, schema))  # type: ignore[arg-type]
             conn.execute("SELECT pg_advisory_unlock(hashtext('ticketing-store-setup'))")
         self.app.check = EventCheck(Codec())
