@@ -6,7 +6,7 @@ import importlib
 import sys
 from typing import Any
 
-from bench import pipeline
+from bench import commands, pipeline
 from bench.stats import format_row
 
 MODULES = ("sla", "ledger", "availability")
@@ -23,6 +23,9 @@ def main() -> int:
         print(f"\n{name}: {(module.__doc__ or '').strip()}")
         result = module.run()
         rows.extend(result if isinstance(result, list) else [result])
+    commands_rows = [r for r in rows if isinstance(r, dict) and r.get("unit") == "commands/s"][:3]
+    print("\ncommands over HTTP beside a no-op FastAPI endpoint (bench/commands.py)")
+    print(commands.table(commands_rows))
     print("\nsummary")
     for row in rows:
         if isinstance(row, dict) and "benchmark" in row:

@@ -4,8 +4,11 @@ Workload: 16 keep-alive clients send 4,000 ticket commands (open, respond, time,
 resume, classify, in a cycle), each on its own contract; per-request latency. The same load
 generator drives, in the same sitting: the no-op app of bench/noop.py (same bodies, same
 server), the backend's commands without idempotency keys, and with a key on every command
-(what a client that retries sends). `python -m bench.commands URL [URL ...]` drives running
-backends (for example an older checkout's, to compare side by side).
+(what a client that retries sends). Both are served by uvicorn with the same worker count
+(TICKETING_API_WORKERS, default 1) and, where installed, the same loop and HTTP parser.
+Printed side by side: rate, p50 and p99 latency, and each command rate as a share of the
+no-op's. `python -m bench.commands URL [URL ...]` drives running backends (for example an
+older checkout's, to compare side by side).
 """
 
 from __future__ import annotations
@@ -73,7 +76,7 @@ def _commands(base: str, cid: str, count: int, keys: bool) -> list[float]:
 def noop_ceiling() -> dict[str, Any]:
     """The same load on bench/noop.py, served in a process of its own."""
     port = embedded.free_port()
-    server = subprocess.Popen([sys.executable, "-m", "bench.noop", str(port)])
+    server = subprocess.Popen([sys.executable, "-m", "bench.noop", str(port)])  # workers: as the API's
     try:
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 30
@@ -98,7 +101,18 @@ def side_by_side(base: str) -> list[dict[str, Any]]:
     keyed = drive(base, "http commands, each with an Idempotency-Key", keys=True)
     for row in (plain, keyed):
         row["of_ceiling"] = f"{100 * row['rate'] / ceiling['rate']:.0f}%"
+    print(table([ceiling, plain, keyed]), flush=True)
     return [ceiling, plain, keyed]
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    """The side-by-side figures: rate, latency percentiles, share of the no-op's rate."""
+    lines = [f"{'':<48} {'commands/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'of no-op':>9}"]
+    for row in rows:
+        lines.append(f"{row['benchmark']:<48} {row['rate']:>10,.0f} {row.get('p50_ms', 0):>8.1f}"
+                     f" {row.get('p99_ms', 0):>8.1f} {row.get('of_ceiling', '100%'):>9}")
+    rule = "=" * len(lines[0])
+    return "\n".join([rule, *lines, rule])
 
 
 if __name__ == "__main__":

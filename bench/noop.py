@@ -1,11 +1,13 @@
 """A bare FastAPI app with no-op endpoints taking the same bodies as the command routes, served
 the way `ticketing api` serves the real one: the ceiling the command path is measured against.
 
-`python -m bench.noop PORT` serves it on 127.0.0.1:PORT.
+`python -m bench.noop PORT` serves it on 127.0.0.1:PORT, with as many uvicorn workers as
+TICKETING_API_WORKERS asks of the API (default 1).
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import uuid
 from typing import Any
@@ -45,4 +47,5 @@ def simple(ticket_id: uuid.UUID, verb: str, body: models.Because | None = None) 
 if __name__ == "__main__":
     import uvicorn
 
-    uvicorn.run("bench.noop:app", host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", access_log=False)
+    uvicorn.run("bench.noop:app", host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", access_log=False,
+                workers=int(os.environ.get("TICKETING_API_WORKERS", "1")))
