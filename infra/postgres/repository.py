@@ -5,16 +5,26 @@ writers (processes) recorded since the cached version; the copy goes into the ca
 once its events are in the store. So an aggregate whose save failed is never served again,
 and no reader sees a state that a command is still deciding. Aggregates are copied
 shallowly: their event methods rebind attributes and never change a list or dict in place.
+
+A command's first attempt may take the cached state as it is (`trusting`), without the round
+trip that asks the store for newer events: whatever it then records is checked by the
+store's unique (id, version) key, so a decision on a stale state cannot be recorded, and the
+host (infra/postgres/store.py) checks what was served but not written (`stale`) before it
+saves, and decides a refusal again on fresh state.
 """
 
 from __future__ import annotations
 
 import copy
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 from uuid import UUID
 
 from eventsourcing.application import Repository
 from eventsourcing.domain import Aggregate
+from psycopg.sql import SQL, Identifier
 
 
 def fork(aggregate: Any) -> Any:
@@ -27,6 +37,36 @@ def fork(aggregate: Any) -> Any:
 class CommittedCache(Repository[UUID]):
     """The library's repository with a cache of committed aggregates (see the module doc)."""
 
+    _local = threading.local()
+
+    @contextmanager
+    def trusting(self) -> Iterator[dict[UUID, int]]:
+        """While open, this thread's loads take cached states as they are; yields what was
+        served so (aggregate id: version)."""
+        served: dict[UUID, int] = {}
+        self._local.served = served
+        try:
+            yield served
+        finally:
+            self._local.served = None
+
+    def served(self) -> dict[UUID, int] | None:
+        """What this thread's open `trusting` served from the cache, if one is open."""
+        return getattr(self._local, "served", None)
+
+    def stale(self, served: dict[UUID, int]) -> bool:
+        """Whether the store holds events of these aggregates after the versions served."""
+        recorder: Any = self.event_store.recorder
+        statement = SQL(
+            "SELECT EXISTS (SELECT 1 FROM {schema}.{table} AS t"
+            " JOIN unnest(%s::uuid[], %s::bigint[]) AS s(id, version)"
+            " ON t.originator_id = s.id AND t.originator_version > s.version)"
+        ).format(schema=Identifier(recorder.datastore.schema), table=Identifier(recorder.events_table_name))
+        with recorder.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(statement, (list(served), list(served.values())), prepare=True)
+            row = curs.fetchone()
+        return bool(row and row["exists"])
+
     def get(self, aggregate_id: UUID, *, version: int | None = None, projector_func: Any = None,
             **_: Any) -> Any:
         project = projector_func or _replay
@@ -37,6 +77,10 @@ class CommittedCache(Repository[UUID]):
         except KeyError:
             aggregate = self._reconstruct_aggregate(aggregate_id, None, project)
             self.cache.put(aggregate_id, fork(aggregate))
+            return aggregate
+        served = self.served()
+        if served is not None:
+            served[aggregate_id] = aggregate.version
             return aggregate
         newer = list(self.event_store.get(originator_id=aggregate_id, gt=aggregate.version))
         if newer:

@@ -27,7 +27,7 @@ from eventsourcing.persistence import IntegrityError, Notification, Recording, S
 from domain.application import Recorded, TicketingApplication, _project
 from domain.commands import Command, as_id
 from domain.contract import Contract
-from domain.errors import ConcurrentChange, InvalidInput
+from domain.errors import ConcurrentChange, DomainError, InvalidInput
 from domain.plans import PlanTerms
 from domain.wallclock import Clock
 from infra import postgres
@@ -42,6 +42,10 @@ RETRIES = 5
 MAX_MESSAGE_BYTES = 1_000_000  # below Kafka's default message.max.bytes (1,048,588)
 T = TypeVar("T")
 CLAIM: contextvars.ContextVar[Claim | None] = contextvars.ContextVar("claim", default=None)
+
+
+class StaleRead(IntegrityError):
+    """A command decided on a cached aggregate that has changed since: decide again."""
 
 
 class EventCheck:
@@ -87,6 +91,11 @@ class HostedApplication(TicketingApplication):
 
     def save(self, *objs: Any, **_: Any) -> list[Recording[UUID]]:
         aggregates = [o for o in objs if o is not None]
+        served = self.repository.served()
+        if served:  # what the decision read from the cache unchecked and does not write
+            unchecked = {i: v for i, v in served.items() if i not in {a.id for a in aggregates}}
+            if unchecked and self.repository.stale(unchecked):
+                raise StaleRead("decided on a cached state that another writer has since changed")
         pending = [(a, a.collect_events()) for a in aggregates]
         events = [e for _, collected in pending for e in collected]
         self.check(events)
@@ -153,21 +162,33 @@ class ApplicationHost:
     # -- commands ---------------------------------------------------------------------------
 
     def handle(self, command: Command, claim: Claim | None = None) -> Recorded:
-        """Run a command through the application, serialised on the aggregate it changes."""
-        return self.run(lambda: self.app.handle(command), command.aggregate_id, claim)
+        """Run a command through the application, serialised on the aggregate it changes;
+        its first attempt decides on cached states unchecked (infra/postgres/repository.py)."""
+        return self.run(lambda: self.app.handle(command), command.aggregate_id, claim, trust_cache=True)
 
-    def run(self, command: Callable[[], T], key: str | UUID | None = None, claim: Claim | None = None) -> T:
+    def run(self, command: Callable[[], T], key: str | UUID | None = None, claim: Claim | None = None,
+            trust_cache: bool = False) -> T:
         """Run a command (load, call, save), serialised per aggregate `key` in this process,
-        again on fresh state when another writer recorded first."""
+        again on fresh state when another writer recorded first. With `trust_cache`, the first
+        attempt skips asking the store for newer events: a stale decision cannot be recorded
+        (the store's version key refuses it, or `save` finds what it read but does not write
+        changed), and a refusal is decided again on fresh state before it is answered."""
         lock = nullcontext() if key is None else self._locks[hash(as_id(key)) % len(self._locks)]
+        repository: CommittedCache = self.app.repository  # type: ignore[assignment]
         token = CLAIM.set(claim)
         try:
             with lock:
-                for _ in range(RETRIES):
+                for attempt in range(RETRIES):
+                    trusting = trust_cache and attempt == 0
                     try:
-                        return command()
+                        with repository.trusting() if trusting else nullcontext({}) as served:
+                            return command()
                     except IntegrityError:
                         continue  # another writer recorded first: decide again on its state
+                    except DomainError:
+                        if served:
+                            continue  # refused on cached state: the refusal must stand on fresh state
+                        raise
             raise ConcurrentChange("the aggregate kept changing under this command; try again")
         finally:
             CLAIM.reset(token)

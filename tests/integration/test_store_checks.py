@@ -1,9 +1,12 @@
 """What the store refuses before anything is written: an event its Avro schema cannot carry,
 or one the broker would not take, so that whatever is stored can be relayed; and the credit
-check, which reads a contract's time entries back from the events table."""
+check, which reads a contract's time entries back from the events table; and a command whose
+first attempt decided on a cached state that another writer has since changed."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
@@ -13,6 +16,7 @@ from domain import commands
 from domain.errors import Conflict, InvalidInput
 from domain.ticket import Ticket
 from infra.postgres.store import ApplicationHost
+from infra.process import wiring
 
 
 def test_an_event_beyond_its_schema_is_refused_and_nothing_is_stored(store: ApplicationHost) -> None:
@@ -69,3 +73,45 @@ def test_a_credit_contract_whose_credits_are_spent_refuses_a_new_ticket_until_it
     assert refused.value.detail == {"balance": 0}
     store.handle(commands.BuyCredits(cid, 15))
     store.handle(commands.Open(cid, "t3", "r"))
+
+
+# -- a command's first attempt decides on the cached state unchecked -------------------------
+
+
+@pytest.fixture
+def other(servers: Any) -> Iterator[ApplicationHost]:
+    """A second writer on the same store, with a cache of its own (as another API process)."""
+    host = wiring.event_store(servers)
+    yield host
+    host.close()
+
+
+def test_a_refusal_on_a_cached_state_that_another_writer_changed_is_decided_again_on_the_store(
+        store: ApplicationHost, other: ApplicationHost) -> None:
+    cid = store.app.sign_contract("Acme", "crm-experts/gold", "2026-01-01").aggregate_id
+    tid = store.handle(commands.Open(cid, "t", "r")).aggregate_id
+    store.handle(commands.Pause(tid))  # this writer's cache: paused
+    other.handle(commands.Resume(tid))  # the store: open again
+    store.handle(commands.Pause(tid))  # refused on the cache ("already paused"), accepted on the store
+    assert [t.rsplit(".", 1)[-1] for t in stored_topics(store, tid)][-3:] == ["Paused", "Resumed", "Paused"]
+
+
+def test_a_decision_on_a_cached_state_that_another_writer_changed_is_not_recorded(
+        store: ApplicationHost, other: ApplicationHost) -> None:
+    cid = store.app.sign_contract("Acme", "crm-experts/gold", "2026-01-01").aggregate_id
+    tid = store.handle(commands.Open(cid, "t", "r")).aggregate_id  # this writer's cache: open
+    other.handle(commands.Pause(tid))
+    with pytest.raises(Conflict):
+        store.handle(commands.Pause(tid))  # fine on the cache, refused on the store
+    assert store.app.ticket(tid).version == 2
+
+
+def test_an_aggregate_read_from_the_cache_but_not_written_is_checked_against_the_store(
+        store: ApplicationHost, other: ApplicationHost) -> None:
+    cid = store.app.sign_contract("Acme", "crm-experts/gold", "2026-01-01").aggregate_id
+    tid = store.handle(commands.Open(cid, "t", "r")).aggregate_id
+    store.handle(commands.RecordTime(tid, 5, "work"))  # this writer's cache: an active contract
+    other.handle(commands.CancelContract(cid))
+    with pytest.raises(Conflict):
+        store.handle(commands.RecordTime(tid, 5, "work"))
+    assert len(stored_topics(store, tid)) == 2
