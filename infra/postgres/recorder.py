@@ -12,6 +12,7 @@ the rows back, byte for byte, so a command is neither lost nor recorded twice.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -23,7 +24,7 @@ import psycopg
 import structlog
 from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
 from eventsourcing.postgres import PostgresAggregateRecorder, PostgresApplicationRecorder
-from psycopg.sql import SQL, Identifier
+from psycopg.sql import SQL, Composed, Identifier
 
 log = structlog.get_logger("store")
 
@@ -94,17 +95,19 @@ class TicketingRecorder(PostgresApplicationRecorder):
     def append(self, appends: Sequence[Append]) -> None:
         """Record every append's events (setting their `ids`) and complete their claims, in
         one statement (sql/append.sql): one round trip per batch, one transaction."""
-        rows, kept = [], []
+        events = [e for a in appends for e in a.events]
+        kept, last = [], 0
         for a in appends:
-            rows += [self.construct_pg_stored_event(e.originator_id, e.originator_version, e.topic, e.state)
-                     for e in a.events]
+            last += len(a.events)
             if a.claim is not None:
                 c = a.claim
                 kept.append({"scope": c.scope, "key": c.key, "hash": c.digest.hex(), "status": c.status,
-                             "answer": c.answer(str(a.events[0].originator_id)), "last": len(rows)})
+                             "answer": c.answer(str(a.events[0].originator_id)), "last": last})
+        columns = ([e.originator_id for e in events], [e.originator_version for e in events],
+                   [e.topic for e in events], [e.state for e in events])
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
             try:
-                curs.execute(self._append_statement(), (rows, json.dumps(kept), self._lock_timeout), prepare=True)
+                curs.execute(self._append_statement, (*columns, json.dumps(kept), self._lock_timeout), prepare=True)
             except psycopg.errors.UniqueViolation as error:
                 if error.diag.table_name == "idempotency":
                     raise KeyKept("an answer is already kept under this idempotency key") from None
@@ -115,10 +118,11 @@ class TicketingRecorder(PostgresApplicationRecorder):
         for a in appends:
             a.ids, start = ids[start:start + len(a.events)], start + len(a.events)
 
-    def _append_statement(self) -> SQL:
+    @functools.cached_property
+    def _append_statement(self) -> Composed:
         schema = Identifier(self.datastore.schema)
-        return SQL("SELECT {schema}.ticketing_append(%s::{schema}.{event}[], %s::jsonb, %s) AS ids").format(
-            schema=schema, event=Identifier(self.stored_event_type_name))
+        return SQL("SELECT {schema}.ticketing_append(%s::uuid[], %s::bigint[], %s::text[], %s::bytea[],"
+                   " %s::jsonb, %s) AS ids").format(schema=schema)
 
     @property
     def _lock_timeout(self) -> str:

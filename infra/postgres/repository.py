@@ -24,7 +24,7 @@ from uuid import UUID
 
 from eventsourcing.application import Repository
 from eventsourcing.domain import Aggregate
-from psycopg.sql import SQL, Identifier
+from psycopg.sql import SQL, Composed, Identifier
 
 
 def fork(aggregate: Any) -> Any:
@@ -38,6 +38,7 @@ class CommittedCache(Repository[UUID]):
     """The library's repository with a cache of committed aggregates (see the module doc)."""
 
     _local = threading.local()
+    _stale_statement: Composed | None = None
 
     @contextmanager
     def trusting(self) -> Iterator[dict[UUID, int]]:
@@ -57,11 +58,12 @@ class CommittedCache(Repository[UUID]):
     def stale(self, served: dict[UUID, int]) -> bool:
         """Whether the store holds events of these aggregates after the versions served."""
         recorder: Any = self.event_store.recorder
-        statement = SQL(
+        statement = self._stale_statement or SQL(
             "SELECT EXISTS (SELECT 1 FROM {schema}.{table} AS t"
             " JOIN unnest(%s::uuid[], %s::bigint[]) AS s(id, version)"
             " ON t.originator_id = s.id AND t.originator_version > s.version)"
         ).format(schema=Identifier(recorder.datastore.schema), table=Identifier(recorder.events_table_name))
+        self._stale_statement = statement
         with recorder.datastore.get_connection() as conn, conn.cursor() as curs:
             curs.execute(statement, (list(served), list(served.values())), prepare=True)
             row = curs.fetchone()
