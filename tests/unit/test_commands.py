@@ -50,7 +50,7 @@ def test_a_command_parses_its_ids_and_instants_when_it_is_built() -> None:
         command.reason = "changed"  # type: ignore[misc]
 
 
-@pytest.mark.parametrize("build,refusal", [
+@pytest.mark.parametrize(("build", "refusal"), [
     (lambda: commands.Respond("not-a-uuid"), NotFound),
     (lambda: commands.Respond(uuid4(), "2026-05-01T10:00:00"), InvalidInput),
     (lambda: commands.ClassifyTicket(uuid4(), "P9"), InvalidInput),

@@ -18,10 +18,10 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from infra.postgres.outbox import enqueue
 from domain.availability import Interval
 from domain.periods import from_iso, utc, utc_or_none
 from infra.kafka.notices import AVAILABILITY_TOPIC, encode_budget
+from infra.postgres.outbox import enqueue
 from infra.postgres.views.rows import Rows
 from projections.availability import BudgetNotice
 from projections.availability_rows import Candidate, ContractOutages, Outage, OutageFacts, Terms

@@ -18,8 +18,8 @@ from typing import Any
 
 import psycopg
 
-from infra.postgres.outbox import enqueue
 from infra.kafka.notices import LEDGER_TOPIC, encode_balance
+from infra.postgres.outbox import enqueue
 from infra.postgres.views.rows import Rows
 from projections.envelope import Fold
 from projections.ledger_rows import (

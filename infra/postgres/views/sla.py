@@ -21,11 +21,11 @@ import psycopg
 from domain.periods import utc_or_none
 from domain.sla.clock import SlaRules
 from domain.sla.facts import from_json, to_json
+from domain.values import CLOCKS
 from infra.kafka.notices import SLA_TOPIC, encode_breach
 from infra.postgres.outbox import enqueue
 from infra.postgres.views.rows import Rows
 from projections.envelope import Fold
-from domain.values import CLOCKS
 from projections.sla import Breach, Deadline, Due, Signed, Tracked
 
 NAME = "sla"
