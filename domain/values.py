@@ -76,6 +76,8 @@ def text(name: str, value: str | None, longest: int, required: bool = False) -> 
         raise InvalidInput(f"{name} must not be empty")
     if len(value) > longest:
         raise InvalidInput(f"{name} is longer than {longest} characters", {"length": len(value)})
+    if "\x00" in value:  # no text store (PostgreSQL among them) keeps a NUL character
+        raise InvalidInput(f"{name} must not contain a NUL character")
     return value
 
 

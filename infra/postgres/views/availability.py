@@ -1,5 +1,5 @@
-"""The availability read model: its PostgreSQL view, the Avro encoder of its budget notice, and
-GET /contracts/{id}/availability. The view decides nothing: at `flush` it reads the batch's
+"""The availability read model's PostgreSQL view (its notices are encoded by
+infra/kafka/notices.py, its route is infra/http/routes/availability.py). The view decides nothing: at `flush` it reads the batch's
 tickets (and their contracts) in one query each, runs the projection's folds on them, and
 writes the rows they gave in a handful of set-based statements (one upsert of the contracts,
 one of the tickets' facts, one rewrite of the outage segments of the tickets whose segments
