@@ -128,7 +128,7 @@ class Applier:
             try:
                 with book.conn.transaction():
                     self.apply(book.conn, [m], one)
-            except Exception as exc:  # noqa: BLE001 - poison is parked; a fault ends the session
+            except Exception as exc:
                 if is_fault(exc, book.conn):
                     raise
                 park(book, m.partition, m.record, m.env.position, f"apply failed: {exc!r}")

@@ -11,8 +11,8 @@ lists in unit tests.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import datetime
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, NamedTuple, Protocol
 
 from projections.envelope import Envelope

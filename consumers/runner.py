@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -62,7 +62,7 @@ class Runner:
         max_records: int = 5000,
         after_commit: Callable[[list[Envelope]], None] | None = None,
         outbox: Any = None,
-        clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         lease: str | None = None,
         store_table: str = "es.ticketing_events",
     ) -> None:
@@ -191,7 +191,7 @@ class Runner:
     def _commit(self, records: dict[TopicPartition, list[Any]], saved: dict[int, Cursor]) -> BatchResult:
         try:
             return self._write(records, isolate=False)
-        except Exception as exc:  # noqa: BLE001 - retried event by event to find the poison
+        except Exception as exc:
             if is_fault(exc, self.db):
                 raise
             assert self.db is not None

@@ -26,8 +26,8 @@ import structlog
 from rich.progress import Progress
 
 from consumers.checkpoints import switch_lock
-from infra.kafka.publisher import partition_for
 from infra import postgres
+from infra.kafka.publisher import partition_for
 from infra.postgres.store import ApplicationHost
 from infra.postgres.views import ProjectionSpec
 from projections.envelope import Envelope

@@ -26,8 +26,8 @@ from domain.application import Recorded
 from domain.commands import RenewContract
 from domain.contract import ACTIVE
 from domain.errors import DomainError
-from infra.postgres.store import ApplicationHost
 from domain.periods import local_midnight, next_period_start
+from infra.postgres.store import ApplicationHost
 
 log = structlog.get_logger("renewals")
 REASON = "automatic renewal at the end of the period"

@@ -40,7 +40,7 @@ from tests.integration.test_relay_and_runner import some_history
 TIME_TOPIC = get_topic(Ticket.TimeConsumed)
 
 
-@pytest.fixture()
+@pytest.fixture
 def own_store(servers: Settings) -> Iterator[ApplicationHost]:
     store = ApplicationHost(servers.database_url or "", load_catalog(), schema=unique("relay_store"))
     yield store
