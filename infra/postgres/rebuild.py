@@ -25,7 +25,7 @@ import psycopg
 import structlog
 from rich.progress import Progress
 
-from consumers.checkpoints import switch_lock
+from infra.postgres.checkpoints import switch_lock
 from infra.kafka.publisher import partition_for
 from infra import postgres
 from infra.postgres.store import ApplicationHost

@@ -21,7 +21,7 @@ from datetime import date, datetime
 import psycopg
 import structlog
 
-from consumers import leases
+from infra.postgres import leases
 from domain.application import Recorded
 from domain.commands import RenewContract
 from domain.contract import ACTIVE

@@ -13,7 +13,7 @@ import psycopg
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 
-from consumers import leases
+from infra.postgres import leases
 from consumers.relay import Relay
 from consumers.runner import Runner
 from domain.ticket import Ticket
