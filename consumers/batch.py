@@ -111,7 +111,7 @@ class Applier:
             try:
                 with book.savepoint():
                     self.apply(book, [m], one)
-            except Exception as exc:  # noqa: BLE001 - poison is parked; a fault ends the session
+            except Exception as exc:  # poison is parked; a fault ends the session
                 if book.is_fault(exc):
                     raise
                 park(book, m.partition, m.record, m.env.position, f"apply failed: {exc!r}")

@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -60,7 +60,7 @@ class Runner:
         max_records: int = 5000,
         after_commit: Callable[[list[Envelope]], None] | None = None,
         outbox: Any = None,
-        clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         lease: str | None = None,
         beat_every: float = 1.0,
     ) -> None:
@@ -172,7 +172,7 @@ class Runner:
         assert self.session is not None
         try:
             return self._write(records, isolate=False)
-        except Exception as exc:  # noqa: BLE001 - retried event by event to find the poison
+        except Exception as exc:  # retried event by event to find the poison
             if self.session.is_fault(exc):
                 raise
             self.session.rollback()

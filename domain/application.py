@@ -31,8 +31,8 @@ from domain.commands import (
     Open,
     Pause,
     RecordTime,
-    Reopen,
     RenewContract,
+    Reopen,
     Resolve,
     Respond,
     Restore,
@@ -82,7 +82,7 @@ class TicketingApplication(Application[UUID]):
 
     name = "ticketing"
     # Long-lived contracts and busy tickets load from a snapshot plus the events after it.
-    snapshotting_intervals = {Contract: 100, Ticket: 100}
+    snapshotting_intervals = {Contract: 100, Ticket: 100}  # noqa: RUF012 - the library reads this class attribute
 
     def __init__(
         self,
@@ -234,63 +234,73 @@ class TicketingApplication(Application[UUID]):
         step(c.reason, ticket.when(c.at, self.now()))
         return self._recorded(ticket)
 
-    # -- the same commands as calls -----------------------------------------------------------
+    # -- the same commands as calls, for scripts and tests: loose input, parsed here ----------
 
     def sign_contract(
         self, customer: str, plan: str, starts_on: date | str, time_zone: str | None = None,
-        holidays: Iterable[date | str] = (), at: datetime | str | None = None,
+        holidays: Iterable[date | str] = (), at: When = None,
     ) -> Recorded:
-        return self.handle(Sign(customer=customer, plan=plan, starts_on=starts_on, time_zone=time_zone,
-                                holidays=tuple(holidays), at=at))
+        return self.handle(Sign(customer=customer, plan=plan, starts_on=values.iso_date(starts_on), time_zone=time_zone,
+                                holidays=tuple(values.iso_date(d) for d in holidays), at=_at(at)))
 
-    def add_credits(self, contract_id: Id, credits: int, at: datetime | str | None = None) -> Recorded:
-        return self.handle(BuyCredits(contract_id, credits, at))
+    def add_credits(self, contract_id: Id, credits: int, at: When = None) -> Recorded:
+        return self.handle(BuyCredits(as_id(contract_id), credits, _at(at)))
 
-    def renew_contract(self, contract_id: Id, reason: str | None = None, at: datetime | str | None = None,
+    def renew_contract(self, contract_id: Id, reason: str | None = None, at: When = None,
                        period_starts_on: date | None = None) -> Recorded:
-        return self.handle(RenewContract(contract_id, reason, at, period_starts_on))
+        return self.handle(RenewContract(as_id(contract_id), reason, _at(at), period_starts_on))
 
-    def cancel_contract(self, contract_id: Id, reason: str | None = None, at: datetime | str | None = None) -> Recorded:
-        return self.handle(CancelContract(contract_id, reason, at))
+    def cancel_contract(self, contract_id: Id, reason: str | None = None, at: When = None) -> Recorded:
+        return self.handle(CancelContract(as_id(contract_id), reason, _at(at)))
 
     def schedule_maintenance(self, contract_id: Id, starts_at: datetime | str, ends_at: datetime | str,
-                             reason: str | None = None, at: datetime | str | None = None) -> Recorded:
-        return self.handle(ScheduleMaintenance(contract_id, starts_at, ends_at, reason, at))
+                             reason: str | None = None, at: When = None) -> Recorded:
+        return self.handle(ScheduleMaintenance(as_id(contract_id), values.instant(starts_at), values.instant(ends_at),
+                                               reason, _at(at)))
 
     def open_ticket(self, contract_id: Id, title: str, reporter: str, channel: str | None = None,
                     priority: str | None = None, category: str | None = None,
-                    down_since: datetime | str | None = None, at: datetime | str | None = None) -> Recorded:
-        return self.handle(Open(contract_id=contract_id, title=title, reporter=reporter, channel=channel,
-                                priority=priority, category=category, down_since=down_since, at=at))
+                    down_since: When = None, at: When = None) -> Recorded:
+        return self.handle(Open(contract_id=as_id(contract_id), title=title, reporter=reporter, channel=channel,
+                                priority=None if priority is None else values.priority(priority),
+                                category=None if category is None else values.category(category),
+                                down_since=_at(down_since), at=_at(at)))
 
-    def classify(self, ticket_id: Id, priority: str, category: str | None = None,
-                 at: datetime | str | None = None) -> Recorded:
-        return self.handle(ClassifyTicket(ticket_id, priority, category, at))
+    def classify(self, ticket_id: Id, priority: str, category: str | None = None, at: When = None) -> Recorded:
+        return self.handle(ClassifyTicket(as_id(ticket_id), values.priority(priority),
+                                          None if category is None else values.category(category), _at(at)))
 
     def record_time(self, ticket_id: Id, minutes: int, kind: str, engineer: str | None = None,
-                    at: datetime | str | None = None) -> Recorded:
-        return self.handle(RecordTime(ticket_id, minutes, kind, engineer, at))
+                    at: When = None) -> Recorded:
+        return self.handle(RecordTime(as_id(ticket_id), minutes, values.entry_kind(kind), engineer, _at(at)))
 
-    def respond(self, ticket_id: Id, at: datetime | str | None = None) -> Recorded:
-        return self.handle(Respond(ticket_id, at))
+    def respond(self, ticket_id: Id, at: When = None) -> Recorded:
+        return self.handle(Respond(as_id(ticket_id), _at(at)))
 
-    def resume(self, ticket_id: Id, at: datetime | str | None = None) -> Recorded:
-        return self.handle(Resume(ticket_id, at))
+    def resume(self, ticket_id: Id, at: When = None) -> Recorded:
+        return self.handle(Resume(as_id(ticket_id), _at(at)))
 
-    def restore(self, ticket_id: Id, at: datetime | str | None = None) -> Recorded:
-        return self.handle(Restore(ticket_id, at))
+    def restore(self, ticket_id: Id, at: When = None) -> Recorded:
+        return self.handle(Restore(as_id(ticket_id), _at(at)))
 
-    def pause(self, ticket_id: Id, reason: str | None = None, at: datetime | str | None = None) -> Recorded:
-        return self.handle(Pause(ticket_id, reason, at))
+    def pause(self, ticket_id: Id, reason: str | None = None, at: When = None) -> Recorded:
+        return self.handle(Pause(as_id(ticket_id), reason, _at(at)))
 
-    def resolve(self, ticket_id: Id, reason: str | None = None, at: datetime | str | None = None) -> Recorded:
-        return self.handle(Resolve(ticket_id, reason, at))
+    def resolve(self, ticket_id: Id, reason: str | None = None, at: When = None) -> Recorded:
+        return self.handle(Resolve(as_id(ticket_id), reason, _at(at)))
 
-    def reopen(self, ticket_id: Id, reason: str | None = None, at: datetime | str | None = None) -> Recorded:
-        return self.handle(Reopen(ticket_id, reason, at))
+    def reopen(self, ticket_id: Id, reason: str | None = None, at: When = None) -> Recorded:
+        return self.handle(Reopen(as_id(ticket_id), reason, _at(at)))
 
-    def cancel_ticket(self, ticket_id: Id, reason: str | None = None, at: datetime | str | None = None) -> Recorded:
-        return self.handle(CancelTicket(ticket_id, reason, at))
+    def cancel_ticket(self, ticket_id: Id, reason: str | None = None, at: When = None) -> Recorded:
+        return self.handle(CancelTicket(as_id(ticket_id), reason, _at(at)))
+
+
+When = datetime | str | None
+
+
+def _at(value: When) -> datetime | None:
+    return None if value is None else values.instant(value)
 
 
 _HANDLERS: dict[type[Command], Callable[[TicketingApplication, Any], Recorded]] = {

@@ -25,9 +25,23 @@ from domain.errors import InvalidInput, NotFound
 from domain.values import Category, EntryKind, Priority
 
 __all__ = [
-    "BuyCredits", "CancelContract", "CancelTicket", "ClassifyTicket", "Command", "Open", "Pause",
-    "RecordTime", "Reopen", "RenewContract", "Resolve", "Respond", "Restore", "Resume",
-    "ScheduleMaintenance", "Sign", "as_id",
+    "BuyCredits",
+    "CancelContract",
+    "CancelTicket",
+    "ClassifyTicket",
+    "Command",
+    "Open",
+    "Pause",
+    "RecordTime",
+    "RenewContract",
+    "Reopen",
+    "Resolve",
+    "Respond",
+    "Restore",
+    "Resume",
+    "ScheduleMaintenance",
+    "Sign",
+    "as_id",
 ]
 
 

@@ -44,21 +44,24 @@ def _whole(value: Any, minimum: int = 0) -> bool:
 
 
 def _ident(value: Any, what: str) -> str:
-    _check(isinstance(value, str) and bool(_ID.fullmatch(value)), f"bad {what} id {value!r}")
+    if not isinstance(value, str) or not _ID.fullmatch(value):
+        raise ValueError(f"bad {what} id {value!r}")
     return value
 
 
 def _table(value: Any, what: str) -> Mapping[str, Any]:
-    _check(isinstance(value, Mapping), f"{what} must be a table, got {value!r}")
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{what} must be a table, got {value!r}")
     return value
 
 
 def _keys(value: Any, what: str, allowed: Any, required: Any = ()) -> Mapping[str, Any]:
-    unknown = sorted(set(_table(value, what)) - set(allowed))
+    table = _table(value, what)
+    unknown = sorted(set(table) - set(allowed))
     _check(not unknown, f"{what}: unknown keys {unknown} (allowed: {sorted(allowed)})")
-    missing = [key for key in required if key not in value]
+    missing = [key for key in required if key not in table]
     _check(not missing, f"{what}: missing keys {missing}")
-    return value
+    return table
 
 
 def _freeze(value: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -227,8 +230,8 @@ class PlanTerms:
 
 
 _TERMS_KEYS = {f.name for f in fields(PlanTerms)} | {"terms_format"}
-_REQUIRED = ("plan_id", "provider", "name", "time_zone", "calendars", "coverage", "targets_by")
-_REQUIRED += ("targets",)  # channels may be left out: portal is always offered
+# Channels may be left out: portal is always offered.
+_REQUIRED = ("plan_id", "provider", "name", "time_zone", "calendars", "coverage", "targets_by", "targets")
 
 
 def _terms(data: Mapping[str, Any]) -> PlanTerms:
@@ -248,9 +251,9 @@ def _terms(data: Mapping[str, Any]) -> PlanTerms:
 
 
 def _charge_rule(kind: str, rule: Any) -> Mapping[str, Any]:
-    numbers = _keys(rule, f"charge rule {kind!r}", ("minimum", "block", "flat")).values()
-    _check(all(n is None or _whole(n) for n in numbers), f"charge rule {kind!r}: not whole numbers")
-    return rule
+    table = _keys(rule, f"charge rule {kind!r}", ("minimum", "block", "flat"))
+    _check(all(n is None or _whole(n) for n in table.values()), f"charge rule {kind!r}: not whole numbers")
+    return table
 
 
 def _pct(value: Any) -> float | None:

@@ -8,7 +8,7 @@ else that names a priority, a clock or a default imports it from here.
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Literal, get_args
 
 from domain.errors import InvalidInput
@@ -29,7 +29,7 @@ FUTURE_SKEW = timedelta(seconds=5)
 
 # Bounds on what a command may carry (docs/design.md, Bounds). They keep every recorded event
 # publishable (Avro ints and longs, the broker's message size) and every date computable.
-EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 SCHEDULE_AHEAD = timedelta(days=731)  # maintenance may be announced up to two years ahead
 MAX_MINUTES = 43_200  # 30 days of work in one entry
 MAX_CREDITS = 1_000_000
@@ -39,19 +39,19 @@ MAX_NAME = 200  # customer, reporter, engineer, token name
 MAX_HOLIDAYS = 400
 
 
-def priority(value: str) -> str:
+def priority(value: str) -> Priority:
     if value not in PRIORITIES:
         raise InvalidInput(f"unknown priority {value!r}", {"allowed": list(PRIORITIES)})
     return value
 
 
-def category(value: str) -> str:
+def category(value: str) -> Category:
     if value not in CATEGORIES:
         raise InvalidInput(f"unknown category {value!r}", {"allowed": list(CATEGORIES)})
     return value
 
 
-def entry_kind(value: str) -> str:
+def entry_kind(value: str) -> EntryKind:
     if value not in ENTRY_KINDS:
         raise InvalidInput(f"unknown time entry kind {value!r}", {"allowed": list(ENTRY_KINDS)})
     return value
@@ -76,6 +76,8 @@ def text(name: str, value: str | None, longest: int, required: bool = False) -> 
         raise InvalidInput(f"{name} must not be empty")
     if len(value) > longest:
         raise InvalidInput(f"{name} is longer than {longest} characters", {"length": len(value)})
+    if "\x00" in value:  # no text store (PostgreSQL among them) keeps a NUL character
+        raise InvalidInput(f"{name} must not contain a NUL character")
     return value
 
 
@@ -89,7 +91,7 @@ def instant(value: datetime | str, latest: datetime | None = None) -> datetime:
     if value.tzinfo is None or value.utcoffset() is None:
         raise InvalidInput(f"instant without a UTC offset: {value.isoformat()}")
     try:
-        value = value.astimezone(timezone.utc)
+        value = value.astimezone(UTC)
     except OverflowError:
         raise InvalidInput(f"instant out of range: {value.isoformat()}") from None
     if value < EARLIEST:

@@ -25,13 +25,13 @@ from domain.periods import from_iso, month_bounds, months_between
 from domain.plans import PlanTerms
 from projections.availability_rows import (
     Candidate,
-    OutageChange,
     ContractOutages,
     Outage,
+    OutageChange,
+    OutageFacts,
     Segment,
     StoredOutage,
     Terms,
-    OutageFacts,
 )
 from projections.envelope import Envelope, Fold, opening, seen
 

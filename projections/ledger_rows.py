@@ -86,7 +86,7 @@ class Book:
     def charge_rules(self) -> Mapping[str, ChargeRule]:
         """The plan's charge rules, from their stored form `[minimum, block, flat]`."""
         if self._rules is None:
-            self._rules = {k: ChargeRule(*r) for k, r in self.charges.items() if r}  # type: ignore[arg-type]
+            self._rules = {k: ChargeRule(*r) for k, r in self.charges.items() if r}  # type: ignore[arg-type]  # [minimum, block, flat], checked when the plan loaded
         return self._rules
 
     def bounds(self, label: str, starts_at: datetime) -> tuple[datetime, datetime | None]:
@@ -99,8 +99,8 @@ class Book:
         if later:
             return start, local_midnight(later[0], self.time_zone)
         if self.scheme == "bank" and self.period_months:
-            end = next_period_start(date.fromisoformat(self.starts_on), date.fromisoformat(label), self.period_months)
-            return start, local_midnight(end, self.time_zone)
+            ends_on = next_period_start(date.fromisoformat(self.starts_on), date.fromisoformat(label), self.period_months)
+            return start, local_midnight(ends_on, self.time_zone)
         return start, None
 
     def period_of(self, at: datetime) -> tuple[str, datetime]:

@@ -87,7 +87,7 @@ class Tracked:
     changed is evaluated once. A row read back only to fold the next event into carries no
     rules (`rules` None): the fold gives the new row its contract's."""
 
-    __slots__ = ("contract_id", "facts", "position", "rules", "_derived")
+    __slots__ = ("_derived", "contract_id", "facts", "position", "rules")
 
     def __init__(self, contract_id: str, facts: TicketFacts, position: int, rules: SlaRules | None = None) -> None:
         self.contract_id, self.facts, self.position, self.rules = contract_id, facts, position, rules

@@ -43,13 +43,13 @@ def base_url(backend: Processes) -> str:
     return f"http://127.0.0.1:{backend.settings.http_port}"
 
 
-@pytest.fixture()
+@pytest.fixture
 def client(base_url: str) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=base_url, timeout=30) as c:
         yield c
 
 
-@pytest.fixture()
+@pytest.fixture
 def db(servers: Settings) -> Iterator[psycopg.Connection]:
     assert servers.database_url
     with psycopg.connect(servers.database_url, autocommit=True) as conn:

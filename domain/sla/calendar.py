@@ -62,7 +62,7 @@ class Calendar:
 
     @classmethod
     def from_spec(
-        cls, spec: Mapping[str, Any], time_zone: str, extra_holidays: Iterable[date] = ()
+        cls, spec: Mapping[str, Any], time_zone: str, extra_holidays: Iterable[date | str] = ()
     ) -> Calendar:
         """Build from a JSON/TOML-shaped spec; raise ValueError saying what is wrong."""
         if not isinstance(spec, Mapping):

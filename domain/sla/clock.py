@@ -90,7 +90,9 @@ class SlaRules:
         """The key the plan's targets use for this ticket: its priority, or its category."""
         if self.terms.targets_by == "priority":
             return priority
-        return category if category in self.terms.targets else (self.terms.default_category or "")
+        if category is not None and category in self.terms.targets:
+            return category
+        return self.terms.default_category or ""
 
 
 @lru_cache(maxsize=1024)
@@ -252,7 +254,11 @@ def _running(start: datetime, gaps: list[Span], stop: datetime | None) -> tuple[
         found.append((cursor, s))
         if e is None and stop is None:
             return tuple(found), True
-        cursor = stop if e is None else e if stop is None else min(e, stop)
+        if e is None:
+            assert stop is not None  # an open gap without a stop returned above
+            cursor = stop
+        else:
+            cursor = e if stop is None else min(e, stop)
     found.append((cursor, stop))
     return tuple(found), False
 

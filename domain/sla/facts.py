@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 
 from domain.periods import from_iso, utc
 from domain.values import DEFAULT_PRIORITY, PRIORITIES
+
 # The ticket events the fold reads; Opened builds the facts, TimeConsumed/Restored change nothing.
 EVENT_TYPES = tuple(
     f"Ticket.{name}"
@@ -201,13 +202,13 @@ def to_json(facts: TicketFacts) -> dict[str, Any]:
 
 def from_json(doc: dict[str, Any]) -> TicketFacts:
     def spans(key: str) -> tuple[Span, ...]:
-        return tuple((_at(s), _at(e)) for s, e in doc.get(key, ()))  # type: ignore[misc]
+        return tuple((from_iso(s), _at(e)) for s, e in doc.get(key, ()))
 
     return TicketFacts(
         opened_at=from_iso(doc["opened_at"]),
         reported_priority=doc.get("reported_priority"),
         opened_category=doc.get("opened_category"),
-        classifications=tuple(Classification(_at(a), p, c) for a, p, c in doc.get("classifications", ())),  # type: ignore[arg-type]
+        classifications=tuple(Classification(from_iso(a), p, c) for a, p, c in doc.get("classifications", ())),
         responded_at=_at(doc.get("responded_at")),
         pauses=spans("pauses"),
         resolutions=spans("resolutions"),

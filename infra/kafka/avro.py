@@ -23,7 +23,6 @@ from domain.periods import utc
 from projections.envelope import Envelope
 
 
-
 def _schema_dir() -> Path:
     """The installed `schemas` package's folder. It must be a real one (pip always unpacks a
     wheel): fastavro resolves a named type by loading the file of that name beside the schema."""

@@ -15,8 +15,8 @@ import psycopg
 from psycopg.conninfo import make_conninfo
 from psycopg.types.json import Jsonb
 
-from infra.postgres import leases
 from consumers.ports import Blocked, RelayState
+from infra.postgres import leases
 
 
 class PgRelayLog:

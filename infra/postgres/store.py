@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextvars
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from contextlib import nullcontext
+from contextlib import nullcontext, suppress
 from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID
@@ -101,10 +101,8 @@ class HostedApplication(TicketingApplication):
         interval = self.snapshotting_intervals.get(type(aggregate))
         for event in events:
             if interval and event.originator_version % interval == 0:
-                try:
+                with suppress(IntegrityError):  # another process took the same snapshot
                     self.take_snapshot(event.originator_id, event.originator_version, _project)
-                except IntegrityError:
-                    pass  # another process took the same snapshot
 
 
 def _notification(stored: StoredEvent, position: int) -> Notification:

@@ -152,7 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     lifeline.supervised()
     parser = argparse.ArgumentParser(prog="ticketing", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("run", help="the whole backend on embedded defaults (or DATABASE_URL / KAFKA_BOOTSTRAP_SERVERS)").set_defaults(func=cmd_run)
+    sub.add_parser("run", help="the whole backend on embedded defaults (or DATABASE_URL / KAFKA_BOOTSTRAP_SERVERS)"
+                   ).set_defaults(func=cmd_run)
     sub.add_parser("api", help="the HTTP API alone").set_defaults(func=cmd_api)
     sub.add_parser("relay", help="the event store to Kafka relay alone").set_defaults(func=cmd_relay)
     consume = sub.add_parser("consume", help="one projection's consumer")

@@ -66,7 +66,7 @@ def start_broker(data_dir: Path, port: int | None = None) -> Broker:
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
-        preexec_fn=die_with_parent,  # noqa: PLW1509 - only prctl, safe between fork and exec
+        preexec_fn=die_with_parent,
     )
     _wait_for_port(port, process)
     return Broker(process, f"127.0.0.1:{port}")

@@ -21,13 +21,13 @@ from datetime import date, datetime
 import psycopg
 import structlog
 
-from infra.postgres import leases
 from domain.application import Recorded
 from domain.commands import RenewContract
 from domain.contract import ACTIVE
 from domain.errors import DomainError
-from infra.postgres.store import ApplicationHost
 from domain.periods import local_midnight, next_period_start
+from infra.postgres import leases
+from infra.postgres.store import ApplicationHost
 
 log = structlog.get_logger("renewals")
 REASON = "automatic renewal at the end of the period"

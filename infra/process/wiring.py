@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import psycopg
@@ -25,7 +26,6 @@ from infra.process.catalog import load_catalog
 from infra.registry import PROJECTIONS
 from infra.settings import Settings
 
-
 RELAY_PRODUCER = PRODUCER | {"batch_size": 256 * 1024}  # the relay sends thousands at a time
 
 
@@ -47,10 +47,8 @@ def ensure_topic(settings: Settings) -> None:
     try:
         for topic in topics(settings):
             partitions = settings.partitions if topic == settings.events_topic else 1
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics([NewTopic(topic, partitions, 1)])
-            except TopicAlreadyExistsError:
-                pass
     finally:
         admin.close()
 

@@ -38,7 +38,7 @@ CASES: list[tuple[str, str, dict[str, Any], int]] = [
 ]
 
 
-@pytest.mark.parametrize("name,path,body,status", CASES, ids=[c[0] for c in CASES])
+@pytest.mark.parametrize(("name", "path", "body", "status"), CASES, ids=[c[0] for c in CASES])
 def test_a_command_beyond_a_bound_is_refused_and_records_nothing(
     client: httpx.Client, name: str, path: str, body: dict[str, Any], status: int
 ) -> None:
@@ -64,7 +64,7 @@ SIGNINGS: list[tuple[str, dict[str, Any]]] = [
 ]
 
 
-@pytest.mark.parametrize("name,body", SIGNINGS, ids=[s[0] for s in SIGNINGS])
+@pytest.mark.parametrize(("name", "body"), SIGNINGS, ids=[s[0] for s in SIGNINGS])
 def test_a_signing_beyond_a_bound_is_refused(client: httpx.Client, name: str, body: dict[str, Any]) -> None:
     response = client.post("/contracts", json=body)
     assert response.status_code == 422, response.text

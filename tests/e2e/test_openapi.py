@@ -126,7 +126,7 @@ def run(base_url: str, passes: Callable[[Any], list[tuple[GenerationMode, dict[s
                 assert mode is GenerationMode.NEGATIVE, operation.label
             except (AssertionError, BaseExceptionGroup) as failure:  # collected: one run names them all
                 failures.append(f"{operation.label} ({mode.value}{', known ids' if fixed else ''}): {failure}")
-    print(f"schemathesis: {len(operations)} operations, {runs} runs, {sent.total()} answers checked"
+    print(f"schemathesis: {len(operations)} operations, {runs} runs, {sent.total()} answers checked"  # noqa: T201
           f" {dict(sorted(sent.items()))}, {len(failures)} failing")
     assert len(operations) >= 20 and not failures, "\n\n".join(failures)
     return sent
@@ -194,7 +194,7 @@ def test_the_schema_declares_each_status_with_its_body_and_the_domain_vocabulary
             else:
                 assert {"401", "413", "422", "503"} <= set(errors), (method, path)
             assert all(e == problem for e in errors.values()), (method, path)
-            assert ("{" in path) == ("404" in codes) or method == "post" and path == "/tickets", (method, path)
+            assert ("{" in path) == ("404" in codes) or (method == "post" and path == "/tickets"), (method, path)
             if method == "post":  # the Idempotency-Key: a repeat still running; a key reused for another body
                 assert "409" in codes, path
             waits = any(p["name"] == "wait_for" for p in operation.get("parameters", []))

@@ -46,7 +46,7 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("name,path,body,status", CASES, ids=[c[0] for c in CASES])
+@pytest.mark.parametrize(("name", "path", "body", "status"), CASES, ids=[c[0] for c in CASES])
 def test_a_refused_ticket_command_answers_why_and_records_nothing(
     client: httpx.Client, name: str, path: Any, body: Any, status: int
 ) -> None:

@@ -48,7 +48,7 @@ def test_a_hundred_waiting_requests_leave_health_and_commands_answering(
             backend.start("consume-tickets")
 
 
-@pytest.fixture()
+@pytest.fixture
 def own(servers: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Isolated]:
     with isolated(servers, tmp_path_factory.mktemp("health"), own_postgres=True) as backend:
         yield backend

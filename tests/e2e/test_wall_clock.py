@@ -215,6 +215,6 @@ def test_an_hour_bank_renews_at_its_anniversary_by_the_backends_clock(s: Shifted
     assert datetime.fromisoformat(renewed[0]["occurred_at"]) == anniversary.astimezone(UTC)
 
 
-@pytest.fixture()
+@pytest.fixture
 def s(shifted: Shifted) -> Shifted:
     return shifted

@@ -13,11 +13,11 @@ import psycopg
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 
-from infra.postgres import leases
 from consumers.relay import Relay
 from consumers.runner import Runner
 from domain.ticket import Ticket
 from infra.kafka.avro import H_POSITION, Codec, position_of
+from infra.postgres import leases
 from infra.postgres.store import ApplicationHost
 from infra.process import wiring
 from infra.settings import Settings
@@ -173,7 +173,7 @@ def message(env: Envelope, claims: int | None = None, garbled: bool = False) -> 
     """The relay's message of an envelope: key (its contract), value and headers; `claims`, a
     position for the header to claim instead of the event's; garbled, one nobody can decode.
     Encoded without the relay's range check, as another producer might send it."""
-    with mock.patch("infra.kafka.avro.validate", lambda *_, **__: None):
+    with mock.patch("infra.kafka.avro.validate", return_value=None):
         value, headers = Codec().encode(env)
     if claims is not None:
         headers = [(k, str(claims).encode() if k == H_POSITION else v) for k, v in headers]

@@ -12,8 +12,8 @@ import psycopg
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from infra.process import wiring
 from infra.postgres.views.availability import PgAvailabilityView
+from infra.process import wiring
 from infra.settings import Settings
 from projections.availability import AvailabilityProjection, InMemoryAvailabilityView
 from projections.envelope import Envelope

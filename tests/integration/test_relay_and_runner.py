@@ -53,7 +53,7 @@ def topic_messages(bootstrap: str, topic: str, last_position: int, timeout: floa
 
 def test_the_relay_publishes_every_event_in_store_order_keyed_by_contract(servers: Settings, store: ApplicationHost) -> None:
     topic = unique("events")
-    cid, tid = some_history(store)
+    cid, _tid = some_history(store)
     head = store.head()  # other tests' processes may append meanwhile: compare with this
     relay = make_relay(servers, store, topic)
     relay.run(stop=lambda: relay.state.position >= head)
@@ -73,7 +73,7 @@ def test_the_relay_publishes_every_event_in_store_order_keyed_by_contract(server
 def test_a_runner_applies_each_event_once_even_when_the_relay_publishes_again(servers: Settings, store: ApplicationHost) -> None:
     url = servers.database_url or ""
     topic, schema = unique("events"), tickets_schema(url)
-    cid, tid = some_history(store)
+    _cid, tid = some_history(store)
     relay, runner = make_relay(servers, store, topic), make_runner(servers, schema, topic)
     relay.run(stop=lambda: relay.state.position >= store.head())
     runner.resume()
@@ -98,7 +98,7 @@ def test_an_undecodable_message_is_parked_and_the_runner_goes_on(servers: Settin
     producer = KafkaProducer(bootstrap_servers=servers.kafka_bootstrap)
     producer.send(topic, key=b"x", value=b"\x00garbage", headers=[("ticketing-position", b"999999999")])
     producer.flush()
-    cid, tid = some_history(store)
+    _cid, tid = some_history(store)
     relay.run(stop=lambda: relay.state.position >= store.head())
     runner.resume()
     drive(runner.step, lambda: tid in read_model(url, schema))
@@ -128,7 +128,7 @@ def test_after_the_broker_loses_its_history_everything_is_republished_and_nothin
     broker.stop()
 
     broker = embedded.start_broker(tmp_path, port)  # same address, empty memory
-    cid, tid = some_history(store)
+    _cid, _tid = some_history(store)
     relay, runner = make_relay(settings, store, topic), make_runner(settings, schema, topic)
     relay.run(stop=lambda: relay.state.position >= store.head())
     republished = store.recorder.select_notifications(start=1, limit=10**6, stop=relay.state.position)

@@ -19,9 +19,9 @@ import pytest
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.utils import get_topic
 
-from infra.postgres import leases
 from consumers.relay import Relay
 from domain.ticket import Ticket
+from infra.postgres import leases
 from infra.postgres.relay_log import PgRelayLog
 from infra.postgres.store import ApplicationHost
 from infra.process import embedded
@@ -40,7 +40,7 @@ from tests.integration.test_relay_and_runner import some_history
 TIME_TOPIC = get_topic(Ticket.TimeConsumed)
 
 
-@pytest.fixture()
+@pytest.fixture
 def own_store(servers: Settings) -> Iterator[ApplicationHost]:
     store = ApplicationHost(servers.database_url or "", load_catalog(), schema=unique("relay_store"))
     yield store

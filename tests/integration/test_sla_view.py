@@ -11,8 +11,8 @@ import psycopg
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from infra.process import wiring
 from infra.postgres.views.sla import PgSlaView
+from infra.process import wiring
 from infra.settings import Settings
 from projections.envelope import Envelope
 from projections.sla import InMemorySlaView, SlaProjection

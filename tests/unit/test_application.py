@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from domain.application import TicketingApplication
-from domain.wallclock import FixedClock
 from domain.errors import Conflict, InvalidInput, NotFound
+from domain.wallclock import FixedClock
 from infra.process.catalog import load_catalog
 
-NOW = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 
 
-@pytest.fixture()
+@pytest.fixture
 def app() -> TicketingApplication:
     entries: dict[str, list[tuple[str, int]]] = {}
     application = TicketingApplication(

@@ -32,7 +32,7 @@ PROPERTY = settings(max_examples=200, deadline=None)
 def weekly(zone: str, days: tuple[str, ...], *windows: str, **spec: object) -> Calendar:
     """The same windows ("08:00-12:00", ...) on each of `days`."""
     pairs = [w.split("-") for w in windows]
-    return Calendar.from_spec({"windows": {d: pairs for d in days}, **spec}, zone)
+    return Calendar.from_spec({"windows": dict.fromkeys(days, pairs), **spec}, zone)
 
 
 def ny(*args: int) -> datetime:

@@ -50,7 +50,7 @@ def test_a_command_parses_its_ids_and_instants_when_it_is_built() -> None:
         command.reason = "changed"  # type: ignore[misc]
 
 
-@pytest.mark.parametrize("build,refusal", [
+@pytest.mark.parametrize(("build", "refusal"), [
     (lambda: commands.Respond("not-a-uuid"), NotFound),
     (lambda: commands.Respond(uuid4(), "2026-05-01T10:00:00"), InvalidInput),
     (lambda: commands.ClassifyTicket(uuid4(), "P9"), InvalidInput),
@@ -114,3 +114,8 @@ def test_the_credit_check_and_the_ledger_count_the_same_balance(credits: int, re
             app.open_ticket(cid, "one more", "r")
     else:
         app.open_ticket(cid, "one more", "r")
+
+
+def test_free_text_with_a_nul_character_is_refused_when_the_command_is_built() -> None:
+    with pytest.raises(InvalidInput, match="NUL"):
+        commands.Open(contract_id=uuid4(), title="printer\x00down", reporter="r")

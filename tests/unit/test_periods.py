@@ -60,7 +60,7 @@ def test_a_month_window_defaults_to_the_month_of_now_and_refuses_a_malformed_mon
         month_window("2026-13", "UTC", now)
 
 
-@pytest.mark.parametrize("label,period,expected", [
+@pytest.mark.parametrize(("label", "period", "expected"), [
     ("2026-Q2", "quarter", date(2026, 4, 1)), ("2026-11", "month", date(2026, 11, 1)),
     ("2026", "year", date(2026, 1, 1)), ("2026-Q5", "quarter", None), ("2026-13", "month", None),
     ("26", "year", None),

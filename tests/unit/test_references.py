@@ -24,7 +24,7 @@ OUTSIDE = [
 ]
 ROOTS = ("domain", "projections", "consumers", "infra", "schemas", "plans", "tests", "bench", "docs")
 # A path ends where a word does; one running on into a pattern (`<Type>`, `*`, `{a,b}`) is no path.
-PATH = re.compile(r"(?<![\w./-])((?:%s)/[\w./-]*\w)(?![\w/<*{-]|\.[\w<*{])" % "|".join(ROOTS))
+PATH = re.compile(r"(?<![\w./-])((?:{})/[\w./-]*\w)(?![\w/<*{{-]|\.[\w<*{{])".format("|".join(ROOTS)))
 LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
 
 

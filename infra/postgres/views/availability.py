@@ -1,5 +1,5 @@
-"""The availability read model: its PostgreSQL view, the Avro encoder of its budget notice, and
-GET /contracts/{id}/availability. The view decides nothing: at `flush` it reads the batch's
+"""The availability read model's PostgreSQL view (its notices are encoded by
+infra/kafka/notices.py, its route is infra/http/routes/availability.py). The view decides nothing: at `flush` it reads the batch's
 tickets (and their contracts) in one query each, runs the projection's folds on them, and
 writes the rows they gave in a handful of set-based statements (one upsert of the contracts,
 one of the tickets' facts, one rewrite of the outage segments of the tickets whose segments
@@ -18,10 +18,10 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from infra.postgres.outbox import enqueue
 from domain.availability import Interval
 from domain.periods import from_iso, utc, utc_or_none
 from infra.kafka.notices import AVAILABILITY_TOPIC, encode_budget
+from infra.postgres.outbox import enqueue
 from infra.postgres.views.rows import Rows
 from projections.availability import BudgetNotice
 from projections.availability_rows import Candidate, ContractOutages, Outage, OutageFacts, Terms

@@ -1,14 +1,12 @@
-"""The ledger read model: its PostgreSQL view, the Avro codec of its notices, and its routes.
+"""The ledger read model's PostgreSQL view (its notices are encoded by infra/kafka/notices.py,
+its routes are infra/http/routes/ledger.py).
 
 The view is bound to the runner's open transaction and caches what a batch touches: a book or
 a contract's periods are read once per batch and kept in memory while the batch's events
 change them; the projection's folds of the tickets' costs run at `flush()` on the costs read
 in one query; then everything is written back with the batch's entries and statements, each
 table in one statement, so a 5,000-event batch costs a few statements per contract, not per
-event. Notices
-go to the outbox in the same transaction, encoded with schemas/ticketing.v1.LowBalanceReached.avsc
-and BalanceExhausted, on `ticketing.notices.ledger.v1`, keyed by contract id.
-Routes: `GET /contracts/{id}/ledger[?period=]` and `GET /tickets/{id}/statement`.
+event. Notices go to the outbox in the same transaction, keyed by contract id.
 """
 
 from __future__ import annotations
@@ -18,8 +16,8 @@ from typing import Any
 
 import psycopg
 
-from infra.postgres.outbox import enqueue
 from infra.kafka.notices import LEDGER_TOPIC, encode_balance
+from infra.postgres.outbox import enqueue
 from infra.postgres.views.rows import Rows
 from projections.envelope import Fold
 from projections.ledger_rows import (

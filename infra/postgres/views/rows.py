@@ -2,11 +2,11 @@
 
 The projection decides, the view only gets and puts rows (and, for rows it cannot read one by
 one without a round trip per event, runs the projection's folds, which are the projection's
-rules applied to a row). So that a batch costs a few
-statements rather than one per event, the folds of a batch's rows are queued (`change`) and
-run at flush (`settle`), after one query has read every row they need; the few rows of a
-contract (its terms, its periods) are read on first use and kept for the batch. Changed rows
-are written back at the view's flush, one statement per table.
+rules applied to a row). So that a batch costs a few statements rather than one per event, the
+folds of a batch's rows are queued (`change`) and run at flush (`settle`), after one query has
+read every row they need; the few rows of a contract (its terms, its periods) are read on first
+use and kept for the batch. Changed rows are written back at the view's flush, one statement
+per table.
 """
 
 from __future__ import annotations

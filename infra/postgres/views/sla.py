@@ -1,13 +1,12 @@
-"""The SLA read model: its PostgreSQL view, the Avro encoder of its breach notice, and the routes
-GET /tickets/{id}/sla (?explain=true) and GET /contracts/{id}/sla?month=YYYY-MM. The view decides
-nothing: at `flush` it reads the batch's tickets in one query, runs the projection's folds on
-them, and writes the rows they gave in a few set-based statements (one upsert of the tickets,
-with the deadlines each row derives when asked, so a ticket touched by many events of a batch
-is evaluated once). A derivation that fails (a clock beyond the calendar's range) fails at
-flush; the runner then retries the batch event by event and parks that one. For the tick it
-answers one indexed question, the clocks whose alarm is before an instant and not noticed for
-it, and the projection judges them. Statuses are computed when read, from the stored facts and
-the real now, so a clock shows `breached` the instant it passes its due.
+"""The SLA read model's PostgreSQL view (its breach notice is encoded by infra/kafka/notices.py,
+its routes are infra/http/routes/sla.py). The view decides nothing: at `flush` it reads the
+batch's tickets in one query, runs the projection's folds on them, and writes the rows they
+gave in a few set-based statements (one upsert of the tickets, with the deadlines each row
+derives when asked, so a ticket touched by many events of a batch is evaluated once). A
+derivation that fails (a clock beyond the calendar's range) fails at flush; the runner then
+retries the batch event by event and parks that one. For the tick it answers one indexed
+question, the clocks whose alarm is before an instant and not noticed for it, and the
+projection judges them.
 """
 
 from __future__ import annotations
@@ -21,11 +20,11 @@ import psycopg
 from domain.periods import utc_or_none
 from domain.sla.clock import SlaRules
 from domain.sla.facts import from_json, to_json
+from domain.values import CLOCKS
 from infra.kafka.notices import SLA_TOPIC, encode_breach
 from infra.postgres.outbox import enqueue
 from infra.postgres.views.rows import Rows
 from projections.envelope import Fold
-from domain.values import CLOCKS
 from projections.sla import Breach, Deadline, Due, Signed, Tracked
 
 NAME = "sla"

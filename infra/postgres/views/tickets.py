@@ -1,5 +1,5 @@
-"""The ticket list read model: its PostgreSQL view (bound to the runner's open transaction, in
-the schema the read model lives in) and its query routes."""
+"""The ticket list read model's PostgreSQL view, bound to the runner's open transaction, in the
+schema the read model lives in (its routes are infra/http/routes/tickets.py)."""
 
 from __future__ import annotations
 
