@@ -86,7 +86,8 @@ def runner(settings: Settings, name: str, schema: str | None = None, topic: str 
     schema = schema or spec.schema
     topic = topic or settings.events_topic
     url, store_table = settings.database_url, f"{postgres.STORE_SCHEMA}.ticketing_events"
-    defaults = {"clock": settings.clock.now, "lease": name if schema == spec.schema else f"{name}@{schema}"}
+    defaults: dict[str, Any] = {"clock": settings.clock.now,
+                                "lease": name if schema == spec.schema else f"{name}@{schema}"}
     options = defaults | options
     source = KafkaSource(settings.kafka_bootstrap, topic, max_records=options.get("max_records", 5000))
 
