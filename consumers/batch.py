@@ -14,13 +14,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
-import psycopg
 import structlog
 
-from consumers.checkpoints import Checkpoints, Cursor
-from consumers.ports import Projection, View
+from consumers.ports import Cursor, Projection, Record, RunnerSession
 from projections.envelope import Envelope
 
 log = structlog.get_logger("runner")
@@ -28,7 +26,6 @@ log = structlog.get_logger("runner")
 
 Decoder = Callable[[bytes, list[tuple[str, bytes]] | None], Envelope]
 PositionOf = Callable[[list[tuple[str, bytes]] | None], int | None]
-ViewFactory = Callable[[psycopg.Connection], View]
 
 
 @dataclass
@@ -48,32 +45,18 @@ class Consumed(NamedTuple):
     """A decoded message whose position the runner trusts: what it applies."""
 
     partition: int
-    record: Any
+    record: Record
     env: Envelope
-
-
-def is_fault(exc: BaseException, conn: psycopg.Connection | None) -> bool:
-    """A fault rather than poison: the connection is gone, the server refused for a reason of
-    its own (shutdown, cancel, conflict), or the statement does not fit the schema (a table
-    or column missing: a deployment's fault, which would otherwise park every event). The
-    same batch may well pass later; poison is what the event's own values break."""
-    if conn is None or conn.closed or conn.broken:
-        return True
-    aborted = isinstance(exc, psycopg.errors.PipelineAborted)  # the poison is the statement before
-    faults = (psycopg.OperationalError, psycopg.InterfaceError, psycopg.ProgrammingError)
-    return isinstance(exc, faults) and not aborted
 
 
 class Applier:
     """Sorts and applies messages for one projection; remembers the last store head it read."""
 
-    def __init__(self, projection: Projection, view_factory: ViewFactory, decode: Decoder,
-                 position_of: PositionOf, store_table: str) -> None:
-        self.projection, self.view_factory = projection, view_factory
-        self.decode, self.position_of, self.store_table = decode, position_of, store_table
+    def __init__(self, projection: Projection, decode: Decoder, position_of: PositionOf) -> None:
+        self.projection, self.decode, self.position_of = projection, decode, position_of
         self.head = 0
 
-    def sort(self, book: Checkpoints, cursor: Cursor, partition: int, record: Any,
+    def sort(self, book: RunnerSession, cursor: Cursor, partition: int, record: Record,
              result: BatchResult) -> Consumed | None:
         """A redelivery (dropped), poison (parked), or a message to apply; moves the cursor."""
         claimed = self.position_of(record.headers)
@@ -95,14 +78,14 @@ class Applier:
         cursor.position = env.position
         return Consumed(partition, record, env)
 
-    def _head(self, book: Checkpoints, claimed: int) -> int:
+    def _head(self, book: RunnerSession, claimed: int) -> int:
         """The store's head, read again only when a message claims more than the last one seen."""
         if claimed > self.head:
-            self.head = book.head(self.store_table)
+            self.head = book.head()
         return self.head
 
     @staticmethod
-    def _reject(book: Checkpoints, cursor: Cursor, partition: int, record: Any, position: int | None,
+    def _reject(book: RunnerSession, cursor: Cursor, partition: int, record: Record, position: int | None,
                 trusted: bool, reason: str, result: BatchResult) -> None:
         """Park a message; one whose position is trusted counts as consumed."""
         park(book, partition, record, position, reason)
@@ -110,9 +93,9 @@ class Applier:
         if trusted and position is not None:
             cursor.position = position
 
-    def apply(self, conn: psycopg.Connection, messages: list[Consumed], result: BatchResult) -> None:
-        """Apply the messages to one view and write it."""
-        view = self.view_factory(conn)
+    def apply(self, book: RunnerSession, messages: list[Consumed], result: BatchResult) -> None:
+        """Apply the messages to one view (on the session's transaction) and write it."""
+        view = book.view()
         for m in messages:
             used = bool(self.projection.apply(m.env, view))
             result.applied, result.ignored = result.applied + used, result.ignored + (not used)
@@ -121,22 +104,22 @@ class Applier:
         declined = view.flush()
         result.applied, result.ignored = result.applied - declined, result.ignored + declined
 
-    def apply_each(self, book: Checkpoints, messages: list[Consumed], result: BatchResult) -> None:
+    def apply_each(self, book: RunnerSession, messages: list[Consumed], result: BatchResult) -> None:
         """Apply and write each message in a savepoint of its own: only poison is parked."""
         for m in messages:
             one = BatchResult()
             try:
-                with book.conn.transaction():
-                    self.apply(book.conn, [m], one)
-            except Exception as exc:
-                if is_fault(exc, book.conn):
+                with book.savepoint():
+                    self.apply(book, [m], one)
+            except Exception as exc:  # poison is parked; a fault ends the session
+                if book.is_fault(exc):
                     raise
                 park(book, m.partition, m.record, m.env.position, f"apply failed: {exc!r}")
                 one = BatchResult(parked=1)
             result.add(one)
 
 
-def park(book: Checkpoints, partition: int, record: Any, position: int | None, reason: str) -> None:
+def park(book: RunnerSession, partition: int, record: Record, position: int | None, reason: str) -> None:
     log.error("parked message", topic=book.topic, partition=partition, offset=record.offset,
               position=position, reason=reason)
     book.park(partition, record, position, reason)

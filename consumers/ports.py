@@ -5,12 +5,15 @@ projections, the views only get and put rows and answer the indexed questions th
 ask). What the relay and the outbox publisher need of the broker (`Publisher`,
 infra/kafka/publisher.py), of their lease and position (`RelayLog`, infra/postgres/relay_log.py)
 and of an outbox table (`OutboxRows`, infra/postgres/outbox.py): their logic is driven from
-lists in unit tests.
+lists in unit tests. What the projection runner needs of the events topic (`MessageSource`,
+infra/kafka/source.py) and of its bookkeeping in PostgreSQL (`RunnerSession`,
+infra/postgres/checkpoints.py): its logic too is driven from lists in unit tests.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple, Protocol
@@ -149,3 +152,118 @@ class Projection(Protocol):
     def tick(self, now: datetime, view: Any) -> None:
         """Act on what became due by `now` (breaches, spent budgets)."""
         ...
+
+
+# -- the projection runner: its message source and its bookkeeping session ----------------------
+
+
+class Record(Protocol):
+    """One message read from a partition of the events topic (kafka-python's records fit)."""
+
+    @property
+    def offset(self) -> int: ...
+
+    @property
+    def value(self) -> bytes: ...
+
+    @property
+    def headers(self) -> Headers | None: ...
+
+
+class MessageSource(Protocol):
+    """The events topic as one runner reads it: partitions assigned by hand, each read from a
+    position the runner sets (its checkpoints are kept in PostgreSQL, not by the broker)."""
+
+    topic: str
+
+    def wait_for_topic(self, timeout: float) -> list[int]:
+        """The topic's partitions, once it exists; RuntimeError if it does not within `timeout` s."""
+
+    def assign(self, partitions: list[int]) -> None: ...
+
+    def poll(self, timeout_ms: int, max_records: int) -> Mapping[int, Sequence[Record]]:
+        """The records that came, per partition, each partition's in offset order."""
+
+    def seek(self, partition: int, offset: int) -> None:
+        """Read the partition on from this offset."""
+
+    def seek_to_beginning(self, partition: int) -> None: ...
+
+    def record_at(self, partition: int, offset: int) -> Record | None:
+        """The message the partition holds at this offset, if it holds one (a probe that
+        fetches it: some brokers, Tansu, report end offsets short of what they hold)."""
+
+    def close(self) -> None: ...
+
+
+@dataclass
+class Cursor:
+    """Where the runner stands on one partition: the last offset read, and the last store
+    position consumed there (applied, ignored, or parked with a position it could trust)."""
+
+    offset: int = -1
+    position: int = 0
+
+
+class RunnerSession(Protocol):
+    """A runner's session with the database of its read model: one connection that holds the
+    runner's leases and through which everything the runner writes goes, in one open
+    transaction at a time. The read-model rows of a batch, its checkpoints and the watermark
+    commit together; a session that lost its connection lost its leases and writes nothing."""
+
+    topic: str
+
+    # leases: session-level, outliving transactions; each leaves no transaction open
+    def acquire(self, lease: str, stop: Callable[[], bool]) -> bool:
+        """Wait as a standby until the lease is ours (True), or until stopped (False)."""
+
+    def try_lock(self, lease: str) -> bool: ...
+
+    def unlock(self, lease: str) -> None: ...
+
+    # in the open transaction
+    def switch_lock(self, name: str) -> None:
+        """Hold, until the transaction ends, the rebuild's switch lock of projection `name`
+        shared: the switch waits for the batch in flight and the next batch for the switch."""
+
+    def cursor(self, partition: int) -> Cursor:
+        """The partition's checkpoint (a fresh cursor if it has none)."""
+
+    def store(self, cursors: Mapping[int, Cursor]) -> None:
+        """Checkpoint these partitions."""
+
+    def watermark(self) -> int: ...
+
+    def store_watermark(self, position: int) -> None: ...
+
+    def relayed(self) -> tuple[int, dict[int, int]] | None:
+        """The relay's position on the topic, and the last position it published per partition."""
+
+    def head(self) -> int:
+        """The event store's last position."""
+
+    def beat(self, runner: str) -> None: ...
+
+    def park(self, partition: int, record: Record, position: int | None, reason: str) -> None:
+        """Keep a message the runner could not apply (a dead letter), with the reason."""
+
+    def view(self) -> View:
+        """The projection's view, bound to the open transaction."""
+
+    def batch(self) -> AbstractContextManager[Any]:
+        """Around a whole batch's statements (they may go out without waiting for each answer)."""
+
+    def savepoint(self) -> AbstractContextManager[Any]:
+        """A savepoint: what fails inside it is undone alone, the transaction goes on."""
+
+    def commit(self) -> None: ...
+
+    def rollback(self) -> None:
+        """Undo the open transaction; nothing if the connection is gone."""
+
+    def is_fault(self, exc: BaseException) -> bool:
+        """Whether the exception is the database's fault (the connection gone, the server
+        refusing, the schema not fitting) rather than the event's: a fault ends the session."""
+
+    def close(self) -> None:
+        """Drop the connection, and the leases with it."""

@@ -11,7 +11,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from consumers import leases
+from infra.postgres import leases
 
 
 def enqueue(conn: psycopg.Connection, schema: str, notice_id: str, topic: str, key: str,

@@ -25,9 +25,9 @@ import psycopg
 import structlog
 from rich.progress import Progress
 
-from consumers.checkpoints import switch_lock
 from infra import postgres
 from infra.kafka.publisher import partition_for
+from infra.postgres.checkpoints import switch_lock
 from infra.postgres.store import ApplicationHost
 from infra.postgres.views import ProjectionSpec
 from projections.envelope import Envelope

@@ -1,5 +1,5 @@
 """The relay's lease and position in PostgreSQL (`consumers.ports.RelayLog`): the lease
-`relay:<topic>` is an advisory lock held by a connection of its own (consumers/leases.py),
+`relay:<topic>` is an advisory lock held by a connection of its own (infra/postgres/leases.py),
 and the position, the per-partition counts and what blocks the relay are written through that
 same connection, so a relay that lost its lease cannot write either. The process id in the
 session's name lets status (and tests) find the active relay.
@@ -15,8 +15,8 @@ import psycopg
 from psycopg.conninfo import make_conninfo
 from psycopg.types.json import Jsonb
 
-from consumers import leases
 from consumers.ports import Blocked, RelayState
+from infra.postgres import leases
 
 
 class PgRelayLog:

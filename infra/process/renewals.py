@@ -21,12 +21,12 @@ from datetime import date, datetime
 import psycopg
 import structlog
 
-from consumers import leases
 from domain.application import Recorded
 from domain.commands import RenewContract
 from domain.contract import ACTIVE
 from domain.errors import DomainError
 from domain.periods import local_midnight, next_period_start
+from infra.postgres import leases
 from infra.postgres.store import ApplicationHost
 
 log = structlog.get_logger("renewals")

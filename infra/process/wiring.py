@@ -17,6 +17,8 @@ from domain.wallclock import Clock
 from infra import postgres
 from infra.kafka.avro import Codec, position_of
 from infra.kafka.publisher import PRODUCER, KafkaPublisher
+from infra.kafka.source import KafkaSource
+from infra.postgres.checkpoints import PgRunnerSession
 from infra.postgres.outbox import PgOutboxRows
 from infra.postgres.relay_log import PgRelayLog
 from infra.postgres.store import ApplicationHost
@@ -82,13 +84,18 @@ def runner(settings: Settings, name: str, schema: str | None = None, topic: str 
     assert settings.database_url and settings.kafka_bootstrap
     spec = PROJECTIONS[name]
     schema = schema or spec.schema
-    defaults = {"clock": settings.clock.now, "lease": name if schema == spec.schema else f"{name}@{schema}",
-                "store_table": f"{postgres.STORE_SCHEMA}.ticketing_events"}
-    return Runner(
-        spec.make(), lambda conn: spec.view(conn, schema), settings.database_url,
-        schema, settings.kafka_bootstrap, topic or settings.events_topic, Codec().decode,
-        position_of, outbox=outbox(settings, schema), **(defaults | options),
-    )
+    topic = topic or settings.events_topic
+    url, store_table = settings.database_url, f"{postgres.STORE_SCHEMA}.ticketing_events"
+    defaults: dict[str, Any] = {"clock": settings.clock.now,
+                                "lease": name if schema == spec.schema else f"{name}@{schema}"}
+    options = defaults | options
+    source = KafkaSource(settings.kafka_bootstrap, topic, max_records=options.get("max_records", 5000))
+
+    def connect() -> PgRunnerSession:
+        return PgRunnerSession(url, schema, topic, lambda conn: spec.view(conn, schema), store_table)
+
+    return Runner(spec.make(), source, connect, Codec().decode, position_of,
+                  outbox=outbox(settings, schema), **options)
 
 
 def create_tables(url: str, name: str, schema: str) -> None:

@@ -13,11 +13,11 @@ import psycopg
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 
-from consumers import leases
 from consumers.relay import Relay
 from consumers.runner import Runner
 from domain.ticket import Ticket
 from infra.kafka.avro import H_POSITION, Codec, position_of
+from infra.postgres import leases
 from infra.postgres.store import ApplicationHost
 from infra.process import wiring
 from infra.settings import Settings

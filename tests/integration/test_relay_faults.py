@@ -19,9 +19,9 @@ import pytest
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.utils import get_topic
 
-from consumers import leases
 from consumers.relay import Relay
 from domain.ticket import Ticket
+from infra.postgres import leases
 from infra.postgres.relay_log import PgRelayLog
 from infra.postgres.store import ApplicationHost
 from infra.process import embedded

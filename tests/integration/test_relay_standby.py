@@ -11,7 +11,7 @@ import threading
 from dataclasses import replace
 from pathlib import Path
 
-from consumers import leases
+from infra.postgres import leases
 from infra.postgres.store import ApplicationHost
 from infra.settings import Settings
 from tests.integration.helpers import eventually, positions_on_the_topic, relay_row, unique

@@ -91,7 +91,7 @@ def test_a_contract_cancelled_before_its_anniversary_never_renews(
 def test_a_second_renewals_process_waits_as_a_standby_and_takes_over_when_the_first_dies(
     servers: Settings, db: psycopg.Connection
 ) -> None:
-    from consumers import leases
+    from infra.postgres import leases
     from tests.processes import Processes
 
     procs = Processes(servers)

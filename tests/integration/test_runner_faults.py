@@ -144,7 +144,7 @@ def backend_pid(runner: Runner, other_than: int | None = None, timeout: float = 
     """The server process of the runner's connection, once it has one (other than a given one)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        conn = runner.db
+        conn = getattr(runner.session, "db", None)  # the PostgreSQL session's connection
         pid = conn.info.backend_pid if conn is not None and not conn.closed else None
         if pid and pid != other_than:
             return pid

@@ -1,0 +1,143 @@
+"""A projection runner's session with PostgreSQL (`consumers.ports.RunnerSession`): its
+bookkeeping, kept in the schema of the read model it writes (where it stands on each partition,
+its checkpoint; the watermark that `?wait_for=` reads; its heartbeat; the messages it parked,
+dead letters), its leases, and the view it writes to.
+
+All of it goes through one connection, the one holding the runner's leases, in the transaction
+of the batch that moved it: rows, checkpoint and watermark commit together, and a runner that
+lost its connection (and so its leases) can write none of it. Also here: the lock a rebuild's
+switch takes exclusively and each of the runner's transactions takes shared.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager, suppress
+from typing import Any
+
+import psycopg
+
+from consumers.ports import Cursor, Record, View
+from infra.postgres import leases
+
+ViewFactory = Callable[[psycopg.Connection], View]
+
+
+def switch_lock(conn: psycopg.Connection, name: str, shared: bool = True) -> None:
+    """Hold, until the transaction ends, the lock of the rebuild's switch of projection `name`.
+    The runner takes it shared in each transaction and the switch exclusively, so the switch
+    waits for the batch in flight and the next batch waits for the switch."""
+    take = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
+    conn.execute(f"SELECT {take}(hashtext(%s), hashtext(%s))", (leases.NAMESPACE, f"switch:{name}"))  # type: ignore[arg-type]
+
+
+def is_fault(exc: BaseException, conn: psycopg.Connection | None) -> bool:
+    """A fault rather than poison: the connection is gone, the server refused for a reason of
+    its own (shutdown, cancel, conflict), or the statement does not fit the schema (a table
+    or column missing: a deployment's fault, which would otherwise park every event). The
+    same batch may well pass later; poison is what the event's own values break."""
+    if conn is None or conn.closed or conn.broken:
+        return True
+    aborted = isinstance(exc, psycopg.errors.PipelineAborted)  # the poison is the statement before
+    faults = (psycopg.OperationalError, psycopg.InterfaceError, psycopg.ProgrammingError)
+    return isinstance(exc, faults) and not aborted
+
+
+class PgRunnerSession:
+    """One runner's connection (with keepalives both ways, see infra/postgres/leases.py) and
+    its bookkeeping rows for one topic in `schema`; `store_table` is the event store's table."""
+
+    def __init__(self, db_url: str, schema: str, topic: str, view: ViewFactory,
+                 store_table: str = "es.ticketing_events") -> None:
+        self.db = leases.connect(db_url)
+        self.schema, self.topic, self.view_factory, self.store_table = schema, topic, view, store_table
+
+    def _sql(self, text: str) -> Any:
+        return text.replace("{s}", self.schema)
+
+    # -- leases --------------------------------------------------------------------------------
+
+    def acquire(self, lease: str, stop: Callable[[], bool]) -> bool:
+        return leases.acquire(self.db, lease, stop)
+
+    def try_lock(self, lease: str) -> bool:
+        return leases.try_lock(self.db, lease)
+
+    def unlock(self, lease: str) -> None:
+        leases.unlock(self.db, lease)
+
+    # -- in the open transaction -----------------------------------------------------------------
+
+    def switch_lock(self, name: str) -> None:
+        switch_lock(self.db, name)
+
+    def cursor(self, partition: int) -> Cursor:
+        row = self.db.execute(self._sql(
+            "SELECT kafka_offset, position FROM {s}.checkpoint WHERE topic = %s AND partition = %s"),
+            (self.topic, partition)).fetchone()
+        return Cursor(*row) if row else Cursor()
+
+    def store(self, cursors: Mapping[int, Cursor]) -> None:
+        with self.db.cursor() as cur:
+            cur.executemany(self._sql(
+                "INSERT INTO {s}.checkpoint (topic, partition, kafka_offset, position) VALUES (%s, %s, %s, %s)"
+                " ON CONFLICT (topic, partition) DO UPDATE SET kafka_offset = EXCLUDED.kafka_offset,"
+                " position = EXCLUDED.position, updated_at = now()"),
+                [(self.topic, p, c.offset, c.position) for p, c in cursors.items()])
+
+    def watermark(self) -> int:
+        row = self.db.execute(self._sql("SELECT position FROM {s}.watermark WHERE topic = %s"),
+                              (self.topic,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def store_watermark(self, position: int) -> None:
+        self.db.execute(self._sql(
+            "INSERT INTO {s}.watermark (topic, position) VALUES (%s, %s)"
+            " ON CONFLICT (topic) DO UPDATE SET position = EXCLUDED.position, updated_at = now()"),
+            (self.topic, position))
+
+    def relayed(self) -> tuple[int, dict[int, int]] | None:
+        row = self.db.execute("SELECT position, partitions FROM relay.position WHERE topic = %s",
+                              (self.topic,)).fetchone()
+        if row is None:
+            return None
+        return int(row[0]), {int(p): int(last) for p, (_, last) in row[1].items()}
+
+    def head(self) -> int:
+        row = self.db.execute(f"SELECT coalesce(max(notification_id), 0) FROM {self.store_table}").fetchone()  # type: ignore[arg-type]
+        return int(row[0]) if row else 0
+
+    def beat(self, runner: str) -> None:
+        self.db.execute(self._sql(
+            "INSERT INTO {s}.heartbeat (runner, beat_at) VALUES (%s, now())"
+            " ON CONFLICT (runner) DO UPDATE SET beat_at = now()"), (runner,))
+
+    def park(self, partition: int, record: Record, position: int | None, reason: str) -> None:
+        self.db.execute(self._sql(
+            "INSERT INTO {s}.dead_letter (topic, partition, kafka_offset, position, reason, value)"
+            " VALUES (%s, %s, %s, %s, %s, %s)"),
+            (self.topic, partition, record.offset, position, reason, record.value))
+
+    def view(self) -> View:
+        return self.view_factory(self.db)
+
+    def batch(self) -> AbstractContextManager[Any]:
+        """Pipeline mode: the view's statements go out without waiting for each answer."""
+        return self.db.pipeline()
+
+    def savepoint(self) -> AbstractContextManager[Any]:
+        return self.db.transaction()
+
+    def commit(self) -> None:
+        self.db.commit()
+
+    def rollback(self) -> None:
+        if not (self.db.closed or self.db.broken):
+            self.db.rollback()
+
+    def is_fault(self, exc: BaseException) -> bool:
+        return is_fault(exc, self.db)
+
+    def close(self) -> None:
+        with suppress(psycopg.Error):
+            self.db.close()
