@@ -80,7 +80,7 @@ def in_memory(envs: list[Envelope]) -> tuple[float, InMemoryAvailabilityView]:
 def in_postgres(url: str, envs: list[Envelope]) -> tuple[float, int]:
     projection = AvailabilityProjection()
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")  # type: ignore[arg-type]
+        conn.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
         for name in ("outbox", *SQL_FILES):
             postgres.execute_file(conn, name, SCHEMA)
     with psycopg.connect(url) as conn:
@@ -93,7 +93,7 @@ def in_postgres(url: str, envs: list[Envelope]) -> tuple[float, int]:
                 view.flush()
             conn.commit()
         elapsed = time.perf_counter() - started
-        row = conn.execute(f"SELECT count(*) FROM {SCHEMA}.availability_outages").fetchone()  # type: ignore[arg-type]
+        row = conn.execute(f"SELECT count(*) FROM {SCHEMA}.availability_outages").fetchone()
     return elapsed, int(row[0]) if row else 0
 
 

@@ -94,11 +94,11 @@ def on_postgres(url: str, setup: list[Envelope], entries: list[Envelope]) -> tup
                 view.flush()
                 conn.commit()
             rate = len(entries) / (time.perf_counter() - started)
-            row = conn.execute(f"SELECT count(*), sum(charge) FROM {schema}.entries").fetchone()  # type: ignore[arg-type]
+            row = conn.execute(f"SELECT count(*), sum(charge) FROM {schema}.entries").fetchone()
             return rate, (int(row[0]), int(row[1])) if row else (0, 0)
         finally:
             conn.rollback()
-            conn.execute(f"DROP SCHEMA {schema} CASCADE")  # type: ignore[arg-type]
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
             conn.commit()
 
 

@@ -126,7 +126,7 @@ def in_memory(envs: list[Envelope]) -> tuple[dict[str, Any], InMemorySlaView]:
 
 def _schema(url: str) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")  # type: ignore[arg-type]
+        conn.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
         for name in ("outbox", *SQL_FILES):
             postgres.execute_file(conn, name, SCHEMA)
 
@@ -149,7 +149,7 @@ def in_postgres(url: str, envs: list[Envelope], decode: bool) -> tuple[dict[str,
             conn.commit()
             latencies.append((time.perf_counter_ns() - t0) / 1e6)
         elapsed = time.perf_counter() - started
-        rows = conn.execute(f"SELECT ticket_id, response_due_at, resolution_due_at FROM {SCHEMA}.sla_tickets").fetchall()  # type: ignore[arg-type]
+        rows = conn.execute(f"SELECT ticket_id, response_due_at, resolution_due_at FROM {SCHEMA}.sla_tickets").fetchall()
     name = "sla.projection postgres view" + (" + avro decode" if decode else "")
     row = summary(name, len(envs), elapsed, latencies, batch=BATCH, latency="per batch")
     return row, {t: (r, s) for t, r, s in rows}

@@ -13,4 +13,4 @@ class Backoff:
     cap: float = 30.0
 
     def delay(self, attempt: int) -> float:
-        return min(self.cap, self.first * 2 ** max(0, attempt - 1))
+        return min(self.cap, self.first * 2.0 ** max(0, attempt - 1))

@@ -15,7 +15,7 @@ import time
 import structlog
 
 from consumers.backoff import Backoff
-from consumers.ports import Message, OutboxRows, Publisher
+from consumers.ports import Message, OutboxRow, OutboxRows, Publisher
 
 log = structlog.get_logger("outbox")
 NOTICE_ID = "ticketing-notice-id"
@@ -68,9 +68,9 @@ class OutboxPublisher:
         self.rows.close()
 
 
-def _runs(rows: list[tuple]) -> list[tuple[str, list[tuple]]]:
+def _runs(rows: list[OutboxRow]) -> list[tuple[str, list[OutboxRow]]]:
     """The rows cut into runs of consecutive rows with one topic."""
-    runs: list[tuple[str, list[tuple]]] = []
+    runs: list[tuple[str, list[OutboxRow]]] = []
     for row in rows:
         if runs and runs[-1][0] == row[2]:
             runs[-1][1].append(row)

@@ -52,6 +52,9 @@ class Publisher(Protocol):
     def partitions(self, topic: str) -> int:
         """How many partitions the topic has; BrokerUnavailable if the broker cannot say."""
 
+    def partition_of(self, key: bytes, partitions: int) -> int:
+        """The partition the broker's own partitioner gives a key (for the relay's counts)."""
+
     def publish(self, topic: str, messages: Sequence[Message], between: Callable[[], None]) -> Outcome:
         """Send in order and wait (calling `between` about every second) for acknowledgements;
         sending stops at the first message the broker refuses outright."""
@@ -116,10 +119,13 @@ class Notifications(Protocol):
     def select_notifications(self, start: int, limit: int) -> Sequence[Any]: ...
 
 
+OutboxRow = tuple[int, str, str, str, bytes, dict[str, Any]]
+
+
 class OutboxRows(Protocol):
     """A projection's outbox table: notices decided, in the order they were written."""
 
-    def pending(self, limit: int) -> list[tuple[int, str, str, str, bytes, dict[str, Any]]]:
+    def pending(self, limit: int) -> list[OutboxRow]:
         """(id, notice_id, topic, key, value, headers) of the oldest unpublished notices."""
 
     def mark(self, ids: list[int]) -> None: ...

@@ -124,7 +124,7 @@ class Relay:
 
     def _messages(self, notifications: Sequence[Any], partitions: int) -> tuple[list[Message], Blocked | None]:
         """The batch's messages, up to the first event that cannot be encoded."""
-        messages = []
+        messages: list[Message] = []
         for n in notifications:
             try:
                 env = from_domain_event(self.mapper.to_domain_event(n), n.id)

@@ -79,7 +79,7 @@ def isolated(session: Settings, tmp: Path, own_postgres: bool = False, extra: tu
         assert session.database_url
         database = f"test_{uuid.uuid4().hex[:10]}"
         with psycopg.connect(session.database_url, autocommit=True) as conn:
-            conn.execute(f"CREATE DATABASE {database}")  # type: ignore[arg-type]
+            conn.execute(f"CREATE DATABASE {database}")
         url = psycopg.conninfo.make_conninfo(session.database_url, dbname=database)
     broker = embedded.start_broker(data)
     config = replace(Settings(data_dir=data, http_port=embedded.free_port()), **settings)

@@ -111,7 +111,7 @@ class Run:
 
     @property
     def url(self) -> str:
-        return json.loads((self.data / "run.json").read_text())["database_url"]  # type: ignore[no-any-return]
+        return json.loads((self.data / "run.json").read_text())["database_url"]
 
 
 def _cmdline(p: psutil.Process) -> list[str]:
@@ -201,8 +201,8 @@ def chaos(run: Run, outcome: Outcome, plan: list[str], rng: random.Random, pace:
             _restart_postgres(run)
             outcome.restarts["postgres"] += 1
         elif what == "run":
-            run.proc.send_signal(signal.SIGKILL)  # type: ignore[union-attr]
-            run.proc.wait(10)  # type: ignore[union-attr]
+            run.proc.send_signal(signal.SIGKILL)
+            run.proc.wait(10)
             outcome.kills["run"] += 1
             time.sleep(1)
             run.start()

@@ -10,7 +10,7 @@ import httpx
 def post(client: httpx.Client, path: str, expect: int = 200, **body: Any) -> dict[str, Any]:
     response = client.post(path, json=body)
     assert response.status_code == expect, response.text
-    return response.json()  # type: ignore[no-any-return]
+    return response.json()
 
 
 def contract(client: httpx.Client, plan: str = "crm-experts/gold", **extra: Any) -> str:
@@ -26,4 +26,4 @@ def ticket(client: httpx.Client, contract_id: str, **extra: Any) -> str:
 def history(client: httpx.Client, contract_id: str) -> list[dict[str, Any]]:
     response = client.get(f"/contracts/{contract_id}/history")
     assert response.status_code == 200, response.text
-    return response.json()["events"]  # type: ignore[no-any-return]
+    return response.json()["events"]

@@ -64,7 +64,7 @@ def answers(*codes: int) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Mark a shared dependency with the statuses it may answer, for `Declared` to publish."""
 
     def mark(dependency: Callable[..., Any]) -> Callable[..., Any]:
-        dependency.statuses = codes  # type: ignore[attr-defined]
+        dependency.statuses = codes  # type: ignore[attr-defined]  # read back by Declared routes
         return dependency
 
     return mark
@@ -104,7 +104,7 @@ class Declared(APIRoute):
 def _problem(error: Any) -> str:
     if error["type"] == "string_pattern_mismatch" and error.get("ctx", {}).get("pattern") == NO_NUL:
         return "must not contain the NUL character"
-    return PROBLEMS.get(error["type"], error["msg"])
+    return str(PROBLEMS.get(error["type"], error["msg"]))
 
 
 def _field(loc: tuple[Any, ...]) -> str:

@@ -59,7 +59,7 @@ async def _states(url: str, topic: str, projections: list[str]) -> dict[str, str
         for name in projections:
             try:
                 row = await (await conn.execute(
-                    f"SELECT extract(epoch FROM now() - max(beat_at)) FROM proj_{name}.heartbeat")).fetchone()  # type: ignore[arg-type]
+                    f"SELECT extract(epoch FROM now() - max(beat_at)) FROM proj_{name}.heartbeat")).fetchone()
             except psycopg.errors.UndefinedTable:
                 continue
             states[name] = "ok" if row and row[0] is not None and float(row[0]) < FRESH else "no recent heartbeat"

@@ -18,13 +18,13 @@ from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Fiel
 
 from domain import ticket, values
 from domain.sla import report
+from domain.values import Category, EntryKind, Priority
 
-Priority = Literal[values.PRIORITIES]  # type: ignore[valid-type]
-Category = Literal[values.CATEGORIES]  # type: ignore[valid-type]
-EntryKind = Literal[values.ENTRY_KINDS]  # type: ignore[valid-type]
+# The statuses are tuples of the domain's constants; a Literal built from them publishes the
+# same values as an enum (pydantic reads it at run time, a type checker cannot).
 TICKET_STATUSES = (ticket.OPEN, ticket.PAUSED, ticket.RESOLVED, ticket.CANCELLED)
-TicketStatus = Literal[TICKET_STATUSES]  # type: ignore[valid-type]
-ClockStatus = Literal[report.STATUSES]  # type: ignore[valid-type]
+TicketStatus = Literal[TICKET_STATUSES]  # type: ignore[valid-type]  # values from the domain, read at run time
+ClockStatus = Literal[report.STATUSES]  # type: ignore[valid-type]  # values from the domain, read at run time
 # Plan ids and the plans' channels are data (the catalog), not code: a schema marked so gets
 # the catalog's values as its enum when the app publishes its schema (`infra.http.app.publish`);
 # the domain refuses any other value (422) with the allowed ones in the detail.

@@ -45,11 +45,11 @@ class ReadModels:
 
     def one(self, query: str, params: tuple[Any, ...] = ()) -> dict[str, Any] | None:
         return postgres.run(self.pool, lambda conn: conn.cursor(row_factory=dict_row).execute(
-            query, params).fetchone())  # type: ignore[arg-type]
+            query, params).fetchone())
 
     def all(self, query: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
         return postgres.run(self.pool, lambda conn: conn.cursor(row_factory=dict_row).execute(
-            query, params).fetchall())  # type: ignore[arg-type]
+            query, params).fetchall())
 
 
 class Watermarks:

@@ -32,7 +32,7 @@ PRODUCER = {"acks": "all", "enable_idempotence": True, "linger_ms": 2, "max_bloc
 def partition_for(key: bytes, partitions: int) -> int:
     """Kafka's default partitioner for a keyed message (murmur2), remembered per key:
     computing it in pure Python for every message costs more than encoding the message."""
-    return (murmur2(key) & 0x7FFFFFFF) % partitions
+    return int(murmur2(key) & 0x7FFFFFFF) % partitions
 
 
 def acknowledged(futures: Sequence[Any]) -> tuple[int, str | None]:

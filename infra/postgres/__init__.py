@@ -28,8 +28,8 @@ def sql(name: str, schema: str) -> str:
 
 
 def execute_file(conn: psycopg.Connection, name: str, schema: str) -> None:
-    conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")  # type: ignore[arg-type]
-    conn.execute(sql(name, schema))  # type: ignore[arg-type]
+    conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+    conn.execute(sql(name, schema))
 
 
 def make_pool(url: str, min_size: int = 1, max_size: int = 8, name: str = "ticketing") -> ConnectionPool:
@@ -82,4 +82,4 @@ def store_env(url: str, schema: str = STORE_SCHEMA, pool_size: int = 4) -> dict[
 
 def ensure_schema(url: str, schema: str) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")  # type: ignore[arg-type]
+        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")

@@ -28,7 +28,7 @@ def switch_lock(conn: psycopg.Connection, name: str, shared: bool = True) -> Non
     The runner takes it shared in each transaction and the switch exclusively, so the switch
     waits for the batch in flight and the next batch waits for the switch."""
     take = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
-    conn.execute(f"SELECT {take}(hashtext(%s), hashtext(%s))", (leases.NAMESPACE, f"switch:{name}"))  # type: ignore[arg-type]
+    conn.execute(f"SELECT {take}(hashtext(%s), hashtext(%s))", (leases.NAMESPACE, f"switch:{name}"))
 
 
 def is_fault(exc: BaseException, conn: psycopg.Connection | None) -> bool:
@@ -104,7 +104,7 @@ class PgRunnerSession:
         return int(row[0]), {int(p): int(last) for p, (_, last) in row[1].items()}
 
     def head(self) -> int:
-        row = self.db.execute(f"SELECT coalesce(max(notification_id), 0) FROM {self.store_table}").fetchone()  # type: ignore[arg-type]
+        row = self.db.execute(f"SELECT coalesce(max(notification_id), 0) FROM {self.store_table}").fetchone()
         return int(row[0]) if row else 0
 
     def beat(self, runner: str) -> None:

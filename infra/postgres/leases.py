@@ -30,9 +30,9 @@ NAMESPACE = "ticketing"
 
 def connect(url: str, autocommit: bool = False) -> psycopg.Connection:
     """A connection for a role's lock (and its writes), with keepalives both ways."""
-    conn = psycopg.connect(url, autocommit=True, **KEEPALIVES)  # type: ignore[arg-type]
+    conn = psycopg.connect(url, autocommit=True, **KEEPALIVES)  # type: ignore[arg-type]  # libpq options, passed through
     for statement in SERVER_KEEPALIVES:
-        conn.execute(statement)  # type: ignore[arg-type]
+        conn.execute(statement)
     conn.autocommit = autocommit
     return conn
 

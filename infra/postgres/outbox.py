@@ -18,7 +18,7 @@ def enqueue(conn: psycopg.Connection, schema: str, notice_id: str, topic: str, k
             value: bytes, headers: dict[str, Any]) -> None:
     """Write a notice in the caller's open transaction; a notice decided twice is kept once."""
     conn.execute(
-        f"INSERT INTO {schema}.outbox (notice_id, topic, key, value, headers)"  # type: ignore[arg-type]  # schema is ours
+        f"INSERT INTO {schema}.outbox (notice_id, topic, key, value, headers)"
         " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (notice_id) DO NOTHING",
         (notice_id, topic, key, value, Jsonb(headers)),
     )
@@ -35,7 +35,7 @@ class PgOutboxRows:
         try:
             if self.db is None or self.db.closed:
                 self.db = leases.connect(self.db_url, autocommit=True)
-            cursor = self.db.execute(query.format(schema=self.schema), params)  # type: ignore[arg-type]  # schema is ours
+            cursor = self.db.execute(query.format(schema=self.schema), params)
             return cursor.fetchall() if cursor.description else []
         except psycopg.OperationalError:
             self.close()

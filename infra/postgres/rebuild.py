@@ -63,7 +63,7 @@ class Rebuild:
 
     def prepare(self) -> None:
         with psycopg.connect(self.url, autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA IF EXISTS {self.fresh} CASCADE")  # type: ignore[arg-type]
+            conn.execute(f"DROP SCHEMA IF EXISTS {self.fresh} CASCADE")
             for name in ("checkpoint", "outbox", *self.spec.sql_files):
                 postgres.execute_file(conn, name, self.fresh)
 
@@ -99,8 +99,8 @@ class Rebuild:
         old = f"{self.live}__old_{int(time.time())}"
         with psycopg.connect(self.url) as conn, conn.transaction():
             switch_lock(conn, self.spec.name, shared=False)  # runners hold it shared per transaction
-            cursors = dict(conn.execute(
-                f"SELECT partition, position FROM {self.live}.checkpoint WHERE topic = %s",  # type: ignore[arg-type]
+            cursors: dict[int, int] = dict(conn.execute(
+                f"SELECT partition, position FROM {self.live}.checkpoint WHERE topic = %s",
                 (self.topic,),
             ).fetchall())
             upto = max(cursors.values(), default=0)
@@ -110,18 +110,18 @@ class Rebuild:
                 self._apply(conn, caught)
                 self.position = envelopes[-1].position
             self._carry_bookkeeping(conn)
-            conn.execute(f"ALTER SCHEMA {self.live} RENAME TO {old}")  # type: ignore[arg-type]
-            conn.execute(f"ALTER SCHEMA {self.fresh} RENAME TO {self.live}")  # type: ignore[arg-type]
+            conn.execute(f"ALTER SCHEMA {self.live} RENAME TO {old}")
+            conn.execute(f"ALTER SCHEMA {self.fresh} RENAME TO {self.live}")
         return old
 
     def _carry_bookkeeping(self, conn: psycopg.Connection) -> None:
         new, live = self.fresh, self.live
         for table in ("checkpoint", "watermark", "heartbeat", "dead_letter"):
-            conn.execute(f"INSERT INTO {new}.{table} SELECT * FROM {live}.{table}")  # type: ignore[arg-type]
-        conn.execute(f"DELETE FROM {new}.outbox n USING {live}.outbox o WHERE n.notice_id = o.notice_id")  # type: ignore[arg-type]
-        conn.execute(f"UPDATE {new}.outbox SET published_at = now() WHERE published_at IS NULL")  # type: ignore[arg-type]
-        conn.execute(f"INSERT INTO {new}.outbox SELECT * FROM {live}.outbox")  # type: ignore[arg-type]
-        conn.execute(f"SELECT setval(pg_get_serial_sequence('{new}.outbox', 'id'),"  # type: ignore[arg-type]
+            conn.execute(f"INSERT INTO {new}.{table} SELECT * FROM {live}.{table}")
+        conn.execute(f"DELETE FROM {new}.outbox n USING {live}.outbox o WHERE n.notice_id = o.notice_id")
+        conn.execute(f"UPDATE {new}.outbox SET published_at = now() WHERE published_at IS NULL")
+        conn.execute(f"INSERT INTO {new}.outbox SELECT * FROM {live}.outbox")
+        conn.execute(f"SELECT setval(pg_get_serial_sequence('{new}.outbox', 'id'),"
                      f" greatest((SELECT max(id) FROM {new}.outbox), 1))")
 
     def diff(self, old: str) -> dict[str, dict[str, int]]:
@@ -132,7 +132,10 @@ class Rebuild:
                 "SELECT table_name FROM information_schema.tables WHERE table_schema = %s", (self.live,)
             ).fetchall() if r[0] not in BOOKKEEPING]
             for t in sorted(tables):
-                count = lambda q: int(conn.execute(q).fetchone()[0])  # type: ignore[arg-type,index]  # noqa: E731
+                def count(query: str) -> int:
+                    row = conn.execute(query).fetchone()
+                    return int(row[0]) if row else 0
+
                 out[t] = {
                     "before": count(f"SELECT count(*) FROM {old}.{t}"),
                     "after": count(f"SELECT count(*) FROM {self.live}.{t}"),
@@ -163,5 +166,5 @@ def drop_old(url: str, spec: ProjectionSpec) -> list[str]:
             "SELECT nspname FROM pg_namespace WHERE nspname LIKE %s", (f"{spec.schema}__old_%",)
         ).fetchall()]
         for schema in olds:
-            conn.execute(f"DROP SCHEMA {schema} CASCADE")  # type: ignore[arg-type]
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
     return olds

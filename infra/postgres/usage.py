@@ -26,7 +26,7 @@ from infra import postgres
 class StoredUsage:
     """`UsageReader` on the events table: (kind, minutes) of each `Ticket.TimeConsumed`."""
 
-    event_class = Ticket.TimeConsumed
+    event_class = Ticket.TimeConsumed  # type: ignore[attr-defined]  # made by the aggregate's @event decorator
 
     def __init__(self, app: Application[Any], pool: ConnectionPool, schema: str, table: str) -> None:
         self.mapper = app.mapper
@@ -39,7 +39,7 @@ class StoredUsage:
 
     def __call__(self, contract_id: str) -> Iterator[tuple[str, int]]:
         rows = postgres.run(self.pool, lambda conn: conn.execute(
-            self.query, (contract_id, self.topic)).fetchall())  # type: ignore[arg-type]
+            self.query, (contract_id, self.topic)).fetchall())
         for originator_id, version, topic, state in rows:
             entry = self.mapper.to_domain_event(StoredEvent(originator_id, version, topic, bytes(state)))
-            yield entry.kind, int(entry.minutes)  # type: ignore[attr-defined]
+            yield entry.kind, int(entry.minutes)  # type: ignore[attr-defined]  # fields of the @event-made class

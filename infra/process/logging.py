@@ -29,4 +29,4 @@ def configure(json_logs: bool | None = None, level: int = logging.INFO) -> None:
 
 
 def get(name: str) -> structlog.stdlib.BoundLogger:
-    return structlog.get_logger(name)  # type: ignore[no-any-return]
+    return structlog.get_logger(name)  # type: ignore[no-any-return]  # structlog types its loggers as Any

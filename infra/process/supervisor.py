@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import structlog
 
 from infra.process import embedded, lifeline, wiring
+from infra.registry import PROJECTIONS
 from infra.settings import Settings
 
 log = structlog.get_logger("supervisor")
@@ -61,7 +62,7 @@ def children() -> list[Child]:
         Child("api", ["api"]),
         Child("relay", ["relay"]),
         Child("renewals", ["renewals"]),
-        *(Child(f"consume-{name}", ["consume", name]) for name in wiring.PROJECTIONS),
+        *(Child(f"consume-{name}", ["consume", name]) for name in PROJECTIONS),
     ]
 
 

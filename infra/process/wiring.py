@@ -101,6 +101,6 @@ def runner(settings: Settings, name: str, schema: str | None = None, topic: str 
 def create_tables(url: str, name: str, schema: str) -> None:
     """A projection's tables, fresh, in a schema of the caller's choosing (tests, benchmarks)."""
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")  # type: ignore[arg-type]
+        conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
         for file in ("checkpoint", "outbox", *PROJECTIONS[name].sql_files):
             postgres.execute_file(conn, file, schema)

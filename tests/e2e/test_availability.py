@@ -48,7 +48,7 @@ def availability(client: httpx.Client, cid: str, month: str, position: int) -> d
     response = client.get(f"/contracts/{cid}/availability",
                           params={"month": month, "wait_for": position})
     assert response.status_code == 200, response.text
-    return response.json()  # type: ignore[no-any-return]
+    return response.json()
 
 
 def test_overlapping_outages_are_counted_once_in_a_31_day_month(client: httpx.Client) -> None:

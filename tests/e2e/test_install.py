@@ -132,7 +132,7 @@ def _wait_healthy(client: httpx.Client, proc: subprocess.Popen[bytes], log: Path
         try:
             response = client.get("/health", timeout=5)
             if response.status_code == 200:
-                return response.json()  # type: ignore[no-any-return]
+                return response.json()
             last = response.text
         except httpx.HTTPError as exc:
             last = repr(exc)

@@ -20,7 +20,7 @@ from tests.factories import contract, post, ticket
 def ledger(client: httpx.Client, cid: str, position: int, **params: Any) -> dict[str, Any]:
     response = client.get(f"/contracts/{cid}/ledger", params={"wait_for": position, **params})
     assert response.status_code == 200, response.text
-    return response.json()  # type: ignore[no-any-return]
+    return response.json()
 
 
 def spend(client: httpx.Client, tid: str, minutes: int, at: str, kind: str = "work") -> int:

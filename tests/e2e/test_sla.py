@@ -38,7 +38,7 @@ SIGNED_AT = "2026-01-01T00:00:00Z"
 def sla(client: httpx.Client, tid: str, position: int, **params: Any) -> dict[str, Any]:
     response = client.get(f"/tickets/{tid}/sla", params={"wait_for": position, **params})
     assert response.status_code == 200, response.text
-    return response.json()  # type: ignore[no-any-return]
+    return response.json()
 
 
 def clock(body: dict[str, Any], name: str) -> tuple[Any, ...]:
@@ -338,7 +338,7 @@ def test_the_postgresql_view_agrees_with_the_in_memory_one(servers: Settings, sc
         projection.tick(now, memory)
         conn.commit()
         cid = envs[0].aggregate_id
-        rows = conn.execute(f"SELECT ticket_id, position, response_due_at, response_stopped_at, response_on,"  # type: ignore[arg-type]
+        rows = conn.execute(f"SELECT ticket_id, position, response_due_at, response_stopped_at, response_on,"
                             f" resolution_due_at, resolution_stopped_at, resolution_on, response_noticed,"
                             f" resolution_noticed FROM {scratch}.sla_tickets WHERE contract_id = %s", (cid,)).fetchall()
     expected = {}

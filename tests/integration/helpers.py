@@ -53,7 +53,7 @@ def drive(step: Callable[[], Any], until: Callable[[], bool], timeout: float = 3
 
 def read_model(url: str, schema: str) -> dict[str, dict[str, Any]]:
     with psycopg.connect(url) as conn, conn.cursor(row_factory=psycopg.rows.dict_row) as cur:
-        rows = cur.execute(f"SELECT * FROM {schema}.tickets").fetchall()  # type: ignore[arg-type]
+        rows = cur.execute(f"SELECT * FROM {schema}.tickets").fetchall()
     return {r["ticket_id"]: r for r in rows}
 
 
@@ -75,7 +75,7 @@ def clean_rebuild(store: ApplicationHost, upto: int | None = None) -> dict[str, 
 def checkpoint(url: str, schema: str, topic: str) -> int:
     with psycopg.connect(url) as conn:
         row = conn.execute(
-            f"SELECT position FROM {schema}.watermark WHERE topic = %s", (topic,)  # type: ignore[arg-type]
+            f"SELECT position FROM {schema}.watermark WHERE topic = %s", (topic,)
         ).fetchone()
     return int(row[0]) if row and row[0] is not None else 0
 
@@ -196,7 +196,7 @@ def publish(settings: Settings, topic: str, messages: list[tuple[bytes, bytes, A
 
 def parked(url: str, schema: str) -> list[tuple[int | None, str]]:
     with psycopg.connect(url) as conn:
-        rows = conn.execute(f"SELECT position, reason FROM {schema}.dead_letter ORDER BY id").fetchall()  # type: ignore[arg-type]
+        rows = conn.execute(f"SELECT position, reason FROM {schema}.dead_letter ORDER BY id").fetchall()
     return [(r[0], r[1]) for r in rows]
 
 

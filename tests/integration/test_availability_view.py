@@ -57,5 +57,5 @@ def test_both_views_name_the_same_contracts_to_check_and_the_tick_notices_the_sa
             after = PgAvailabilityView(conn, SCHEMA).candidates()
             assert after == memory.candidates()
             assert all(c.terms.dirty_since is None for c in after)
-        sent = conn.execute(f"SELECT notice_id FROM {SCHEMA}.outbox").fetchall()  # type: ignore[arg-type]
+        sent = conn.execute(f"SELECT notice_id FROM {SCHEMA}.outbox").fetchall()
     assert sorted(n for (n,) in sent) == sorted(n.notice_id for n in memory.notices)

@@ -62,9 +62,9 @@ def on_postgres(url: str, events: list[Envelope], batch: int, pipeline: bool) ->
                     projection.apply(env, view)
                 view.flush()
             conn.commit()
-        tables = {t: conn.execute(f"SELECT * FROM {schema}.{t}").fetchall()  # type: ignore[arg-type]
+        tables = {t: conn.execute(f"SELECT * FROM {schema}.{t}").fetchall()
                   for t in ("periods", "entries", "tickets", "statements", "outbox", "contracts")}
-        conn.execute(f"DROP SCHEMA {schema} CASCADE")  # type: ignore[arg-type]
+        conn.execute(f"DROP SCHEMA {schema} CASCADE")
     return tables
 
 

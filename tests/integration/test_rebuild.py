@@ -60,12 +60,12 @@ def answered(client: httpx.Client, path: str, position: int, within: float = 60)
     while (response := client.get(path, params={"wait_for": position})).status_code == 504:
         assert time.monotonic() < deadline, response.text
     assert response.status_code == 200, response.text
-    return response.json()  # type: ignore[no-any-return]
+    return response.json()
 
 
 def ledger_tables(url: str, contract_id: str) -> dict[str, Any]:
     with psycopg.connect(url, row_factory=dict_row) as conn:
-        tables = {t: conn.execute(f"SELECT * FROM proj_ledger.{t} WHERE contract_id = %s",  # type: ignore[arg-type]
+        tables = {t: conn.execute(f"SELECT * FROM proj_ledger.{t} WHERE contract_id = %s",
                                   (contract_id,)).fetchall()
                   for t in ("periods", "entries", "tickets", "statements", "contracts")}
         tables["outbox"] = conn.execute("SELECT * FROM proj_ledger.outbox WHERE key = %s", (contract_id,)).fetchall()
@@ -101,6 +101,6 @@ def test_a_rebuild_while_the_runners_lag_neither_doubles_minutes_nor_repeats_a_l
     assert found(ledger_tables(url, cid)) == expected(view)
     with psycopg.connect(url) as conn:
         for name in LAGGING:
-            assert conn.execute(f"SELECT reason FROM proj_{name}.dead_letter WHERE position >= %s",  # type: ignore[arg-type]
+            assert conn.execute(f"SELECT reason FROM proj_{name}.dead_letter WHERE position >= %s",
                                 (first,)).fetchall() == []
     assert [rebuild.drop_old(url, wiring.PROJECTIONS[name]) for name in LAGGING] == [[old] for old in olds]

@@ -103,7 +103,7 @@ def test_an_undecodable_message_is_parked_and_the_runner_goes_on(servers: Settin
     runner.resume()
     drive(runner.step, lambda: tid in read_model(url, schema))
     with psycopg.connect(url) as conn:
-        parked = conn.execute(f"SELECT reason, position FROM {schema}.dead_letter").fetchall()  # type: ignore[arg-type]
+        parked = conn.execute(f"SELECT reason, position FROM {schema}.dead_letter").fetchall()
     assert len(parked) == 1 and "undecodable" in parked[0][0]
     relay.close()
     runner.close()

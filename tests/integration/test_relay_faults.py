@@ -71,7 +71,7 @@ def last_time_entry(url: str, store: ApplicationHost) -> tuple[Any, int, dict[st
     """The last time entry's ticket, that ticket's last version, and the entry's fields."""
     with psycopg.connect(url) as conn:
         row = conn.execute(
-            f"SELECT e.originator_id, (SELECT max(originator_version) FROM {store.table}"  # type: ignore[arg-type]
+            f"SELECT e.originator_id, (SELECT max(originator_version) FROM {store.table}"
             f" WHERE originator_id = e.originator_id), e.state FROM {store.table} e"
             " WHERE e.topic = %s ORDER BY e.notification_id DESC LIMIT 1", (TIME_TOPIC,)).fetchone()
     assert row is not None
@@ -90,7 +90,7 @@ def write_raw(url: str, store: ApplicationHost, topic: str, change: Callable[[di
 
 def rewrite(url: str, store: ApplicationHost, position: int, topic: str, state: dict[str, Any]) -> None:
     with psycopg.connect(url) as conn:
-        conn.execute(f"UPDATE {store.table} SET topic = %s, state = %s WHERE notification_id = %s",  # type: ignore[arg-type]
+        conn.execute(f"UPDATE {store.table} SET topic = %s, state = %s WHERE notification_id = %s",
                      (topic, json.dumps(state).encode(), position))
 
 

@@ -24,7 +24,7 @@ def notices(url: str, schema: str, topic: str, sizes: dict[str, int]) -> None:
 
 def published(url: str, schema: str) -> dict[str, bool]:
     with psycopg.connect(url) as conn:
-        rows = conn.execute(f"SELECT notice_id, published_at IS NOT NULL FROM {schema}.outbox").fetchall()  # type: ignore[arg-type]
+        rows = conn.execute(f"SELECT notice_id, published_at IS NOT NULL FROM {schema}.outbox").fetchall()
     return dict(rows)
 
 
@@ -43,7 +43,7 @@ def test_the_outbox_marks_only_the_notices_the_broker_acknowledged_and_sends_the
     assert outbox.publish() == 1
     assert published(url, schema) == {"n1": True, "n2": False, "n3": False}
     with psycopg.connect(url) as conn:
-        conn.execute(f"UPDATE {schema}.outbox SET value = 'x' WHERE notice_id = 'n2'")  # type: ignore[arg-type]
+        conn.execute(f"UPDATE {schema}.outbox SET value = 'x' WHERE notice_id = 'n2'")
     counts: list[int] = []
     eventually(lambda: counts.append(outbox.publish()) or sum(counts) == 2, timeout=30)
     assert published(url, schema) == {"n1": True, "n2": True, "n3": True}
@@ -58,7 +58,7 @@ def test_the_outbox_publishes_again_after_its_database_connection_was_killed(ser
     outbox = wiring.outbox(servers, schema)
     notices(url, schema, topic, {"n1": 10})
     assert outbox.publish() == 1
-    db: Any = outbox.rows.db  # type: ignore[attr-defined]  # the PostgreSQL rows' connection
+    db: Any = outbox.rows.db
     assert kill_backends(url, [db.info.backend_pid]) == 1
     notices(url, schema, topic, {"n2": 10})
     assert outbox.publish() == 1

@@ -36,7 +36,7 @@ def one_pass(servers: Settings, store: ApplicationHost, *contract_ids: str) -> l
 def ledger(client: httpx.Client, cid: str, position: int) -> dict[str, Any]:
     response = client.get(f"/contracts/{cid}/ledger", params={"wait_for": position})
     assert response.status_code == 200, response.text
-    return response.json()  # type: ignore[no-any-return]
+    return response.json()
 
 
 def renewals_of(store: ApplicationHost, cid: str) -> list[tuple[str, str]]:

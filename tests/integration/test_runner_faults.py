@@ -88,7 +88,7 @@ def consume(settings: Settings, store: ApplicationHost, name: str, envs: list[En
 
 def rows(url: str, query: str) -> list[tuple[Any, ...]]:
     with psycopg.connect(url) as conn:
-        return conn.execute(query).fetchall()  # type: ignore[arg-type]
+        return conn.execute(query).fetchall()
 
 
 def test_an_entry_the_ledger_cannot_write_is_parked_and_the_rest_of_its_batch_applied(

@@ -52,9 +52,9 @@ def test_both_views_find_the_same_due_clocks_and_the_tick_notices_the_same_breac
             projection.tick(now, memory)
             conn.commit()
             assert PgSlaView(conn, SCHEMA, guard=False).due(now) == memory.due(now) == []
-        noticed = conn.execute(f"SELECT ticket_id, response_noticed, resolution_noticed"  # type: ignore[arg-type]
+        noticed = conn.execute(f"SELECT ticket_id, response_noticed, resolution_noticed"
                                f" FROM {SCHEMA}.sla_tickets").fetchall()
-        sent = conn.execute(f"SELECT notice_id FROM {SCHEMA}.outbox").fetchall()  # type: ignore[arg-type]
+        sent = conn.execute(f"SELECT notice_id FROM {SCHEMA}.outbox").fetchall()
     assert {t: (r, s) for t, r, s in noticed} == {
         t: (r.noticed.get("response"), r.noticed.get("resolution")) for t, r in memory.tickets.items()}
     assert sorted(n for (n,) in sent) == sorted(n.notice_id for n in memory.notices)

@@ -21,7 +21,7 @@ def app() -> TicketingApplication:
         load_catalog(), env={"PERSISTENCE_MODULE": "eventsourcing.popo"}, clock=FixedClock(NOW),
         usage=lambda cid: entries.get(cid, []),
     )
-    application.entries = entries  # type: ignore[attr-defined]
+    application.entries = entries
     return application
 
 
@@ -53,10 +53,10 @@ def test_credits_run_out_by_the_plan_charge_rules(app: TicketingApplication) -> 
     app.add_credits(cid, 100)
     tid = app.open_ticket(cid, "t", "r").aggregate_id
     app.record_time(tid, 50, "intervention")
-    app.entries[cid] = [("intervention", 50), ("query", 1)]  # type: ignore[attr-defined]
+    app.entries[cid] = [("intervention", 50), ("query", 1)]
     # 60 (intervention, 50 min in blocks of 15) + 15 (query minimum) = 75 of 100: one more ticket is fine
     app.open_ticket(cid, "t2", "r")
-    app.entries[cid].append(("query", 20))  # type: ignore[attr-defined]  # +30 -> 105 > 100
+    app.entries[cid].append(("query", 20))
     with pytest.raises(Conflict, match="no credits left"):
         app.open_ticket(cid, "t3", "r")
 

@@ -50,7 +50,7 @@ def length(interval: Interval) -> float:
 
 
 def local(zone: ZoneInfo, *parts: int) -> datetime:
-    return datetime(*parts, tzinfo=zone)  # type: ignore[misc]
+    return datetime(*parts, tzinfo=zone)
 
 
 # Properties of merging.

@@ -133,7 +133,7 @@ def test_a_reopened_outage_resumes_at_the_reopening_unless_service_was_restored(
     s.do("t-1", "Resolved", 110)
     s.do("t-1", "Reopened", 200)
     assert s.month().downtime_minutes == 15
-    assert all(o.end is not None for o in s.view.outages_of(CONTRACT).outages)  # type: ignore[union-attr]
+    assert all(o.end is not None for o in s.view.outages_of(CONTRACT).outages)
 
 
 def test_an_open_outage_counts_up_to_now() -> None:

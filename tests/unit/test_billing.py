@@ -73,7 +73,7 @@ def test_a_rule_needs_a_positive_block() -> None:
 
 def test_the_dolibarr_rules_cannot_be_changed_in_place() -> None:
     with pytest.raises(TypeError):
-        DOLIBARR_RULES["query"] = ChargeRule(minimum=1, block=1)  # type: ignore[index]
+        DOLIBARR_RULES["query"] = ChargeRule(minimum=1, block=1)
 
 
 # Credit charges: properties.

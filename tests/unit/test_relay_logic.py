@@ -97,7 +97,7 @@ class MemoryRelayLog:
         self.held = False
 
 
-def encode(env) -> tuple[bytes, list[tuple[str, bytes]]]:  # type: ignore[no-untyped-def]
+def encode(env) -> tuple[bytes, list[tuple[str, bytes]]]:
     if env.type == "Ticket.Cancelled":
         raise ValueError("this test's encoder cannot carry a cancellation")
     return env.type.encode(), [("ticketing-position", str(env.position).encode())]

@@ -64,10 +64,10 @@ def routes(backend: Any) -> APIRouter:
         else:
             label, start = period or book.periods[-1], None
         labels = [p.label for p in sorted(periods.values(), key=lambda p: p.starts_at)]
-        if label not in periods and start is None:
-            raise NotFound(f"no period {label!r} in the ledger of {contract_id}", {"periods": labels})
-        if label not in periods:  # an allowance period without activity: all of it is left
-            periods[label] = Period(contract_id, label, start, book.grant)
+        if label not in periods:
+            if start is None:
+                raise NotFound(f"no period {label!r} in the ledger of {contract_id}", {"periods": labels})
+            periods[label] = Period(contract_id, label, start, book.grant)  # an allowance period without activity
         entries = reads.all(f"SELECT {entry_cols} FROM proj_ledger.entries WHERE contract_id = %s"
                             " AND period = %s ORDER BY position", (contract_id, label))
         return ledger_answer(book, periods[label], labels, entries)

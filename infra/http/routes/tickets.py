@@ -25,7 +25,7 @@ def routes(backend: Any) -> APIRouter:
         row = backend.reads.one(f"SELECT {COLUMNS} FROM proj_tickets.tickets WHERE ticket_id = %s", (ticket_id,))
         if row is None:
             raise NotFound(f"no ticket {ticket_id}")
-        return row
+        return dict(row)
 
     @r.get("/contracts/{contract_id}/tickets", response_model=models.Tickets)
     def tickets(contract: Contract, _: Waited, status: models.TicketStatus | None = None) -> dict[str, Any]:

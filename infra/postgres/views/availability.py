@@ -156,7 +156,7 @@ class PgAvailabilityView:
 
     def _fetch(self, query: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
         with self.conn.cursor(row_factory=dict_row) as cur:
-            return cur.execute(query, params).fetchall()  # type: ignore[arg-type]
+            return cur.execute(query, params).fetchall()
 
     def candidates(self) -> list[Candidate]:
         """The contracts with `dirty_since` set or an open outage, from the two partial

@@ -74,7 +74,7 @@ class PgLedgerView:
 
     def _rows(self, query: str, keys: list[str]) -> list[dict[str, Any]]:
         with self.conn.cursor(row_factory=psycopg.rows.dict_row) as cur:
-            return cur.execute(query.replace("{s}", self.schema), (keys,)).fetchall()  # type: ignore[arg-type]
+            return cur.execute(query.replace("{s}", self.schema), (keys,)).fetchall()
 
     def _books(self, ids: list[str]) -> dict[str, Book]:
         rows = self._rows("SELECT * FROM {s}.contracts WHERE contract_id = ANY(%s)", ids)
@@ -89,7 +89,7 @@ class PgLedgerView:
     def _tickets(self, ids: list[str]) -> dict[str, TicketCost]:
         with self.conn.cursor(row_factory=psycopg.rows.tuple_row) as cur:  # a batch reads thousands
             rows = cur.execute(
-                f"SELECT ticket_id, contract_id, minutes, charge, overage, position FROM {self.schema}.tickets"  # type: ignore[arg-type]
+                f"SELECT ticket_id, contract_id, minutes, charge, overage, position FROM {self.schema}.tickets"
                 " WHERE ticket_id = ANY(%s)", (ids,)).fetchall()
         return {r[0]: TicketCost(*r) for r in rows}
 
@@ -160,7 +160,7 @@ class PgLedgerView:
         columns = _COLUMNS[table]
         select = ", ".join(_from_json(i, t) for i, (_, t) in enumerate(columns))
         cur.execute(
-            f"INSERT INTO {self.schema}.{table} ({', '.join(c for c, _ in columns)}) SELECT {select}"  # type: ignore[arg-type]
+            f"INSERT INTO {self.schema}.{table} ({', '.join(c for c, _ in columns)}) SELECT {select}"
             f" FROM jsonb_array_elements(%s::jsonb) AS r {conflict}",
             [json.dumps(rows, default=_iso)],
         )
@@ -178,6 +178,6 @@ def _from_json(i: int, sql_type: str) -> str:
 
 
 def _iso(value: Any) -> str:
-    return value.isoformat()  # type: ignore[no-any-return]
+    return value.isoformat()  # type: ignore[no-any-return]  # json.dumps hands any value to `default`
 
 

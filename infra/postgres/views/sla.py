@@ -17,7 +17,7 @@ from typing import Any
 
 import psycopg
 
-from domain.periods import utc_or_none
+from domain.periods import utc, utc_or_none
 from domain.sla.clock import SlaRules
 from domain.sla.facts import from_json, to_json
 from domain.values import CLOCKS
@@ -124,7 +124,7 @@ class PgSlaView:
                 f" {', '.join(f'{clock}_{k}' for k in _DEADLINE)}, {clock}_noticed FROM {{s}}.sla_tickets"
                 f" WHERE {clock}_alarm_at < %s AND {clock}_noticed IS DISTINCT FROM {clock}_alarm_at"
                 f" ORDER BY {clock}_alarm_at, ticket_id LIMIT %s"), (now, limit)).fetchall()
-            found += [Due(t, c, utc_or_none(o), p, cat, clock, Deadline(utc_or_none(due), utc_or_none(stop), on, tg, tm), utc_or_none(n))
+            found += [Due(t, c, utc(o), p, cat, clock, Deadline(utc_or_none(due), utc_or_none(stop), on, tg, tm), utc_or_none(n))
                       for t, c, o, p, cat, due, stop, on, tg, tm, n in rows]
         return found
 
