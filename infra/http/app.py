@@ -133,7 +133,7 @@ def ticket_routes(b: Backend) -> APIRouter:
     @r.post("/tickets", status_code=201, response_model=models.NewTicket, responses=COMMAND)
     def open_ticket(body: models.OpenTicket, claim: NewTicket) -> Response:
         rec = b.execute(lambda: commands.Open(
-            contract_id=body.contract_id, title=body.title, reporter=body.reporter, channel=body.channel,
+            contract_id=commands.as_id(body.contract_id), title=body.title, reporter=body.reporter, channel=body.channel,
             priority=body.priority, category=body.category, down_since=body.down_since, at=body.at), claim)
         return answer(rec, "ticket_id", 201)
 
@@ -227,7 +227,7 @@ def publish(app: FastAPI, values_of: dict[str, list[str]]) -> None:
             app.openapi_schema = made
         return app.openapi_schema
 
-    app.openapi = schema  # type: ignore[method-assign]
+    app.openapi = schema  # type: ignore[method-assign]  # FastAPI documents replacing openapi() this way
 
 
 def _enum(node: Any, values_of: dict[str, list[str]]) -> None:

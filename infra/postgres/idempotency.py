@@ -89,7 +89,7 @@ class Keys:
     def _kept(self, claim: Claim) -> DomainError | None:
         """What the key answers now: the kept answer, a refusal of another request, or nothing."""
         sql = f"SELECT request_hash, status, answer FROM {self.schema}.idempotency WHERE scope = %s AND key = %s"
-        row = postgres.run(self.pool, lambda conn: conn.execute(sql, (claim.scope, claim.key)).fetchone())  # type: ignore[arg-type]
+        row = postgres.run(self.pool, lambda conn: conn.execute(sql, (claim.scope, claim.key)).fetchone())
         if row is None:
             return None
         if bytes(row[0]) != claim.digest:

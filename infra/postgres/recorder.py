@@ -82,8 +82,8 @@ class TicketingRecorder(PostgresApplicationRecorder):
     """Adds `append` (several commands, one transaction) and `committed` (was it written?);
     reads retry less, but smarter, than the library's (which waits up to 10 times)."""
 
-    select_events = _resilient(PostgresAggregateRecorder.select_events.__wrapped__)  # type: ignore[attr-defined]
-    max_notification_id = _resilient(PostgresApplicationRecorder.max_notification_id.__wrapped__)  # type: ignore[attr-defined]
+    select_events = _resilient(PostgresAggregateRecorder.select_events.__wrapped__)
+    max_notification_id = _resilient(PostgresApplicationRecorder.max_notification_id.__wrapped__)
 
     def drop_stale_connections(self) -> None:
         """Check the pool's idle connections and drop the dead ones."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextvars
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from contextlib import nullcontext, suppress
+from contextlib import AbstractContextManager, nullcontext, suppress
 from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID
@@ -72,6 +72,7 @@ class HostedApplication(TicketingApplication):
 
     name = TicketingApplication.name  # the store's tables are named after it
 
+    repository: CommittedCache  # what construct_repository below makes
     check: Callable[[Iterable[Any]], None] = staticmethod(lambda events: None)
     commit: Callable[[Append], list[int]]
 
@@ -133,14 +134,14 @@ class ApplicationHost:
         # Processes starting together must not create the same objects at once.
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute("SELECT pg_advisory_lock(hashtext('ticketing-store-setup'))")
-            conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")  # type: ignore[arg-type]
+            conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
             env = postgres.store_env(url, schema, pool_size)
             self.app = HostedApplication(catalog, env=env, clock=clock)
             for name in ("event_index", "idempotency", "append"):
-                conn.execute(postgres.sql(name, schema))  # type: ignore[arg-type]
+                conn.execute(postgres.sql(name, schema))
             conn.execute("SELECT pg_advisory_unlock(hashtext('ticketing-store-setup'))")
         self.app.check = EventCheck(Codec())
-        recorder: TicketingRecorder = self.app.recorder  # type: ignore[assignment]
+        recorder: TicketingRecorder = self.app.recorder  # type: ignore[assignment]  # the recorder the store environment names
         self.app.commit = GroupCommitter(recorder).commit
         self.pool = postgres.make_pool(url, max_size=aux_pool, name="store-reads")
         self.app.usage = self.usage = StoredUsage(self.app, self.pool, schema, self.table)
@@ -172,14 +173,16 @@ class ApplicationHost:
         (the store's version key refuses it, or `save` finds what it read but does not write
         changed), and a refusal is decided again on fresh state before it is answered."""
         lock = nullcontext() if key is None else self._locks[hash(as_id(key)) % len(self._locks)]
-        repository: CommittedCache = self.app.repository  # type: ignore[assignment]
+        repository = self.app.repository
         token = CLAIM.set(claim)
         try:
             with lock:
                 for attempt in range(RETRIES):
                     trusting = trust_cache and attempt == 0
                     try:
-                        with repository.trusting() if trusting else nullcontext({}) as served:
+                        scope: AbstractContextManager[dict[UUID, int]] = (
+                            repository.trusting() if trusting else nullcontext({}))
+                        with scope as served:
                             return command()
                     except IntegrityError:
                         continue  # another writer recorded first: decide again on its state
@@ -217,8 +220,9 @@ class ApplicationHost:
         versions: dict[str, int] = {}
         for e in events:
             versions[e.aggregate_id] = e.aggregate_version
-        contract = self.app.repository.get(UUID(cid), version=versions.pop(cid))
-        tickets = [self.app.repository.get(UUID(i), version=v).state() for i, v in versions.items()]
+        contract: Contract = self.app.repository.get(UUID(cid), version=versions.pop(cid))
+        tickets: list[dict[str, Any]] = [self.app.repository.get(UUID(i), version=v).state()
+                                         for i, v in versions.items()]
         return {
             "as_of": as_of.isoformat(),
             "events": [e.as_json() for e in events],
@@ -227,5 +231,5 @@ class ApplicationHost:
         }
 
     def _query(self, query: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-        return postgres.run(self.pool, lambda conn: conn.execute(query, params).fetchall())  # type: ignore[arg-type]
+        return postgres.run(self.pool, lambda conn: conn.execute(query, params).fetchall())
 
