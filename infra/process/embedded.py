@@ -7,6 +7,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,10 +29,15 @@ def stop_postgres(data_dir: Path) -> None:
     server._stop()  # the wheel has no public stop without deleting data
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def free_port(avoid: Collection[int] = ()) -> int:
+    """A port free on 127.0.0.1 now, other than those in `avoid` (ports promised to another
+    server that has not bound them yet: the kernel may hand the same free port out twice)."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port not in avoid:
+            return port
 
 
 @dataclass
@@ -50,9 +56,10 @@ class Broker:
             self.process.wait()
 
 
-def start_broker(data_dir: Path, port: int | None = None) -> Broker:
-    """Start a Tansu broker on 127.0.0.1 and wait until it accepts connections."""
-    port = port or free_port()
+def start_broker(data_dir: Path, port: int | None = None, avoid: Collection[int] = ()) -> Broker:
+    """Start a Tansu broker on 127.0.0.1 (on a free port other than `avoid`'s, unless given one)
+    and wait until it accepts connections."""
+    port = port or free_port(avoid)
     url = f"tcp://127.0.0.1:{port}"
     data_dir.mkdir(parents=True, exist_ok=True)
     log = open(data_dir / "broker.log", "ab")  # noqa: SIM115 - the child owns it

@@ -96,7 +96,7 @@ def _run(settings: Settings, stopped: Callable[[], bool]) -> int:
         settings = settings.with_servers(embedded.start_postgres(settings.data_dir), settings.kafka_bootstrap or "")
         log.info("embedded PostgreSQL", url=settings.database_url)
     if not settings.kafka_bootstrap:
-        broker = embedded.start_broker(settings.data_dir)
+        broker = embedded.start_broker(settings.data_dir, avoid={settings.http_port})  # the API binds it later
         settings = settings.with_servers(settings.database_url or "", broker.bootstrap)
         log.info("embedded broker", bootstrap=broker.bootstrap)
     assert settings.database_url
