@@ -206,3 +206,16 @@ def lease_holder(url: str, role: str) -> str | None:
         pid = leases.holder(conn, role)
         row = conn.execute("SELECT application_name FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone()
     return row[0] if row else None
+
+
+def apply_in_batches(conn: psycopg.Connection, projection: Any, view: Callable[[], Any], envs: list[Envelope],
+                     batch: int) -> None:
+    """Apply the events as the runner does, a batch per transaction, each batch together with
+    the one before it again (a redelivery the rows must drop)."""
+    for first in range(0, len(envs), batch):
+        with conn.pipeline():
+            rows = view()
+            for env in envs[max(0, first - batch):first + batch]:
+                projection.apply(env, rows)
+            rows.flush()
+        conn.commit()

@@ -17,21 +17,11 @@ from infra.process import wiring
 from infra.settings import Settings
 from projections.availability import AvailabilityProjection, InMemoryAvailabilityView
 from projections.envelope import Envelope
+from tests.integration.helpers import apply_in_batches
 from tests.strategies import contract_histories
 
 SCHEMA = "test_availability_ticks"
 START = datetime(2026, 3, 2, 9, tzinfo=UTC)
-
-
-def on_postgres(conn: psycopg.Connection, envs: list[Envelope], batch: int) -> None:
-    projection = AvailabilityProjection()
-    for first in range(0, len(envs), batch):
-        with conn.pipeline():  # as the runner applies a batch
-            view = PgAvailabilityView(conn, SCHEMA)
-            for env in envs[max(0, first - batch):first + batch]:  # the batch before it again: dropped
-                projection.apply(env, view)
-            view.flush()
-        conn.commit()
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -46,7 +36,7 @@ def test_both_views_name_the_same_contracts_to_check_and_the_tick_notices_the_sa
     for env in envs:
         projection.apply(env, memory)
     with psycopg.connect(servers.database_url) as conn:
-        on_postgres(conn, envs, batch)
+        apply_in_batches(conn, AvailabilityProjection(), lambda: PgAvailabilityView(conn, SCHEMA), envs, batch)
         for now in (START + timedelta(hours=h) for h in hours):
             pg = PgAvailabilityView(conn, SCHEMA)
             assert [pg.contract(c) for c in memory.contracts] == list(memory.contracts.values())

@@ -16,21 +16,11 @@ from infra.process import wiring
 from infra.settings import Settings
 from projections.envelope import Envelope
 from projections.sla import InMemorySlaView, SlaProjection
+from tests.integration.helpers import apply_in_batches
 from tests.strategies import contract_histories
 
 SCHEMA = "test_sla_ticks"
 START = datetime(2026, 3, 2, 9, tzinfo=UTC)
-
-
-def on_postgres(conn: psycopg.Connection, envs: list[Envelope], batch: int) -> None:
-    projection = SlaProjection()
-    for first in range(0, len(envs), batch):
-        with conn.pipeline():  # as the runner applies a batch
-            view = PgSlaView(conn, SCHEMA, guard=False)
-            for env in envs[max(0, first - batch):first + batch]:  # the batch before it again: dropped
-                projection.apply(env, view)
-            view.flush()
-        conn.commit()
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -45,7 +35,7 @@ def test_both_views_find_the_same_due_clocks_and_the_tick_notices_the_same_breac
     for env in envs:
         projection.apply(env, memory)
     with psycopg.connect(servers.database_url) as conn:
-        on_postgres(conn, envs, batch)
+        apply_in_batches(conn, SlaProjection(), lambda: PgSlaView(conn, SCHEMA, guard=False), envs, batch)
         for now in (START + timedelta(hours=h) for h in hours):
             assert PgSlaView(conn, SCHEMA, guard=False).due(now) == memory.due(now)
             projection.tick(now, PgSlaView(conn, SCHEMA, guard=False))
