@@ -2,30 +2,9 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from collections.abc import Iterator
-
 import httpx
-import pytest
 
-from infra.process import embedded
 from tests.processes import Processes
-
-
-@pytest.fixture(scope="module")
-def guarded_api(backend: Processes) -> Iterator[str]:
-    port = embedded.free_port()
-    env = dict(backend.env, TICKETING_HTTP_PORT=str(port), TICKETING_ADMIN_TOKEN="s3cret")
-    proc = subprocess.Popen([sys.executable, "-m", "infra.process.cli", "api"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        Processes(backend.settings.__class__(http_port=port)).wait_healthy(60)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def test_a_request_without_the_token_is_refused_and_records_nothing(guarded_api: str) -> None:

@@ -17,15 +17,12 @@ and a ticket that exist, so the answers of existing things are checked against t
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import hypothesis
-import pytest
 import schemathesis
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
@@ -37,10 +34,8 @@ from schemathesis.specs.openapi.checks import (
 
 from domain import values
 from domain.sla import report
-from infra.process import embedded
 from infra.process.catalog import load_catalog
 from tests.factories import contract, history, post, ticket
-from tests.processes import Processes
 
 EXAMPLES = 25  # per operation and mode; derandomized, so every run sends the same requests
 
@@ -130,21 +125,6 @@ def run(base_url: str, passes: Callable[[Any], list[tuple[GenerationMode, dict[s
           f" {dict(sorted(sent.items()))}, {len(failures)} failing")
     assert len(operations) >= 20 and not failures, "\n\n".join(failures)
     return sent
-
-
-@pytest.fixture(scope="module")
-def guarded_api(backend: Processes) -> Iterator[str]:
-    """A second API process on the same store, with TICKETING_ADMIN_TOKEN set."""
-    port = embedded.free_port()
-    env = dict(backend.env, TICKETING_HTTP_PORT=str(port), TICKETING_ADMIN_TOKEN="s3cret")
-    proc = subprocess.Popen([sys.executable, "-m", "infra.process.cli", "api"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        Processes(backend.settings.__class__(http_port=port)).wait_healthy(60)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def test_without_the_admin_token_every_operation_answers_its_declared_401(guarded_api: str) -> None:
