@@ -48,3 +48,22 @@ class Actor:
 SYSTEM = Actor("system")
 OPEN = Actor("open")
 BOOTSTRAP = Actor("bootstrap")
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling, for the access rules: the actor its commands record, its role, and (for
+    a customer) the contracts it may see."""
+
+    actor: Actor
+    role: Role
+    contracts: frozenset[str] = frozenset()
+
+    def sees(self, contract_id: str) -> bool:
+        """Whether this caller may see the contract (and its tickets) at all."""
+        return self.role != "customer" or contract_id in self.contracts
+
+
+OPEN_CALLER = Caller(OPEN, "admin")
+BOOTSTRAP_CALLER = Caller(BOOTSTRAP, "admin")
+SYSTEM_CALLER = Caller(SYSTEM, "admin")

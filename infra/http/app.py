@@ -4,7 +4,10 @@ answers), and answer with the position of what was recorded; queries read the re
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
 import json
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -15,17 +18,21 @@ import structlog
 from fastapi import APIRouter, Depends, FastAPI, Header, Path, Query, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
+from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from domain import commands, values
+from domain.actors import Caller
 from domain.application import Recorded
-from infra.http import errors, health, models
-from infra.http.errors import OPEN_PATHS, Declared
+from infra.http import access, errors, health, models
+from infra.http.errors import Declared
 from infra.http.models import problems
 from infra.http.queries import ReadModels, Watermarks
 from infra.postgres.idempotency import Keys, request_digest
 from infra.postgres.recorder import Claim
 from infra.postgres.store import ApplicationHost
+from infra.postgres.tokens import TokenStore
 from infra.settings import Settings
 
 log = structlog.get_logger("http")
@@ -38,9 +45,9 @@ class Backend:
     """What the routes need: settings, the event store, the read models, the idempotency keys."""
 
     def __init__(self, settings: Settings, store: ApplicationHost, reads: ReadModels, projections: list[str],
-                 keys: Keys, waits: Watermarks) -> None:
+                 keys: Keys, waits: Watermarks, tokens: TokenStore) -> None:
         self.settings, self.store, self.reads = settings, store, reads
-        self.projections, self.keys, self.waits = projections, keys, waits
+        self.projections, self.keys, self.waits, self.tokens = projections, keys, waits, tokens
         self.app = store.app
         self.clock = store.app.clock
 
@@ -64,9 +71,19 @@ def answer(recorded: Recorded, key: str | None = None, status: int = 200) -> Res
                     media_type="application/json")
 
 
-def scope_of(settings: Settings) -> str:
-    """Whose keys these are: the caller's token (the bootstrap admin), else the open API."""
-    return "bootstrap" if settings.admin_token else "open"
+async def current(request: Request) -> Caller:
+    """The request's caller, as the access middleware settled it (a route that runs has one:
+    only /health answers a caller without a token, and it does not ask)."""
+    caller: Caller = request.state.caller
+    return caller
+
+
+Calling = Annotated[Caller, Depends(current)]
+
+
+def scope_of(caller: Caller) -> str:
+    """Whose idempotency keys these are: the caller's token's, else the bootstrap admin's or the open API's."""
+    return caller.actor.token_id or caller.actor.kind
 
 
 def idempotent(answer_key: str | None = None) -> Any:
@@ -84,7 +101,7 @@ def idempotent(answer_key: str | None = None) -> Any:
         parsed = await request.json() if raw.strip() else None
         digest = request_digest(request.method, request.url.path.lower(), parsed)
         status = request.scope["route"].status_code or 200
-        return b.keys.claim(scope_of(b.settings), idempotency_key, digest, status, answer_key)
+        return b.keys.claim(scope_of(request.state.caller), idempotency_key, digest, status, answer_key)
 
     return Depends(claim)
 
@@ -184,9 +201,11 @@ def query_routes(b: Backend) -> APIRouter:
 
     @r.get("/health", response_model=models.Health, responses={
         503: {"model": models.Health, "description": "a part of the backend is down"}})
-    async def health_check() -> JSONResponse:
+    async def health_check(request: Request) -> JSONResponse:
         checks = await health.checks(b)
         ok = all(c == "ok" for c in checks.values())
+        if getattr(request.state, "caller", None) is None:  # no token: no more than ok or unavailable per part
+            checks = {part: "ok" if state == "ok" else "unavailable" for part, state in checks.items()}
         return JSONResponse({"status": "ok" if ok else "unavailable", "checks": checks},
                             status_code=200 if ok else 503)
 
@@ -202,7 +221,10 @@ def create_app(backend: Backend, extra_routers: list[APIRouter] | None = None) -
     app.include_router(query_routes(backend))
     for router in extra_routers or []:
         app.include_router(router)
-    app.add_middleware(AccessMiddleware, token=backend.settings.admin_token)
+    for route in app.routes:
+        if isinstance(route, APIRoute) and not isinstance(route, Declared):
+            raise access.Unknown(f"{route.path} is no Declared route: it would escape the access table")
+    app.add_middleware(AccessMiddleware, backend=backend)
     catalog = backend.app.catalog
     publish(app, {"plans": sorted(catalog), "channels": sorted({c for t in catalog.values() for c in t.channels})})
     return app
@@ -218,12 +240,17 @@ def publish(app: FastAPI, values_of: dict[str, list[str]]) -> None:
         if not app.openapi_schema:
             made = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
             _enum(made, values_of)
+            by_path = {(m, re.sub(r":\w+}", "}", p)): r for (m, p), r in access.RULES.items()}
             made["components"]["securitySchemes"] = {"bearer": {
-                "type": "http", "scheme": "bearer", "description": "TICKETING_ADMIN_TOKEN, when it is set"}}
+                "type": "http", "scheme": "bearer",
+                "description": "an issued token (POST /tokens) or TICKETING_ADMIN_TOKEN; without any admin token"
+                               " configured, a request without a token acts as admin (loopback only)"}}
             for path, operations in made["paths"].items():
-                for operation in operations.values():
-                    if path not in OPEN_PATHS:
-                        operation["security"] = [{"bearer": []}, {}]
+                for method, operation in operations.items():
+                    rule = by_path.get((method.upper(), path))
+                    operation["security"] = [{"bearer": []}, {}] if rule is None or rule.public else [{"bearer": []}]
+                    if rule is not None:
+                        operation["x-roles"] = sorted(rule.roles)
             app.openapi_schema = made
         return app.openapi_schema
 
@@ -243,12 +270,15 @@ def _enum(node: Any, values_of: dict[str, list[str]]) -> None:
 
 
 class AccessMiddleware:
-    """Bearer-token check, the body size limit, and one log line per request, as plain ASGI
-    (no extra task per call)."""
+    """The edge of every request, as plain ASGI (no extra task per call): the Host check (only
+    loopback names and TICKETING_ALLOWED_HOSTS: a DNS-rebinding page cannot reach the API), the
+    caller (`access.settle`: a presented token is always checked), the body size limit, and one
+    log line per request. The routes then apply their access rule (`errors.Declared`)."""
 
-    def __init__(self, app: ASGIApp, token: str | None) -> None:
-        self.app, self.token = app, token
-        self.expected = f"Bearer {token}".encode() if token else None
+    def __init__(self, app: ASGIApp, backend: Backend) -> None:
+        self.app, self.backend = app, backend
+        self.admin_token = backend.settings.admin_token
+        self.allowed = set(backend.settings.allowed_hosts)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -264,12 +294,38 @@ class AccessMiddleware:
 
         path = scope["path"]
         headers = dict(scope["headers"])
-        if self.expected and path not in OPEN_PATHS and headers.get(b"authorization") != self.expected:
-            await JSONResponse(errors.body("missing or wrong bearer token"), status_code=401)(scope, receive, sending)
+        try:
+            self._check_host(headers.get(b"host"))
+            caller = await self._caller(access.bearer(headers.get(b"authorization")))
+            if caller is None and path != "/health":  # the schema and the docs too, once guarded
+                raise access.Refused(401, "this API needs a bearer token (Authorization: Bearer ...)")
+        except access.Refused as refused:
+            refusal = JSONResponse(errors.body(refused.message, refused.detail), status_code=refused.status)
+            await refusal(scope, receive, sending)
         else:
+            scope.setdefault("state", {})["caller"] = caller
             await self._bounded(scope, receive, sending, headers)
         log.info("request", method=scope["method"], path=path, status=status["code"],
                  ms=round((time.perf_counter() - started) * 1000, 2), request_id=uuid.uuid4().hex[:12])
+
+    def _check_host(self, host: bytes | None) -> None:
+        name = (host or b"").decode("latin-1").strip().lower()
+        name = name[1:name.index("]")] if name.startswith("[") and "]" in name else name.rpartition(":")[0] or name
+        if name in self.allowed or name == "localhost":
+            return
+        try:
+            if ipaddress.ip_address(name).is_loopback:
+                return
+        except ValueError:
+            pass
+        raise access.Refused(400, "the Host header names no host this API serves (set TICKETING_ALLOWED_HOSTS)",
+                             {"host": name[:255]})
+
+    async def _caller(self, presented: str | None) -> Caller | None:
+        if presented and not (self.admin_token and hmac.compare_digest(presented.encode(), self.admin_token.encode())):
+            found = await run_in_threadpool(self.backend.tokens.caller, presented)
+            return access.settle(presented, self.admin_token, lambda _: found)
+        return access.settle(presented, self.admin_token, lambda _: None)
 
     async def _bounded(self, scope: Scope, receive: Receive, send: Send, headers: dict[bytes, bytes]) -> None:
         """Pass the request on with its body read up to the limit; beyond it, 413."""

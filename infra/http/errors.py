@@ -9,18 +9,21 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from typing import Any
+from uuid import UUID
 
 import psycopg
 from eventsourcing.persistence import InterfaceError, OperationalError
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.dependencies.models import Dependant
 from fastapi.dependencies.utils import get_dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from domain.errors import ConcurrentChange, Conflict, DomainError, InvalidInput, NotFound
+from infra.http import access
 from infra.http.models import NO_NUL, problems
 from infra.postgres.group_commit import StoreUnavailable
 from infra.postgres.idempotency import Replayed
@@ -50,8 +53,6 @@ PROBLEMS = {
     "datetime_from_date_parsing": "not an ISO-8601 instant",
     "datetime_parsing": "not an ISO-8601 instant",
 }
-# Paths the access middleware lets through without a token.
-OPEN_PATHS = ("/health", "/docs", "/openapi.json")
 _ID = re.compile(r"\{\w+_id\}")
 
 
@@ -77,11 +78,13 @@ def _calls(dependant: Dependant) -> Iterator[Callable[..., Any]]:
         yield from _calls(sub)
 
 
-def edge_statuses(path: str, endpoint: Callable[..., Any]) -> set[int]:
+def edge_statuses(path: str, endpoint: Callable[..., Any], rules: list[access.Rule]) -> set[int]:
     """What a route may answer besides its own statuses: the edge's and its dependencies'."""
-    codes = {413}  # the access middleware bounds every body
-    if path not in OPEN_PATHS:
-        codes |= {401, 422, 503}  # the token; the parameters; the store and the read models
+    codes = {401, 413}  # a token presented is always checked; the access middleware bounds every body
+    if not all(r.public for r in rules):
+        codes |= {422, 503}  # the parameters; the store and the read models
+    if any(r.roles != access.ANYONE for r in rules):
+        codes.add(403)  # a role the access table does not name for it
     if _ID.search(path):
         codes.add(404)  # an id that is no UUID (see `install`)
     dependant = get_dependant(path=path, call=endpoint)
@@ -93,12 +96,53 @@ def edge_statuses(path: str, endpoint: Callable[..., Any]) -> set[int]:
 
 
 class Declared(APIRoute):
-    """A route whose OpenAPI operation lists every status it can answer, each with its body."""
+    """A route that says who may call it and what it may answer: its rule comes from the access
+    table (`access.RULES`; a route it does not name cannot be built), is applied before the
+    route runs, and its OpenAPI operation lists every status it can answer, each with its body."""
 
     def __init__(self, path: str, endpoint: Callable[..., Any], *,
                  responses: dict[int | str, dict[str, Any]] | None = None, **options: Any) -> None:
-        declared = problems(*sorted(edge_statuses(path, endpoint))) | (responses or {})
+        methods = [m.upper() for m in options.get("methods") or ["GET"]]
+        self.rules = {m: access.rule_of(m, path) for m in methods}
+        declared = problems(*sorted(edge_statuses(path, endpoint, list(self.rules.values())))) | (responses or {})
         super().__init__(path, endpoint, responses=declared, **options)
+
+    def get_route_handler(self) -> Callable[[Request], Any]:
+        handle = super().get_route_handler()
+
+        async def guarded(request: Request) -> Response:
+            try:
+                await self._authorize(request)
+            except access.Refused as refused:
+                return JSONResponse(body(refused.message, refused.detail), status_code=refused.status)
+            response: Response = await handle(request)
+            return response
+
+        return guarded
+
+    async def _authorize(self, request: Request) -> None:
+        caller = getattr(request.state, "caller", None)
+        rule = self.rules[request.method]
+        if caller is None or caller.role != "customer" or rule.owns == "none":
+            access.authorize(rule, caller, request.method, self.path, lambda: (None, ""))
+            return
+        if rule.owns == "body":
+            found = (access.body_contract(await request.body()), "contract")
+        elif rule.owns == "contract":
+            found = (_canonical(request.path_params.get("contract_id")), "contract")
+        else:
+            ticket = _canonical(request.path_params.get("ticket_id"))
+            backend = request.app.state.backend
+            contract = None if ticket is None else await run_in_threadpool(backend.store.contract_of_ticket, ticket)
+            found = (contract, "ticket")
+        access.authorize(rule, caller, request.method, self.path, lambda: found)
+
+
+def _canonical(value: Any) -> str | None:
+    try:
+        return str(UUID(str(value)))
+    except ValueError:
+        return None
 
 
 def _problem(error: Any) -> str:

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
+from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
-from domain import ticket, values
+from domain import access, ticket, values
+from domain.actors import Role
 from domain.sla import report
 from domain.values import Category, EntryKind, Priority
 
@@ -61,9 +63,10 @@ class Problem(BaseModel):
 
 
 STATUS_TEXT = {
-    400: "a body that cannot be decoded as text",
-    401: "no bearer token, or a wrong one (only when TICKETING_ADMIN_TOKEN is set)",
-    404: "unknown id, or an id that is no UUID",
+    400: "a body that cannot be decoded as text, or a Host header this API does not serve",
+    401: "no bearer token where one is needed, or one that is unknown, revoked or expired",
+    403: "the caller's role may not do this (the access table of docs/design.md)",
+    404: "unknown id, an id that is no UUID, or (to a customer) another customer's contract or ticket",
     409: "conflicts with the aggregate's state or a concurrent change, or the same Idempotency-Key is in flight",
     413: "the request body is larger than 1 MiB",
     422: "invalid input: a field, a bound, an instant without offset, or an Idempotency-Key reused for another"
@@ -324,3 +327,47 @@ class Health(BaseModel):
     status: Literal["ok", "unavailable"]
     checks: dict[str, Literal["ok", "down", "timeout", "blocked", "no recent heartbeat", "unknown"]] = Field(
         description="store, broker, relay and projection:NAME, each by its state (never an error's text)")
+
+
+# -- tokens ----------------------------------------------------------------------------------
+
+class NewToken(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    role: Role
+    contracts: list[UUID] = Field([], max_length=access.MAX_CONTRACTS,
+                                  description="a customer token's contracts (one or more); none for the other roles")
+    name: Name | None = None
+    expires_at: Instant | None = Field(None, description="default: never; at most three years ahead")
+
+
+class TokenView(BaseModel):
+    """A token as listed: never its secret."""
+
+    token_id: Uuid
+    role: Role
+    contracts: list[Uuid]
+    name: str | None
+    created_at: At
+    expires_at: At | None
+    rotated_at: At | None
+    revoked_at: At | None
+    status: Literal["active", "expired", "revoked"]
+
+
+class IssuedToken(TokenView):
+    token: str = Field(description="the secret, shown this once: present it as `Authorization: Bearer <token>`")
+
+
+class Tokens(BaseModel):
+    tokens: list[TokenView]
+
+
+class TokenEvent(FreeForm):
+    type: str
+    version: int
+    occurred_at: At
+    actor: dict[str, Any]
+
+
+class TokenHistory(TokenView):
+    events: list[TokenEvent]

@@ -206,6 +206,17 @@ class ApplicationHost:
         )
         return [self.to_envelope(*row) for row in rows]
 
+    def named_users(self, contract_id: UUID) -> int | None:
+        """The named users the contract's plan supports (None: unlimited); NotFound for no contract."""
+        return self.app.terms_of(self.app.contract(contract_id)).named_users
+
+    def contract_of_ticket(self, ticket_id: str) -> str | None:
+        """The contract a ticket belongs to (its opening event says), None for no such ticket."""
+        rows = self._query(
+            f"SELECT {self.schema}.contract_of(state) FROM {self.table}"
+            " WHERE originator_id = %s AND originator_version = 1", (UUID(ticket_id),))
+        return str(rows[0][0]) if rows and rows[0][0] else None
+
     def to_envelope(self, position: int, originator_id: Any, version: int, topic: str, state: bytes) -> Envelope:
         stored = StoredEvent(originator_id, version, topic, bytes(state))
         return from_domain_event(self.app.mapper.to_domain_event(stored), position)

@@ -10,6 +10,7 @@ from infra.http.queries import ReadModels, Watermarks
 from infra.http.routes import ROUTES
 from infra.postgres.idempotency import Keys
 from infra.postgres.store import ApplicationHost
+from infra.postgres.tokens import TokenStore
 from infra.process.catalog import load_catalog
 from infra.registry import PROJECTIONS
 from infra.settings import Settings
@@ -24,7 +25,8 @@ def build_app(settings: Settings) -> FastAPI:
     projections = sorted(PROJECTIONS)
     keys = Keys(store.pool, store.schema)
     waits = Watermarks(url, settings.events_topic, projections, store.table)
-    backend = Backend(settings, store, reads, projections, keys, waits)
+    tokens = TokenStore(url, store.named_users, settings.clock)
+    backend = Backend(settings, store, reads, projections, keys, waits, tokens)
     return create_app(backend, [routes(backend) for routes in ROUTES])
 
 

@@ -32,12 +32,36 @@ def _stopper() -> Any:
     return lambda: stopped["flag"]
 
 
+def exposed_without_token(settings: Settings) -> str | None:
+    """Why this API must not start (bound beyond loopback with no admin token: anyone who can
+    reach it could do anything), or None."""
+    import ipaddress
+
+    host = settings.http_host.strip("[]")
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if loopback or settings.admin_token:
+        return None
+    return (f"TICKETING_HTTP_HOST={settings.http_host} is beyond loopback and no TICKETING_ADMIN_TOKEN is set:"
+            " the API would be open to anyone who reaches it. Set an admin token, or bind to 127.0.0.1.")
+
+
 def cmd_api(settings: Settings, _: argparse.Namespace) -> int:
     import os
 
     import uvicorn
 
     from infra.process import lifeline
+
+    refusal = exposed_without_token(settings)
+    if refusal:
+        print(f"ticketing api: {refusal}", file=sys.stderr)
+        return 2
+    if not settings.admin_token:
+        log.warning("the API is open: without TICKETING_ADMIN_TOKEN a request without a token acts as admin"
+                    " (it listens on loopback only)", http=f"{settings.http_host}:{settings.http_port}")
 
     if settings.api_workers > 1:  # uvicorn's workers are our children: they die with us
         os.environ[lifeline.PARENT] = str(os.getpid())
@@ -140,6 +164,10 @@ def cmd_run(settings: Settings, _: argparse.Namespace) -> int:
     from infra.process.lifeline import AlreadyRunning
     from infra.process.supervisor import run
 
+    refusal = exposed_without_token(settings)
+    if refusal:
+        print(f"ticketing run: {refusal}", file=sys.stderr)
+        return 2
     try:
         return run(settings, _stopper())
     except AlreadyRunning as running:

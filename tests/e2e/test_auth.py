@@ -1,4 +1,5 @@
-"""With TICKETING_ADMIN_TOKEN set, requests need that bearer token (health and docs excepted)."""
+"""With TICKETING_ADMIN_TOKEN set, requests need a bearer token; /health answers without one,
+but says no more than ok or unavailable per part; the schema and the docs need a token."""
 
 from __future__ import annotations
 
@@ -17,9 +18,17 @@ def test_a_request_without_the_token_is_refused_and_records_nothing(guarded_api:
     assert ok.status_code == 201
 
 
-def test_health_and_docs_stay_open(guarded_api: str) -> None:
-    assert httpx.get(f"{guarded_api}/health").status_code == 200
-    assert httpx.get(f"{guarded_api}/openapi.json").status_code == 200
+def test_health_answers_without_a_token_but_only_ok_or_unavailable(guarded_api: str) -> None:
+    anonymous = httpx.get(f"{guarded_api}/health")
+    assert anonymous.status_code == 200
+    assert set(anonymous.json()["checks"].values()) <= {"ok", "unavailable"}
+    assert httpx.get(f"{guarded_api}/health", headers={"Authorization": "Bearer nope"}).status_code == 401
+
+
+def test_the_schema_and_the_docs_need_a_token_once_an_admin_token_is_set(guarded_api: str) -> None:
+    for path in ("/openapi.json", "/docs", "/redoc"):
+        assert httpx.get(f"{guarded_api}{path}").status_code == 401, path
+        assert httpx.get(f"{guarded_api}{path}", headers={"Authorization": "Bearer s3cret"}).status_code == 200
 
 
 def test_a_ticket_cannot_be_opened_before_its_contract_was_signed(backend: Processes) -> None:

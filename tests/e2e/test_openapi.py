@@ -35,6 +35,7 @@ from schemathesis.specs.openapi.checks import (
 from domain import values
 from domain.sla import report
 from infra.process.catalog import load_catalog
+from tests.e2e.conftest import ADMIN_TOKEN
 from tests.factories import contract, history, post, ticket
 
 EXAMPLES = 25  # per operation and mode; derandomized, so every run sends the same requests
@@ -75,7 +76,8 @@ def fuzz(operation: Any, mode: GenerationMode, base_url: str, sent: Counter[int]
 
 def known_ids(client: httpx.Client) -> dict[str, str]:
     """A contract with a ticket that has a resolution (so a statement), an outage and time
-    booked: generated requests on these ids reach the answers of existing things, not only 404."""
+    booked, and a token: generated requests on these ids reach the answers of existing things,
+    not only 404."""
     cid = contract(client)
     tid = ticket(client, cid, priority="P1", category="system-down", down_since="2026-03-02T09:00:00Z",
                  at="2026-03-02T09:05:00Z")
@@ -84,7 +86,9 @@ def known_ids(client: httpx.Client) -> dict[str, str]:
     for read in (f"/tickets/{tid}", f"/tickets/{tid}/sla", f"/tickets/{tid}/statement",
                  f"/contracts/{cid}/availability"):
         assert client.get(read, params={"wait_for": position}).status_code == 200, read
-    return {"contract_id": cid, "ticket_id": tid}
+    token = client.post("/tokens", json={"role": "customer", "contracts": [cid], "name": "fuzzed"})
+    assert token.status_code == 201, token.text
+    return {"contract_id": cid, "ticket_id": tid, "token_id": token.json()["token_id"]}
 
 
 def test_every_operation_answers_as_its_schema_says(base_url: str, client: httpx.Client) -> None:
@@ -105,10 +109,12 @@ def test_every_operation_answers_as_its_schema_says(base_url: str, client: httpx
     assert sent[200] and sent[201] and sent[404] and sent[422], sent  # answers of each kind were checked
 
 
-def run(base_url: str, passes: Callable[[Any], list[tuple[GenerationMode, dict[str, Any]]]]) -> Counter[int]:
-    """Fuzz every operation of the live schema with the given passes; fail naming every
-    operation that disagrees with it; the statuses answered, counted."""
-    schema = schemathesis.openapi.from_url(f"{base_url}/openapi.json")
+def run(base_url: str, passes: Callable[[Any], list[tuple[GenerationMode, dict[str, Any]]]],
+        token: str | None = None) -> Counter[int]:
+    """Fuzz every operation of the live schema (read with `token`, if one is needed) with the
+    given passes; fail naming every operation that disagrees with it; the statuses answered, counted."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    schema = schemathesis.openapi.from_url(f"{base_url}/openapi.json", headers=headers)
     operations = [result.ok() for result in schema.get_all_operations()]
     sent: Counter[int] = Counter()
     failures, runs = [], 0
@@ -128,7 +134,7 @@ def run(base_url: str, passes: Callable[[Any], list[tuple[GenerationMode, dict[s
 
 
 def test_without_the_admin_token_every_operation_answers_its_declared_401(guarded_api: str) -> None:
-    sent = run(guarded_api, lambda operation: [(GenerationMode.POSITIVE, {})])
+    sent = run(guarded_api, lambda operation: [(GenerationMode.POSITIVE, {})], token=ADMIN_TOKEN)
     assert sent[401] and set(sent) <= {200, 401, 503}, sent
 
 

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from infra.http.routes import availability, ledger, sla, tickets
+from infra.http.routes import availability, ledger, sla, tickets, tokens
 
-ROUTES = (tickets.routes, sla.routes, ledger.routes, availability.routes)
+ROUTES = (tickets.routes, sla.routes, ledger.routes, availability.routes, tokens.routes)
