@@ -129,7 +129,9 @@ class PlanTerms:
     allowances: tuple[Allowance, ...] = ()
     availability_target_pct: float | None = None
     p1_downgrade_meets_resolution: bool = False
-    named_users: int | None = None  # informational: nothing enforces it
+    # The plan's named-user limit (None: unlimited). The access tokens enforce it: a contract's
+    # active customer tokens count against it.
+    named_users: int | None = None
     features: tuple[str, ...] = ()  # informational extras, e.g. "dedicated-specialist"
 
     def __post_init__(self) -> None:

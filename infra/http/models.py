@@ -17,7 +17,7 @@ from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
-from domain import access, ticket, values
+from domain import access, contract, periods, ticket, values
 from domain.actors import Role
 from domain.sla import report
 from domain.values import Category, EntryKind, Priority
@@ -27,6 +27,9 @@ from domain.values import Category, EntryKind, Priority
 TICKET_STATUSES = (ticket.OPEN, ticket.PAUSED, ticket.RESOLVED, ticket.CANCELLED)
 TicketStatus = Literal[TICKET_STATUSES]  # type: ignore[valid-type]  # values from the domain, read at run time
 ClockStatus = Literal[report.STATUSES]  # type: ignore[valid-type]  # values from the domain, read at run time
+CONTRACT_STATUSES = (contract.ACTIVE, contract.CANCELLED)
+ContractStatus = Literal[CONTRACT_STATUSES]  # type: ignore[valid-type]  # values from the domain, read at run time
+AllowancePeriod = Literal[periods.PERIODS]  # type: ignore[valid-type]  # values from the domain, read at run time
 # Plan ids and the plans' channels are data (the catalog), not code: a schema marked so gets
 # the catalog's values as its enum when the app publishes its schema (`infra.http.app.publish`);
 # the domain refuses any other value (422) with the allowed ones in the detail.
@@ -321,6 +324,101 @@ class Availability(BaseModel):
     as_of: At
     outages: list[OutageSpan]
     maintenance: list[Window]
+
+
+# -- the catalog and the contracts' terms ---------------------------------------------------
+# The terms as `PlanTerms.to_dict` writes them (docs/plans.md reads each value from its page);
+# a contract's terms are the same shape, copied from its plan when it was signed.
+
+class CalendarTerms(BaseModel):
+    """A named calendar's spec; a key the catalog leaves out is not answered."""
+
+    always_open: bool = Field(False, description="open every instant (24x7): no windows, no holidays")
+    windows: dict[str, list[list[str]]] = Field({}, description='day ("mon".."sun") -> [["HH:MM", "HH:MM"], ...]')
+    holidays: list[date] = Field([], description="closed days besides the holiday country's")
+    holiday_country: str | None = Field(None, description="ISO country whose public holidays close the calendar")
+    holiday_subdiv: str | None = None
+
+
+class TargetTerms(BaseModel):
+    response: str | None = Field(description='a duration ("30m", "2h", "3bd"); null: no target')
+    resolution: str | None = Field(description='a duration ("30m", "2h", "3bd"); null: no target')
+
+
+class BankTerms(BaseModel):
+    minutes: int
+    period_months: int
+    low_balance_minutes: int
+
+
+class ChargeTerms(BaseModel):
+    minimum: int
+    block: int
+    flat: int | None
+
+
+class CreditTerms(BaseModel):
+    low_balance: int
+    charges: dict[str, ChargeTerms] = Field(description="entry kind -> how it is charged, in credits")
+
+
+class AllowanceTerms(BaseModel):
+    kind: str
+    minutes: int
+    period: AllowancePeriod
+
+
+class PlanTermsAnswer(BaseModel):
+    """A plan's full terms as the catalog states them (or as a contract agreed to them)."""
+
+    plan_id: str
+    provider: str
+    name: str
+    time_zone: str
+    channels: list[str]
+    calendars: dict[str, CalendarTerms]
+    coverage: dict[str, str] = Field(description='"default", "P1" or "P1.resolution" -> a calendar name')
+    targets_by: Literal["priority", "category"]
+    targets: dict[str, TargetTerms] = Field(description="priority or category -> its targets")
+    default_category: str | None
+    bank: BankTerms | None
+    credits: CreditTerms | None
+    allowances: list[AllowanceTerms]
+    availability_target_pct: float | None
+    p1_downgrade_meets_resolution: bool
+    named_users: int | None
+    features: list[str]
+    terms_format: int
+
+
+NamedUsers = Annotated[int | None, Field(
+    description="how many active customer tokens a contract on the plan may hold; null: unlimited")]
+
+
+class CatalogPlan(BaseModel):
+    plan_id: str = Field(description='"provider/plan", e.g. crm-experts/gold')
+    provider: str
+    name: str
+    time_zone: str
+    channels: list[str]
+    named_users: NamedUsers
+    terms: PlanTermsAnswer
+
+
+class Catalog(BaseModel):
+    plans: list[CatalogPlan]
+
+
+class ContractSummary(BaseModel):
+    contract_id: Uuid
+    customer: str
+    plan: str
+    status: ContractStatus
+    time_zone: str
+    starts_on: date
+    holidays: list[date]
+    terms: PlanTermsAnswer = Field(description="the terms agreed when signed, copied from the plan then")
+    named_users: NamedUsers
 
 
 class Health(BaseModel):

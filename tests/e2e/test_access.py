@@ -9,7 +9,6 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -56,14 +55,14 @@ def issue(url: str, expect: int = 201, **body: Any) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def world(guarded_api: str) -> Iterator[World]:
+def world(guarded_api: str) -> World:
     with httpx.Client(base_url=guarded_api, headers=ADMIN) as admin:
         mine, theirs = contract(admin), contract(admin)
         my_ticket, their_ticket = ticket(admin, mine), ticket(admin, theirs)
     tokens = {role: issue(guarded_api, role=role)["token"] for role in ("agent", "auditor")}
     tokens["customer"] = issue(guarded_api, role="customer", contracts=[mine])["token"]
     tokens["other customer"] = issue(guarded_api, role="customer", contracts=[theirs])["token"]
-    yield World(guarded_api, mine, my_ticket, theirs, their_ticket, tokens)
+    return World(guarded_api, mine, my_ticket, theirs, their_ticket, tokens)
 
 
 def expected(rule: access.Rule, caller: str) -> int | None:

@@ -11,8 +11,8 @@ operations are read from the live schema when the session's backend is up, so th
 over them itself (schemathesis's own pytest loader for a schema from a fixture does not run
 under this pytest) and names every operation that disagrees, not only the first.
 
-Besides random ids (404), each operation with an id in its path is also fuzzed on a contract
-and a ticket that exist, so the answers of existing things are checked against their models.
+Besides random ids (404), each operation with an id in its path is also fuzzed on a contract,
+a ticket and a plan that exist, so the answers of existing things are checked against their models.
 """
 
 from __future__ import annotations
@@ -88,7 +88,8 @@ def known_ids(client: httpx.Client) -> dict[str, str]:
         assert client.get(read, params={"wait_for": position}).status_code == 200, read
     token = client.post("/tokens", json={"role": "customer", "contracts": [cid], "name": "fuzzed"})
     assert token.status_code == 201, token.text
-    return {"contract_id": cid, "ticket_id": tid, "token_id": token.json()["token_id"]}
+    return {"contract_id": cid, "ticket_id": tid, "token_id": token.json()["token_id"],
+            "plan_id": "crm-experts/gold"}
 
 
 def test_every_operation_answers_as_its_schema_says(base_url: str, client: httpx.Client) -> None:

@@ -142,6 +142,55 @@ def test_crm_experts_platinum_keeps_the_pages_four_named_users() -> None:
     assert platinum.bank is not None and platinum.bank.minutes == 80 * 60
 
 
+# The named-user limit each page states (docs/plans.md quotes the words); None is unlimited.
+NAMED_USERS = {
+    "crm-experts/silver": 1,  # "1 Compatible con el usuario"
+    "crm-experts/gold": 6,  # "6 Usuarios soportados"
+    "crm-experts/platinum": 4,  # "4 Usuarios soportados"
+    "bpm/basic": 1,  # "одному ответственному контактному лицу"
+    "bpm/business": 1,
+    "bpm/premium": 1,
+    "dolibarr/credits": 1,  # "siempre el mismo usuario"
+    "datacrm/standard": None,
+    "datacrm/premium-support": None,
+    "sf-partner/silver": None,
+    "sf-partner/gold": None,
+    "sf-partner/platinum": None,
+}
+
+
+@pytest.mark.parametrize(("plan_id", "limit"), NAMED_USERS.items())
+def test_each_plan_states_the_named_user_limit_of_its_page(plan_id: str, limit: int | None) -> None:
+    assert CATALOG[plan_id].named_users == limit
+
+
+def test_every_catalog_plan_has_its_named_user_limit_stated_in_the_tests() -> None:
+    assert set(NAMED_USERS) == set(CATALOG)
+
+
+@pytest.mark.parametrize("plan_id", [p for p, limit in NAMED_USERS.items() if limit is not None])
+def test_a_named_user_limit_survives_the_terms_a_contract_copies_when_signed(plan_id: str) -> None:
+    terms = CATALOG[plan_id].to_dict()
+    assert terms["named_users"] == NAMED_USERS[plan_id]
+    assert PlanTerms.from_dict(json.loads(json.dumps(terms))).named_users == NAMED_USERS[plan_id]
+
+
+def test_a_bpm_file_without_the_shared_limit_leaves_every_bpm_plan_unlimited() -> None:
+    docs = documents()
+    del docs["bpm.toml"]["named_users"]
+    catalog = parse_catalog(docs)
+    assert [catalog[f"bpm/{p}"].named_users for p in ("basic", "business", "premium")] == [None] * 3
+
+
+@pytest.mark.parametrize("bad", [0, -1, True, 1.5, "1"])
+def test_a_named_user_limit_must_be_a_whole_number_above_zero(bad: Any) -> None:
+    docs = documents()
+    docs["dolibarr.toml"]["plans"]["credits"]["named_users"] = bad
+    with pytest.raises(ValueError) as refused:
+        parse_catalog(docs)
+    assert "dolibarr/credits" in str(refused.value) and "named_users" in str(refused.value)
+
+
 def test_sf_partner_platinum_runs_p1_on_24x7_and_the_rest_on_business_hours() -> None:
     platinum = CATALOG["sf-partner/platinum"]
     assert platinum.calendar_spec_for("P1") == {"always_open": True}

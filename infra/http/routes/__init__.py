@@ -1,7 +1,8 @@
-"""The read models' query routes, one module per read model; `ROUTES` lists them for the app."""
+"""The read models' query routes, one module per read model, and the catalog's and the
+contracts' reads (`catalog`); `ROUTES` lists them for the app."""
 
 from __future__ import annotations
 
-from infra.http.routes import availability, ledger, sla, tickets, tokens
+from infra.http.routes import availability, catalog, ledger, sla, tickets, tokens
 
-ROUTES = (tickets.routes, sla.routes, ledger.routes, availability.routes, tokens.routes)
+ROUTES = (tickets.routes, sla.routes, ledger.routes, availability.routes, catalog.routes, tokens.routes)
