@@ -20,7 +20,7 @@ from infra.http import access
 from infra.http.errors import Declared
 from infra.process import embedded
 from tests.e2e.conftest import ADMIN_TOKEN
-from tests.factories import contract, ticket
+from tests.factories import contract, post, ticket
 from tests.processes import Processes
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -41,6 +41,7 @@ class World:
     theirs: str
     their_ticket: str
     tokens: dict[str, str]
+    position: int  # the reads wait for the read models to reach it
 
     def headers(self, caller: str) -> dict[str, str]:
         if caller == "no token":
@@ -59,10 +60,11 @@ def world(guarded_api: str) -> World:
     with httpx.Client(base_url=guarded_api, headers=ADMIN) as admin:
         mine, theirs = contract(admin), contract(admin)
         my_ticket, their_ticket = ticket(admin, mine), ticket(admin, theirs)
+        position = post(admin, f"/tickets/{my_ticket}/resolve", reason="fixed")["position"]  # it has a statement
     tokens = {role: issue(guarded_api, role=role)["token"] for role in ("agent", "auditor")}
     tokens["customer"] = issue(guarded_api, role="customer", contracts=[mine])["token"]
     tokens["other customer"] = issue(guarded_api, role="customer", contracts=[theirs])["token"]
-    return World(guarded_api, mine, my_ticket, theirs, their_ticket, tokens)
+    return World(guarded_api, mine, my_ticket, theirs, their_ticket, tokens, position)
 
 
 def expected(rule: access.Rule, caller: str) -> int | None:
@@ -89,7 +91,9 @@ def request(world: World, method: str, path: str, caller: str) -> httpx.Response
         body = {"role": "nobody"}
     elif method == "POST" and not path.endswith("/rotate"):
         body = {"at": "not an instant"}
-    return httpx.request(method, f"{world.url}{filled}", json=body, headers=world.headers(caller), timeout=30)
+    params = {"wait_for": world.position} if method == "GET" else None
+    return httpx.request(method, f"{world.url}{filled}", json=body, params=params, headers=world.headers(caller),
+                         timeout=30)
 
 
 @pytest.mark.parametrize("caller", CALLERS)
@@ -125,8 +129,10 @@ def test_a_customer_opens_cancels_and_reopens_its_tickets_and_nothing_else(world
                         json={"contract_id": world.mine, "title": "Printer on fire", "reporter": "ana"})
     assert opened.status_code == 201, opened.text
     tid = opened.json()["ticket_id"]
-    assert httpx.post(f"{world.url}/tickets/{tid}/cancel", headers=me, json={}).status_code == 200
+    agent = world.headers("agent")
+    assert httpx.post(f"{world.url}/tickets/{tid}/resolve", headers=agent, json={}).status_code == 200
     assert httpx.post(f"{world.url}/tickets/{tid}/reopen", headers=me, json={}).status_code == 200
+    assert httpx.post(f"{world.url}/tickets/{tid}/cancel", headers=me, json={}).status_code == 200
     refused = httpx.post(f"{world.url}/tickets/{tid}/classify", headers=me, json={"priority": "P1"})
     assert refused.status_code == 403 and refused.json()["detail"]["role"] == "customer"
     # another customer's contract: the same 404 as an unknown contract, whatever the verb
