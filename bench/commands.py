@@ -1,7 +1,8 @@
 """The command path over HTTP, beside the ceiling of a bare no-op FastAPI endpoint.
 
 Workload: 16 keep-alive clients send 4,000 ticket commands (open, respond, time, pause,
-resume, classify, in a cycle), each on its own contract; per-request latency. The same load
+resume, classify, in a cycle), each on its own contract, as an agent presenting an issued
+token (so every command pays for the token check, as a real client's does); per-request latency. The same load
 generator drives, in the same sitting: the no-op app of bench/noop.py (same bodies, same
 server), the backend's commands without idempotency keys, and with a key on every command
 (what a client that retries sends). Both are served by uvicorn with the same worker count
@@ -30,15 +31,16 @@ CLIENTS = 16
 COMMANDS = 4000
 
 
-def drive(base: str, name: str, keys: bool = False) -> dict[str, Any]:
-    with httpx.Client(base_url=base, timeout=30) as c:
+def drive(base: str, name: str, keys: bool = False, token: str | None = None) -> dict[str, Any]:
+    auth = {"Authorization": f"Bearer {token}"} if token else {}
+    with httpx.Client(base_url=base, timeout=30, headers=auth) as c:
         contracts = [c.post("/contracts", json={"customer": f"bench {i}", "plan": "crm-experts/platinum",
                                                 "starts_on": "2026-01-01"}).json()["contract_id"] for i in range(CLIENTS)]
     latencies: list[float] = []
     lock = threading.Lock()
 
     def client(cid: str) -> None:
-        mine = _commands(base, cid, COMMANDS // CLIENTS, keys)
+        mine = _commands(base, cid, COMMANDS // CLIENTS, keys, auth)
         with lock:
             latencies.extend(mine)
 
@@ -51,9 +53,9 @@ def drive(base: str, name: str, keys: bool = False) -> dict[str, Any]:
     return summary(name, len(latencies), time.perf_counter() - started, latencies, unit="commands/s")
 
 
-def _commands(base: str, cid: str, count: int, keys: bool) -> list[float]:
+def _commands(base: str, cid: str, count: int, keys: bool, auth: dict[str, str]) -> list[float]:
     mine: list[float] = []
-    with httpx.Client(base_url=base, timeout=30) as c:
+    with httpx.Client(base_url=base, timeout=30, headers=auth) as c:
         tid = None
         for step in itertools.islice(itertools.cycle(["open", "respond", "time", "pause", "resume", "classify"]),
                                      count):
@@ -88,17 +90,21 @@ def noop_ceiling() -> dict[str, Any]:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.1)
-        return drive(base, "no-op FastAPI endpoint (ceiling)")
+        return drive(base, "no-op FastAPI endpoint (ceiling)", token="tk_" + "0" * 32 + "_" + "x" * 43)
     finally:
         server.terminate()
         server.wait(10)
 
 
 def side_by_side(base: str) -> list[dict[str, Any]]:
-    """The ceiling, then the backend at `base` without and with idempotency keys."""
+    """The ceiling, then the backend at `base` without and with idempotency keys, as an agent
+    (the token is issued on the open API of `make run`, where a request without one is admin)."""
+    issued = httpx.post(f"{base}/tokens", json={"role": "agent", "name": "bench"}, timeout=30)
+    assert issued.status_code == 201, issued.text
+    token = issued.json()["token"]
     ceiling = noop_ceiling()
-    plain = drive(base, "http commands (16 clients)")
-    keyed = drive(base, "http commands, each with an Idempotency-Key", keys=True)
+    plain = drive(base, "http commands, agent token (16 clients)", token=token)
+    keyed = drive(base, "http commands, agent token, Idempotency-Key", keys=True, token=token)
     for row in (plain, keyed):
         row["of_ceiling"] = f"{100 * row['rate'] / ceiling['rate']:.0f}%"
     print(table([ceiling, plain, keyed]), flush=True)
