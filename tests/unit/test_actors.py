@@ -18,19 +18,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from domain import commands
-from domain.actors import BOOTSTRAP, OPEN, SYSTEM, Actor
+from domain.actors import SYSTEM, Actor
 from domain.application import TicketingApplication
 from domain.wallclock import FixedClock
 from infra.kafka.avro import SCHEMA_DIR, Codec, DecodeError, EncodeError
 from infra.process.catalog import load_catalog
 from projections.envelope import Envelope, from_domain_event
+from tests.histories import AGENT, every_kind_of_event
 from tests.strategies import actors, contract_histories
 from tests.unit.test_replays import PROJECTIONS, replay
 from tests.unit.test_schemas import event_classes
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
-AGENT = Actor("token", "tok-agent", "agent")
-ADMIN = Actor("token", "tok-admin", "admin")
 COMMANDS = [getattr(commands, name) for name in commands.__all__ if name not in ("Command", "as_id")]
 
 
@@ -48,41 +47,11 @@ def test_a_command_refuses_an_actor_that_is_no_actor() -> None:
         commands.Respond(uuid4(), actor={"kind": "system"})  # type: ignore[arg-type]  # the mistake tested
 
 
-def every_kind_of_event(app: TicketingApplication) -> tuple[str, dict[str, Actor]]:
-    """One contract whose commands record every event type, each type asked for by another
-    actor; the actor each type was recorded with."""
-    asked: dict[str, Actor] = {}
-    cycle = [AGENT, ADMIN, BOOTSTRAP, OPEN, SYSTEM, Actor("token", "tok-customer", "customer")]
-
-    def by(event_type: str) -> Actor:
-        asked[event_type] = actor = cycle[len(asked) % len(cycle)]
-        return actor
-
-    cid = app.sign_contract("Acme", "dolibarr/credits", "2025-01-01", actor=by("Contract.Signed")).aggregate_id
-    app.add_credits(cid, 100, actor=by("Contract.CreditsAdded"))
-    app.schedule_maintenance(cid, "2026-06-02T01:00:00+00:00", "2026-06-02T02:00:00+00:00",
-                             actor=by("Contract.MaintenanceScheduled"))
-    app.renew_contract(cid, period_starts_on=datetime(2026, 1, 1).date(), actor=by("Contract.Renewed"))
-    tid = app.open_ticket(cid, "Down", "ana", category="system-down", down_since="2026-06-01T11:00:00+00:00",
-                          actor=by("Ticket.Opened")).aggregate_id
-    app.classify(tid, "P1", "system-down", actor=by("Ticket.Classified"))
-    app.respond(tid, actor=by("Ticket.Responded"))
-    app.record_time(tid, 30, "intervention", actor=by("Ticket.TimeConsumed"))
-    app.pause(tid, "waiting", actor=by("Ticket.Paused"))
-    app.resume(tid, actor=by("Ticket.Resumed"))
-    app.restore(tid, actor=by("Ticket.Restored"))
-    app.resolve(tid, actor=by("Ticket.Resolved"))
-    app.reopen(tid, actor=by("Ticket.Reopened"))
-    app.cancel_ticket(tid, actor=by("Ticket.Cancelled"))
-    app.cancel_contract(cid, actor=by("Contract.Cancelled"))
-    assert set(asked) == event_classes(), "every event type is recorded once"
-    return cid, asked
-
-
 def test_each_event_a_command_records_names_the_actor_of_that_command() -> None:
     app = TicketingApplication(load_catalog(), env={"PERSISTENCE_MODULE": "eventsourcing.popo"},
                                clock=FixedClock(NOW))
     _cid, asked = every_kind_of_event(app)
+    assert set(asked) == event_classes(), "every event type is recorded once"
     stored = [from_domain_event(app.mapper.to_domain_event(n), n.id)
               for n in app.recorder.select_notifications(start=1, limit=100)]
     assert {e.type: Actor.from_json(e.actor) for e in stored} == asked
