@@ -2,7 +2,8 @@
 
 Callers hand it commands (domain/commands.py) through `handle`; the methods named after the
 commands (`open_ticket`, `classify`...) build the command from plain arguments and hand it
-on, for code and tests that prefer a call. Each command returns the notification-log
+on, for code and tests that prefer a call. Each event a command records names the command's
+actor (who asked: domain/actors.py), stamped on it before it is saved. Each command returns the notification-log
 position of the last event it recorded, so a caller can wait for the read models to reach
 it. Nothing here knows how saving is done: locks, caches, batching and retries on a
 concurrent change are the host's business (infra/), which runs each command and, when
@@ -22,6 +23,7 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
 
 from domain import billing, periods, values
+from domain.actors import SYSTEM, Actor
 from domain.commands import (
     BuyCredits,
     CancelContract,
@@ -113,7 +115,14 @@ class TicketingApplication(Application[UUID]):
     def ticket(self, ticket_id: Id) -> Ticket:
         return self._load(Ticket, ticket_id)
 
-    def _recorded(self, aggregate: Aggregate) -> Recorded:
+    def _recorded(self, aggregate: Aggregate, actor: Actor) -> Recorded:
+        """Save what the aggregate decided, each new event naming who asked for it. The actor
+        is set beside the event's own fields (not one of them: the aggregates' methods never
+        see it, and replay passes each method only the fields it takes); the mapper stores
+        every attribute of an event, so it comes back with the event."""
+        recorded_actor = actor.as_json()
+        for pending in aggregate.pending_events:
+            object.__setattr__(pending, "actor", recorded_actor)  # events are frozen once built
         recordings = self.save(aggregate)
         return Recorded(str(aggregate.id), max(r.notification.id for r in recordings))
 
@@ -140,30 +149,30 @@ class TicketingApplication(Application[UUID]):
         when = values.effective_at(c.at, None, self.now())
         holidays = [h.isoformat() for h in c.holidays]
         return self._recorded(Contract.sign(c.customer, c.plan, terms.to_dict(), c.starts_on, c.time_zone,
-                                            holidays, when))
+                                            holidays, when), c.actor)
 
     def _add_credits(self, c: BuyCredits) -> Recorded:
         contract = self.contract(c.contract_id)
         contract.add_credits(c.credits, contract.when(c.at, self.now()))
-        return self._recorded(contract)
+        return self._recorded(contract, c.actor)
 
     def _renew_contract(self, c: RenewContract) -> Recorded:
         contract = self.contract(c.contract_id)
         when = contract.when(c.at, self.now())
         contract.renew(c.reason, c.period_starts_on or periods.local_date(when, contract.time_zone), when)
-        return self._recorded(contract)
+        return self._recorded(contract, c.actor)
 
     def _cancel_contract(self, c: CancelContract) -> Recorded:
         contract = self.contract(c.contract_id)
         contract.cancel(c.reason, contract.when(c.at, self.now()))
-        return self._recorded(contract)
+        return self._recorded(contract, c.actor)
 
     def _schedule_maintenance(self, c: ScheduleMaintenance) -> Recorded:
         latest = self.now() + values.SCHEDULE_AHEAD
         start, end = values.instant(c.starts_at, latest), values.instant(c.ends_at, latest)
         contract = self.contract(c.contract_id)
         contract.schedule_maintenance(start, end, c.reason, contract.when(c.at, self.now()))
-        return self._recorded(contract)
+        return self._recorded(contract, c.actor)
 
     def _open_ticket(self, c: Open) -> Recorded:
         contract = self.contract(c.contract_id)
@@ -186,7 +195,7 @@ class TicketingApplication(Application[UUID]):
         self._refuse_without_credits(contract, terms)
         since = c.down_since.isoformat() if c.down_since else None
         ticket = Ticket(str(contract.id), c.title, c.reporter, channel, c.priority, c.category, since, when)
-        return self._recorded(ticket)
+        return self._recorded(ticket, c.actor)
 
     def credit_balance(self, contract: Contract, terms: PlanTerms) -> int:
         """The credits left, by the one rule the ledger also counts with (domain/billing.py)."""
@@ -207,7 +216,7 @@ class TicketingApplication(Application[UUID]):
     def _classify(self, c: ClassifyTicket) -> Recorded:
         ticket = self.ticket(c.ticket_id)
         ticket.classify(c.priority, c.category, ticket.when(c.at, self.now()))
-        return self._recorded(ticket)
+        return self._recorded(ticket, c.actor)
 
     def _record_time(self, c: RecordTime) -> Recorded:
         ticket = self.ticket(c.ticket_id)
@@ -219,81 +228,90 @@ class TicketingApplication(Application[UUID]):
                 f"plan {contract.plan_id} charges only {sorted(terms.credits.charges)}", {"kind": c.kind}
             )
         ticket.consume_time(c.minutes, c.kind, c.engineer, ticket.when(c.at, self.now()))
-        return self._recorded(ticket)
+        return self._recorded(ticket, c.actor)
 
     def _ticket_step(self, c: Respond | Resume | Restore) -> Recorded:
         ticket = self.ticket(c.ticket_id)
         step = {Respond: ticket.respond, Resume: ticket.resume, Restore: ticket.restore}[type(c)]
         step(ticket.when(c.at, self.now()))
-        return self._recorded(ticket)
+        return self._recorded(ticket, c.actor)
 
     def _ticket_step_because(self, c: Pause | Resolve | Reopen | CancelTicket) -> Recorded:
         ticket = self.ticket(c.ticket_id)
         step = {Pause: ticket.pause, Resolve: ticket.resolve, Reopen: ticket.reopen,
                 CancelTicket: ticket.cancel}[type(c)]
         step(c.reason, ticket.when(c.at, self.now()))
-        return self._recorded(ticket)
+        return self._recorded(ticket, c.actor)
 
     # -- the same commands as calls, for scripts and tests: loose input, parsed here ----------
+    # Each takes the caller as the keyword `actor` (the system's when not given).
 
     def sign_contract(
         self, customer: str, plan: str, starts_on: date | str, time_zone: str | None = None,
-        holidays: Iterable[date | str] = (), at: When = None,
+        holidays: Iterable[date | str] = (), at: When = None, *, actor: Actor = SYSTEM,
     ) -> Recorded:
         return self.handle(Sign(customer=customer, plan=plan, starts_on=values.iso_date(starts_on), time_zone=time_zone,
-                                holidays=tuple(values.iso_date(d) for d in holidays), at=_at(at)))
+                                holidays=tuple(values.iso_date(d) for d in holidays), at=_at(at), actor=actor))
 
-    def add_credits(self, contract_id: Id, credits: int, at: When = None) -> Recorded:
-        return self.handle(BuyCredits(as_id(contract_id), credits, _at(at)))
+    def add_credits(self, contract_id: Id, credits: int, at: When = None, *, actor: Actor = SYSTEM) -> Recorded:
+        return self.handle(BuyCredits(as_id(contract_id), credits, _at(at), actor=actor))
 
     def renew_contract(self, contract_id: Id, reason: str | None = None, at: When = None,
-                       period_starts_on: date | None = None) -> Recorded:
-        return self.handle(RenewContract(as_id(contract_id), reason, _at(at), period_starts_on))
+                       period_starts_on: date | None = None, *, actor: Actor = SYSTEM) -> Recorded:
+        return self.handle(RenewContract(as_id(contract_id), reason, _at(at), period_starts_on, actor=actor))
 
-    def cancel_contract(self, contract_id: Id, reason: str | None = None, at: When = None) -> Recorded:
-        return self.handle(CancelContract(as_id(contract_id), reason, _at(at)))
+    def cancel_contract(self, contract_id: Id, reason: str | None = None, at: When = None, *,
+                        actor: Actor = SYSTEM) -> Recorded:
+        return self.handle(CancelContract(as_id(contract_id), reason, _at(at), actor=actor))
 
     def schedule_maintenance(self, contract_id: Id, starts_at: datetime | str, ends_at: datetime | str,
-                             reason: str | None = None, at: When = None) -> Recorded:
+                             reason: str | None = None, at: When = None, *, actor: Actor = SYSTEM) -> Recorded:
         return self.handle(ScheduleMaintenance(as_id(contract_id), values.instant(starts_at), values.instant(ends_at),
-                                               reason, _at(at)))
+                                               reason, _at(at), actor=actor))
 
     def open_ticket(self, contract_id: Id, title: str, reporter: str, channel: str | None = None,
                     priority: str | None = None, category: str | None = None,
-                    down_since: When = None, at: When = None) -> Recorded:
+                    down_since: When = None, at: When = None, *, actor: Actor = SYSTEM) -> Recorded:
         return self.handle(Open(contract_id=as_id(contract_id), title=title, reporter=reporter, channel=channel,
                                 priority=None if priority is None else values.priority(priority),
                                 category=None if category is None else values.category(category),
-                                down_since=_at(down_since), at=_at(at)))
+                                down_since=_at(down_since), at=_at(at), actor=actor))
 
-    def classify(self, ticket_id: Id, priority: str, category: str | None = None, at: When = None) -> Recorded:
+    def classify(self, ticket_id: Id, priority: str, category: str | None = None, at: When = None, *,
+                 actor: Actor = SYSTEM) -> Recorded:
         return self.handle(ClassifyTicket(as_id(ticket_id), values.priority(priority),
-                                          None if category is None else values.category(category), _at(at)))
+                                          None if category is None else values.category(category), _at(at),
+                                          actor=actor))
 
     def record_time(self, ticket_id: Id, minutes: int, kind: str, engineer: str | None = None,
-                    at: When = None) -> Recorded:
-        return self.handle(RecordTime(as_id(ticket_id), minutes, values.entry_kind(kind), engineer, _at(at)))
+                    at: When = None, *, actor: Actor = SYSTEM) -> Recorded:
+        return self.handle(RecordTime(as_id(ticket_id), minutes, values.entry_kind(kind), engineer, _at(at),
+                                      actor=actor))
 
-    def respond(self, ticket_id: Id, at: When = None) -> Recorded:
-        return self.handle(Respond(as_id(ticket_id), _at(at)))
+    def respond(self, ticket_id: Id, at: When = None, *, actor: Actor = SYSTEM) -> Recorded:
+        return self.handle(Respond(as_id(ticket_id), _at(at), actor=actor))
 
-    def resume(self, ticket_id: Id, at: When = None) -> Recorded:
-        return self.handle(Resume(as_id(ticket_id), _at(at)))
+    def resume(self, ticket_id: Id, at: When = None, *, actor: Actor = SYSTEM) -> Recorded:
+        return self.handle(Resume(as_id(ticket_id), _at(at), actor=actor))
 
-    def restore(self, ticket_id: Id, at: When = None) -> Recorded:
-        return self.handle(Restore(as_id(ticket_id), _at(at)))
+    def restore(self, ticket_id: Id, at: When = None, *, actor: Actor = SYSTEM) -> Recorded:
+        return self.handle(Restore(as_id(ticket_id), _at(at), actor=actor))
 
-    def pause(self, ticket_id: Id, reason: str | None = None, at: When = None) -> Recorded:
-        return self.handle(Pause(as_id(ticket_id), reason, _at(at)))
+    def pause(self, ticket_id: Id, reason: str | None = None, at: When = None, *,
+              actor: Actor = SYSTEM) -> Recorded:
+        return self.handle(Pause(as_id(ticket_id), reason, _at(at), actor=actor))
 
-    def resolve(self, ticket_id: Id, reason: str | None = None, at: When = None) -> Recorded:
-        return self.handle(Resolve(as_id(ticket_id), reason, _at(at)))
+    def resolve(self, ticket_id: Id, reason: str | None = None, at: When = None, *,
+                actor: Actor = SYSTEM) -> Recorded:
+        return self.handle(Resolve(as_id(ticket_id), reason, _at(at), actor=actor))
 
-    def reopen(self, ticket_id: Id, reason: str | None = None, at: When = None) -> Recorded:
-        return self.handle(Reopen(as_id(ticket_id), reason, _at(at)))
+    def reopen(self, ticket_id: Id, reason: str | None = None, at: When = None, *,
+               actor: Actor = SYSTEM) -> Recorded:
+        return self.handle(Reopen(as_id(ticket_id), reason, _at(at), actor=actor))
 
-    def cancel_ticket(self, ticket_id: Id, reason: str | None = None, at: When = None) -> Recorded:
-        return self.handle(CancelTicket(as_id(ticket_id), reason, _at(at)))
+    def cancel_ticket(self, ticket_id: Id, reason: str | None = None, at: When = None, *,
+                      actor: Actor = SYSTEM) -> Recorded:
+        return self.handle(CancelTicket(as_id(ticket_id), reason, _at(at), actor=actor))
 
 
 When = datetime | str | None

@@ -10,7 +10,9 @@ what depends on the aggregates (an unknown plan, a cancelled contract, a ticket 
 twice, the credits left). `aggregate_id` names the aggregate a command changes (None for a
 creation), so the host can serialise the commands of one aggregate. The names differ from the
 HTTP request bodies' (`Sign` is built from a `SignContract` body, `Open` from an `OpenTicket`
-body...) because the OpenAPI schema publishes those.
+body...) because the OpenAPI schema publishes those. Every command names its `actor`, the
+caller the application records on each event the command decides (domain/actors.py); a
+command built without one is the system's own.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any, ClassVar
 from uuid import UUID
 
 from domain import values
+from domain.actors import SYSTEM, Actor
 from domain.errors import InvalidInput, NotFound
 from domain.values import Category, EntryKind, Priority
 
@@ -64,6 +67,8 @@ class Command:
 
     # The field naming the aggregate the command changes; None for a creation.
     target: ClassVar[str | None] = None
+    # Every command's last field (declared on each, after its own: a keyword in practice).
+    actor: Actor
 
     def _set(self, name: str, value: Any) -> None:
         object.__setattr__(self, name, value)
@@ -73,6 +78,8 @@ class Command:
         if self.target is not None:
             self._set(self.target, as_id(getattr(self, self.target)))
         self._set("at", _instant(getattr(self, "at", None)))
+        if not isinstance(self.actor, Actor):
+            raise TypeError(f"a command's actor is an Actor, not {type(self.actor).__name__}")
 
     @property
     def aggregate_id(self) -> UUID | None:
@@ -92,6 +99,7 @@ class Sign(Command):
     time_zone: str | None = None
     holidays: tuple[date, ...] = ()
     at: datetime | None = None
+    actor: Actor = SYSTEM
 
     def __post_init__(self) -> None:
         values.text("customer", self.customer, values.MAX_NAME, required=True)
@@ -111,6 +119,7 @@ class BuyCredits(Command):
     contract_id: UUID
     credits: int
     at: datetime | None = None
+    actor: Actor = SYSTEM
 
     def __post_init__(self) -> None:
         self._normalise()
@@ -126,6 +135,7 @@ class RenewContract(Command):
     reason: str | None = None
     at: datetime | None = None
     period_starts_on: date | None = None
+    actor: Actor = SYSTEM
 
     def __post_init__(self) -> None:
         self._normalise()
@@ -137,6 +147,7 @@ class CancelContract(Command):
     contract_id: UUID
     reason: str | None = None
     at: datetime | None = None
+    actor: Actor = SYSTEM
 
     def __post_init__(self) -> None:
         self._normalise()
@@ -152,6 +163,7 @@ class ScheduleMaintenance(Command):
     ends_at: datetime
     reason: str | None = None
     at: datetime | None = None
+    actor: Actor = SYSTEM
 
     def __post_init__(self) -> None:
         self._set("starts_at", values.instant(self.starts_at))
@@ -174,6 +186,7 @@ class Open(Command):
     category: Category | None = None
     down_since: datetime | None = None
     at: datetime | None = None
+    actor: Actor = SYSTEM
 
     def __post_init__(self) -> None:
         # The order of the checks is the order of the refusals callers have always seen.
@@ -196,6 +209,7 @@ class ClassifyTicket(Command):
     priority: Priority
     category: Category | None = None
     at: datetime | None = None
+    actor: Actor = SYSTEM
 
     def __post_init__(self) -> None:
         values.priority(self.priority)
@@ -214,6 +228,7 @@ class RecordTime(Command):
     kind: EntryKind
     engineer: str | None = None
     at: datetime | None = None
+    actor: Actor = SYSTEM
 
     def __post_init__(self) -> None:
         values.positive_minutes(self.minutes)
@@ -228,6 +243,7 @@ class _TicketStep(Command):
     target = "ticket_id"
     ticket_id: UUID
     at: datetime | None = None
+    actor: Actor = SYSTEM
 
     def __post_init__(self) -> None:
         self._normalise()
@@ -241,6 +257,7 @@ class _TicketStepBecause(Command):
     ticket_id: UUID
     reason: str | None = None
     at: datetime | None = None
+    actor: Actor = SYSTEM
 
     def __post_init__(self) -> None:
         self._normalise()

@@ -1,7 +1,8 @@
 """The primitive view of one recorded event, the same whether it came from Kafka or the store.
 
 Projections read envelopes only, so a rebuild straight from the event store and a run from
-the topic apply exactly the same thing.
+the topic apply exactly the same thing. The envelope also says who asked for the event (its
+`actor`, apart from the fact's own `data`); the history shows it, the projections ignore it.
 """
 
 from __future__ import annotations
@@ -12,12 +13,18 @@ from datetime import datetime
 from typing import Any
 
 # Attributes of an eventsourcing domain event that belong to the envelope, not to the fact.
-_ENVELOPE_ATTRS = {"originator_id", "originator_version", "timestamp", "originator_topic"}
+_ENVELOPE_ATTRS = {"originator_id", "originator_version", "timestamp", "originator_topic", "actor"}
+
+
+def system_actor() -> dict[str, Any]:
+    """The actor of an event recorded before events named one: the backend itself."""
+    return {"kind": "system"}
 
 
 @dataclass(frozen=True)
 class Envelope:
-    """One event: where it stands in the global order, what it is about, and its fields."""
+    """One event: where it stands in the global order, what it is about, its fields, and who
+    asked for it (`actor`, in the shape of `domain.actors.Actor.as_json`)."""
 
     position: int
     type: str
@@ -27,6 +34,7 @@ class Envelope:
     occurred_at: datetime
     recorded_at: datetime
     data: dict[str, Any] = field(default_factory=dict)
+    actor: dict[str, Any] = field(default_factory=system_actor)
 
     @property
     def is_ticket_event(self) -> bool:
@@ -41,6 +49,7 @@ class Envelope:
             "position": self.position,
             "occurred_at": self.occurred_at.isoformat(),
             "recorded_at": self.recorded_at.isoformat(),
+            "actor": self.actor,
             **self.data,
         }
 
@@ -81,4 +90,5 @@ def from_domain_event(event: Any, position: int) -> Envelope:
         occurred_at=occurred_at,
         recorded_at=event.timestamp,
         data=data,
+        actor=getattr(event, "actor", None) or system_actor(),
     )

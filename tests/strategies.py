@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 from hypothesis import strategies as st
 
+from domain.actors import BOOTSTRAP, OPEN, ROLES, SYSTEM, Actor
 from domain.sla.calendar import Calendar
 
 CALENDAR_ZONES = (
@@ -181,3 +182,9 @@ def contract_histories(draw: st.DrawFn, events: int = 40) -> list[Any]:
         prefix = "Contract" if aggregate == cid else "Ticket"
         envs.append(Envelope(len(envs) + 1, f"{prefix}.{verb}", aggregate, 1, cid, at, at, data))
     return envs
+
+
+def actors() -> st.SearchStrategy[Actor]:
+    """Any actor an event may name: a token's holder (any id, any role) or one of the other kinds."""
+    tokens = st.builds(Actor, st.just("token"), st.text(min_size=1, max_size=40), st.sampled_from(ROLES))
+    return st.one_of(tokens, st.sampled_from((BOOTSTRAP, OPEN, SYSTEM)))

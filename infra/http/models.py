@@ -18,7 +18,7 @@ from uuid import UUID
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
 from domain import access, contract, periods, ticket, values
-from domain.actors import Role
+from domain.actors import ActorKind, Role
 from domain.sla import report
 from domain.values import Category, EntryKind, Priority
 
@@ -45,6 +45,10 @@ Name = Annotated[str, Field(min_length=1, max_length=values.MAX_NAME, pattern=NO
 Word = Annotated[str, Field(max_length=64, pattern=NO_NUL)]
 IdText = Annotated[str, Field(max_length=64, json_schema_extra={"format": "uuid"},
                               description="a UUID; any other text names nothing (404)")]
+
+
+def _absent(value: Any) -> bool:
+    return value is None
 
 
 def _iso(value: Any) -> Any:
@@ -154,6 +158,15 @@ class FreeForm(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
+class EventActor(BaseModel):
+    """Who asked for an event (docs/design.md, Access): a token's id and role, or only the kind."""
+
+    kind: ActorKind
+    # Absent, not null, for the kinds that name no token: the recorded shape.
+    token_id: str | None = Field(None, exclude_if=_absent, description="the token presented (kind `token`)")
+    role: Role | None = Field(None, exclude_if=_absent, description="the token's role (kind `token`)")
+
+
 class Event(FreeForm):
     type: str
     aggregate_id: Uuid
@@ -161,6 +174,7 @@ class Event(FreeForm):
     position: int
     occurred_at: At
     recorded_at: At
+    actor: EventActor
 
 
 class History(BaseModel):

@@ -3,11 +3,14 @@
 A message's value is the plain Avro binary encoding (no framing byte) of the event's record;
 its headers name the event type, the schema's CRC-64-AVRO fingerprint and the store
 position, so a consumer can pick the right reader schema without a registry. The relay
-refuses an event it has no schema for, or whose fields do not fit.
+refuses an event it has no schema for, or whose fields do not fit. Every envelope names the
+event's actor; a message written with an earlier envelope (schemas/earlier/, before `actor`
+was) is still read, by its own fingerprint, with today's schema: its actor is the system.
 """
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 from collections.abc import Mapping
@@ -19,6 +22,7 @@ import fastavro
 from fastavro.schema import fingerprint, load_schema, to_parsing_canonical_form
 from fastavro.validation import ValidationError, validate
 
+from domain.actors import Actor
 from domain.periods import utc
 from projections.envelope import Envelope
 
@@ -33,6 +37,7 @@ def _schema_dir() -> Path:
 
 
 SCHEMA_DIR = _schema_dir()
+EARLIER_DIR = SCHEMA_DIR / "earlier"
 H_TYPE = "ticketing-event-type"
 H_FINGERPRINT = "ticketing-schema-fingerprint"
 H_POSITION = "ticketing-position"
@@ -54,9 +59,18 @@ class Schema:
         self.event_type: str = raw["ticketing.event_type"]
         plain = load_schema(str(path), _write_hint=False)
         self.fingerprint = fingerprint(to_parsing_canonical_form(plain), "CRC-64-AVRO")
+        assert isinstance(plain, dict)
+        self.plain: dict[str, Any] = plain
         self.parsed = fastavro.parse_schema(plain)  # parsed once: the writer would redo it per call
         self.json_fields = {f["name"] for f in raw["fields"] if f.get("ticketing.json")}
         self.fields = [f["name"] for f in raw["fields"] if f["name"] != "envelope"]
+
+    def with_envelope(self, envelope: dict[str, Any]) -> tuple[str, Any]:
+        """This event's schema as written with another envelope: its fingerprint, and parsed."""
+        plain = copy.deepcopy(self.plain)
+        (head,) = (f for f in plain["fields"] if f["name"] == "envelope")
+        head["type"] = envelope
+        return fingerprint(to_parsing_canonical_form(plain), "CRC-64-AVRO"), fastavro.parse_schema(plain)
 
 
 def load_event_schemas(directory: Path = SCHEMA_DIR) -> dict[str, Schema]:
@@ -68,12 +82,24 @@ def load_event_schemas(directory: Path = SCHEMA_DIR) -> dict[str, Schema]:
     return schemas
 
 
+def earlier_envelopes(directory: Path = EARLIER_DIR) -> list[dict[str, Any]]:
+    """The envelopes published before today's, oldest first (each names no other type)."""
+    paths = sorted(directory.glob("ticketing.v1.Envelope.*.avsc"), key=lambda p: int(p.stem.rsplit(".", 1)[1]))
+    return [json.loads(p.read_text()) for p in paths]
+
+
 class Codec:
     """Encodes envelopes to messages and back."""
 
     def __init__(self, schemas: Mapping[str, Schema] | None = None) -> None:
         self.schemas = dict(schemas or load_event_schemas())
         self.by_fingerprint = {s.fingerprint: s for s in self.schemas.values()}
+        # Writer schemas of messages written before today's envelope, read with today's schema.
+        self.earlier: dict[str, tuple[Any, Schema]] = {}
+        for envelope in earlier_envelopes():
+            for schema in self.schemas.values():
+                found, writer = schema.with_envelope(envelope)
+                self.earlier[found] = (writer, schema)
 
     def encode(self, env: Envelope) -> tuple[bytes, list[tuple[str, bytes]]]:
         schema = self.schemas.get(env.type)
@@ -88,6 +114,7 @@ class Codec:
             "contract_id": env.contract_id,
             "occurred_at": env.occurred_at,
             "recorded_at": env.recorded_at,
+            "actor": _actor_record(env),
         }
         buffer = io.BytesIO()
         try:
@@ -105,17 +132,20 @@ class Codec:
         return buffer.getvalue(), headers
 
     def decode(self, value: bytes, headers: list[tuple[str, bytes]] | None) -> Envelope:
-        found = dict(headers or [])
-        schema = self.by_fingerprint.get(found.get(H_FINGERPRINT, b"").decode())
-        if schema is None:
-            raise DecodeError(f"unknown schema fingerprint {found.get(H_FINGERPRINT)!r}")
+        named = dict(headers or []).get(H_FINGERPRINT, b"")
+        writer, schema = self._writer_of(named)
+        reader = None if writer is schema.parsed else schema.parsed  # resolve only what needs it
         try:
-            record = fastavro.schemaless_reader(io.BytesIO(value), schema.parsed, None)
+            record = fastavro.schemaless_reader(io.BytesIO(value), writer, reader)
         except Exception as exc:  # fastavro raises a zoo of types on garbage
             raise DecodeError(f"undecodable {schema.event_type}: {exc!r}") from exc
         assert isinstance(record, dict)
         head = record.pop("envelope")
         data = {k: (json.loads(v) if k in schema.json_fields else v) for k, v in record.items()}
+        try:
+            actor = Actor.from_json(head["actor"]).as_json()
+        except ValueError as exc:
+            raise DecodeError(f"{schema.event_type} at {head['position']} names no valid actor: {exc}") from exc
         return Envelope(
             position=head["position"],
             type=head["event_type"],
@@ -125,7 +155,27 @@ class Codec:
             occurred_at=utc(head["occurred_at"]),
             recorded_at=utc(head["recorded_at"]),
             data=data,
+            actor=actor,
         )
+
+    def _writer_of(self, named: bytes) -> tuple[Any, Schema]:
+        """The writer schema a fingerprint names, and the event type's schema of today."""
+        schema = self.by_fingerprint.get(named.decode(errors="replace"))
+        if schema is not None:
+            return schema.parsed, schema
+        earlier = self.earlier.get(named.decode(errors="replace"))
+        if earlier is None:
+            raise DecodeError(f"unknown schema fingerprint {named!r}")
+        return earlier
+
+
+def _actor_record(env: Envelope) -> dict[str, Any]:
+    """The envelope's actor as its record: every field present, one not given null."""
+    try:
+        actor = Actor.from_json(env.actor)
+    except (KeyError, ValueError, TypeError) as exc:
+        raise EncodeError(f"{env.type} at {env.position} names no valid actor {env.actor!r}: {exc}") from exc
+    return {"kind": actor.kind, "token_id": actor.token_id, "role": actor.role}
 
 
 def _to_wire(name: str, value: Any, schema: Schema) -> Any:

@@ -9,7 +9,7 @@ local midnight in the contract's zone, or at the contract's last event when that
 a renewed contract is not due any more, `Contract.renew` refuses a period that is not later
 than the current one, and a cancelled contract refuses renewal. `ticketing renewals` runs it
 about once a minute under the supervisor, in one process at a time (the `renewals` lease);
-`--once` runs one pass.
+`--once` runs one pass. Its renewals name the system as their actor: no caller asked.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from datetime import date, datetime
 import psycopg
 import structlog
 
+from domain.actors import SYSTEM
 from domain.application import Recorded
 from domain.commands import RenewContract
 from domain.contract import ACTIVE
@@ -72,7 +73,7 @@ def _renew_next(store: ApplicationHost, contract_id: str, now: datetime) -> Reco
     at = local_midnight(anniversary, contract.time_zone)
     if at > now:
         return None
-    rec = app.handle(RenewContract(contract.id, REASON, max(at, contract.last_at), anniversary))
+    rec = app.handle(RenewContract(contract.id, REASON, max(at, contract.last_at), anniversary, actor=SYSTEM))
     log.info("renewed", contract_id=contract_id, period_starts_on=anniversary.isoformat(), position=rec.position)
     return rec
 

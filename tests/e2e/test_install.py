@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from infra.kafka.avro import load_event_schemas
+from infra.kafka.avro import Codec, load_event_schemas
 from infra.process import embedded
 from infra.process.catalog import load_catalog
 from tests.backends import environment
@@ -90,14 +90,15 @@ def test_every_installed_module_imports_without_the_dev_dependencies(venv: Path,
 
 
 def test_the_installed_package_carries_the_schemas_plans_and_sql(venv: Path, tmp_path: Path) -> None:
-    script = ("from infra.kafka.avro import load_event_schemas; from infra.process.catalog import load_catalog;"
+    script = ("from infra.kafka.avro import Codec, load_event_schemas; from infra.process.catalog import load_catalog;"
               "from infra.postgres import sql; print(len(load_event_schemas()), len(load_catalog()),"
-              " 'CREATE' in sql('tickets', 'x').upper())")
+              " 'CREATE' in sql('tickets', 'x').upper(), len(Codec().earlier))")
     done = subprocess.run([str(venv / "bin" / "python"), "-c", script], cwd=tmp_path, env=_clean_env(),
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    schemas, plans, has_sql = done.stdout.split()
+    schemas, plans, has_sql, earlier = done.stdout.split()
     assert (int(schemas), int(plans), has_sql) == (len(load_event_schemas()), len(load_catalog()), "True")
+    assert int(earlier) == len(Codec().earlier) > 0, "the earlier envelopes travel too"
 
 
 def test_ticketing_run_from_another_directory_serves_health_and_a_command(venv: Path, tmp_path: Path) -> None:

@@ -1,7 +1,7 @@
 """The automatic renewal pass on the real store, relay and ledger consumer: an hour bank whose
 year ended renews once, at the anniversary's local midnight, and a second pass records
 nothing more; an imported contract catches up on every anniversary it missed; a cancelled
-one never renews."""
+one never renews; a renewal names the system as its actor."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import httpx
 import psycopg
 import pytest
 
+from domain.actors import Actor
 from infra.postgres.store import ApplicationHost
 from infra.process import renewals, wiring
 from infra.settings import Settings
@@ -74,6 +75,19 @@ def test_an_imported_contract_catches_up_on_every_anniversary_it_missed(
     answer = ledger(client, cid, done[-1].position)
     assert answer["periods"] == ["2024-03-01", "2025-03-01", "2026-03-01"]
     assert answer["renews_at"] == "2027-03-01T00:00:00-05:00"
+
+
+def test_a_renewal_names_the_system_as_its_actor_whoever_signed_the_contract(
+    servers: Settings, app_store: ApplicationHost, client: httpx.Client
+) -> None:
+    signer = Actor("token", "tok-sales", "agent")
+    signed = app_store.app.sign_contract("Acme", "crm-experts/gold", "2025-01-01",
+                                         at="2024-12-20T10:00:00-05:00", actor=signer)
+    cid = signed.aggregate_id
+    ledger(client, cid, signed.position)
+    assert len(one_pass(servers, app_store, cid)) == 1
+    assert [(e.type, e.actor) for e in app_store.envelopes_of(cid)] == [
+        ("Contract.Signed", signer.as_json()), ("Contract.Renewed", {"kind": "system"})]
 
 
 def test_a_contract_cancelled_before_its_anniversary_never_renews(
