@@ -23,7 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from domain import commands, values
-from domain.actors import Caller
+from domain.actors import Actor, Caller
 from domain.application import Recorded
 from infra.http import access, errors, health, models
 from infra.http.errors import Declared
@@ -115,31 +115,35 @@ def contract_routes(b: Backend) -> APIRouter:
     r = APIRouter(tags=["commands"], route_class=Declared)
 
     @r.post("/contracts", status_code=201, response_model=models.NewContract)
-    def sign(body: models.SignContract, claim: NewContract) -> Response:
+    def sign(body: models.SignContract, claim: NewContract, caller: Calling) -> Response:
         rec = b.execute(lambda: commands.Sign(
             customer=body.customer, plan=body.plan, starts_on=body.starts_on, time_zone=body.time_zone,
-            holidays=tuple(body.holidays), at=body.at), claim)
+            holidays=tuple(body.holidays), at=body.at, actor=caller.actor), claim)
         return answer(rec, "contract_id", 201)
 
     @r.post("/contracts/{contract_id}/credits", response_model=models.Position, responses=COMMAND)
-    def credits(contract_id: ContractId, body: models.AddCredits, claim: Keyed) -> Response:
-        return answer(b.execute(lambda: commands.BuyCredits(contract_id, credits=body.credits, at=body.at), claim))
+    def credits(contract_id: ContractId, body: models.AddCredits, claim: Keyed, caller: Calling) -> Response:
+        return answer(b.execute(lambda: commands.BuyCredits(
+            contract_id, credits=body.credits, at=body.at, actor=caller.actor), claim))
 
     @r.post("/contracts/{contract_id}/renew", response_model=models.Position, responses=COMMAND)
-    def renew(contract_id: ContractId, claim: Keyed, body: models.Because | None = None) -> Response:
+    def renew(contract_id: ContractId, claim: Keyed, caller: Calling, body: models.Because | None = None) -> Response:
         given = body or models.Because()
-        return answer(b.execute(lambda: commands.RenewContract(contract_id, reason=given.reason, at=given.at), claim))
+        return answer(b.execute(lambda: commands.RenewContract(
+            contract_id, reason=given.reason, at=given.at, actor=caller.actor), claim))
 
     @r.post("/contracts/{contract_id}/cancel", response_model=models.Position, responses=COMMAND)
-    def cancel_contract(contract_id: ContractId, claim: Keyed, body: models.Because | None = None) -> Response:
+    def cancel_contract(contract_id: ContractId, claim: Keyed, caller: Calling,
+                        body: models.Because | None = None) -> Response:
         given = body or models.Because()
-        return answer(b.execute(lambda: commands.CancelContract(contract_id, reason=given.reason, at=given.at), claim))
+        return answer(b.execute(lambda: commands.CancelContract(
+            contract_id, reason=given.reason, at=given.at, actor=caller.actor), claim))
 
     @r.post("/contracts/{contract_id}/maintenance", response_model=models.Position, responses=COMMAND)
-    def maintenance(contract_id: ContractId, body: models.Maintenance,
-                    claim: Keyed) -> Response:
+    def maintenance(contract_id: ContractId, body: models.Maintenance, claim: Keyed, caller: Calling) -> Response:
         return answer(b.execute(lambda: commands.ScheduleMaintenance(
-            contract_id, starts_at=body.starts_at, ends_at=body.ends_at, reason=body.reason, at=body.at), claim))
+            contract_id, starts_at=body.starts_at, ends_at=body.ends_at, reason=body.reason, at=body.at,
+            actor=caller.actor), claim))
 
     return r
 
@@ -148,30 +152,32 @@ def ticket_routes(b: Backend) -> APIRouter:
     r = APIRouter(tags=["commands"], route_class=Declared)
 
     @r.post("/tickets", status_code=201, response_model=models.NewTicket, responses=COMMAND)
-    def open_ticket(body: models.OpenTicket, claim: NewTicket) -> Response:
+    def open_ticket(body: models.OpenTicket, claim: NewTicket, caller: Calling) -> Response:
         rec = b.execute(lambda: commands.Open(
             contract_id=commands.as_id(body.contract_id), title=body.title, reporter=body.reporter, channel=body.channel,
-            priority=body.priority, category=body.category, down_since=body.down_since, at=body.at), claim)
+            priority=body.priority, category=body.category, down_since=body.down_since, at=body.at,
+            actor=caller.actor), claim)
         return answer(rec, "ticket_id", 201)
 
     @r.post("/tickets/{ticket_id}/classify", response_model=models.Position, responses=COMMAND)
-    def classify(ticket_id: TicketId, body: models.Classify, claim: Keyed) -> Response:
+    def classify(ticket_id: TicketId, body: models.Classify, claim: Keyed, caller: Calling) -> Response:
         return answer(b.execute(lambda: commands.ClassifyTicket(
-            ticket_id, priority=body.priority, category=body.category, at=body.at), claim))
+            ticket_id, priority=body.priority, category=body.category, at=body.at, actor=caller.actor), claim))
 
     @r.post("/tickets/{ticket_id}/time", response_model=models.Position, responses=COMMAND)
-    def time_entry(ticket_id: TicketId, body: models.TimeEntry, claim: Keyed) -> Response:
+    def time_entry(ticket_id: TicketId, body: models.TimeEntry, claim: Keyed, caller: Calling) -> Response:
         return answer(b.execute(lambda: commands.RecordTime(
-            ticket_id, minutes=body.minutes, kind=body.kind, engineer=body.engineer, at=body.at), claim))
+            ticket_id, minutes=body.minutes, kind=body.kind, engineer=body.engineer, at=body.at,
+            actor=caller.actor), claim))
 
-    simple: dict[str, Callable[[UUID, models.Because], commands.Command]] = {
-        "respond": lambda t, g: commands.Respond(t, at=g.at),
-        "resume": lambda t, g: commands.Resume(t, at=g.at),
-        "restore": lambda t, g: commands.Restore(t, at=g.at),
-        "pause": lambda t, g: commands.Pause(t, reason=g.reason, at=g.at),
-        "resolve": lambda t, g: commands.Resolve(t, reason=g.reason, at=g.at),
-        "reopen": lambda t, g: commands.Reopen(t, reason=g.reason, at=g.at),
-        "cancel": lambda t, g: commands.CancelTicket(t, reason=g.reason, at=g.at),
+    simple: dict[str, Callable[[UUID, models.Because, Actor], commands.Command]] = {
+        "respond": lambda t, g, a: commands.Respond(t, at=g.at, actor=a),
+        "resume": lambda t, g, a: commands.Resume(t, at=g.at, actor=a),
+        "restore": lambda t, g, a: commands.Restore(t, at=g.at, actor=a),
+        "pause": lambda t, g, a: commands.Pause(t, reason=g.reason, at=g.at, actor=a),
+        "resolve": lambda t, g, a: commands.Resolve(t, reason=g.reason, at=g.at, actor=a),
+        "reopen": lambda t, g, a: commands.Reopen(t, reason=g.reason, at=g.at, actor=a),
+        "cancel": lambda t, g, a: commands.CancelTicket(t, reason=g.reason, at=g.at, actor=a),
     }
     for verb, build in simple.items():
         r.add_api_route(f"/tickets/{{ticket_id}}/{verb}", _simple(b, build), methods=["POST"], name=verb,
@@ -179,13 +185,13 @@ def ticket_routes(b: Backend) -> APIRouter:
     return r
 
 
-def _simple(b: Backend, build: Callable[[UUID, models.Because], commands.Command]) -> Callable[..., Response]:
+def _simple(b: Backend, build: Callable[[UUID, models.Because, Actor], commands.Command]) -> Callable[..., Response]:
     """A route for a ticket command that takes only an optional reason and `at`."""
 
-    def route(ticket_id: TicketId, claim: Keyed,
+    def route(ticket_id: TicketId, claim: Keyed, caller: Calling,
               body: models.Because | None = None) -> Response:
         given = body or models.Because()
-        return answer(b.execute(lambda: build(ticket_id, given), claim))
+        return answer(b.execute(lambda: build(ticket_id, given, caller.actor), claim))
 
     return route
 

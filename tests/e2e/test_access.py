@@ -239,3 +239,25 @@ def test_an_api_beyond_loopback_without_an_admin_token_refuses_to_start(backend:
                                  env=dict(env, TICKETING_HTTP_HOST="0.0.0.0", TICKETING_HTTP_PORT=str(embedded.free_port())),
                                  timeout=60)
         assert started.returncode != 0 and "TICKETING_ADMIN_TOKEN" in started.stderr, (command, started.stderr)
+
+
+def test_every_event_names_the_caller_whose_command_recorded_it(world: World, backend: Processes) -> None:
+    admin, agent = world.headers("admin"), world.headers("agent")
+    signed = httpx.post(f"{world.url}/contracts", headers=admin,
+                        json={"customer": "Acme", "plan": "crm-experts/gold", "starts_on": "2026-01-01"}).json()
+    cid = signed["contract_id"]
+    customer = issue(world.url, role="customer", contracts=[cid])
+    tid = httpx.post(f"{world.url}/tickets", headers=bearer(customer["token"]),
+                     json={"contract_id": cid, "title": "t", "reporter": "r"}).json()["ticket_id"]
+    assert httpx.post(f"{world.url}/tickets/{tid}/classify", headers=agent, json={"priority": "P2"}).status_code == 200
+    open_api = httpx.post(f"{backend.base_url}/tickets/{tid}/respond", json={})  # the session's open API
+    assert open_api.status_code == 200
+    events = httpx.get(f"{world.url}/contracts/{cid}/history", headers=admin).json()["events"]
+    agent_id = next(t["token_id"] for t in httpx.get(f"{world.url}/tokens", headers=admin).json()["tokens"]
+                    if t["role"] == "agent" and world.tokens["agent"].startswith(f"tk_{t['token_id'].replace('-', '')}"))
+    assert [(e["type"], e["actor"]) for e in events] == [
+        ("Contract.Signed", {"kind": "bootstrap"}),
+        ("Ticket.Opened", {"kind": "token", "token_id": customer["token_id"], "role": "customer"}),
+        ("Ticket.Classified", {"kind": "token", "token_id": agent_id, "role": "agent"}),
+        ("Ticket.Responded", {"kind": "open"}),
+    ]
