@@ -5,6 +5,7 @@ process, expiry, the named-user limits of the plans, the Host check and the safe
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -261,3 +262,26 @@ def test_every_event_names_the_caller_whose_command_recorded_it(world: World, ba
         ("Ticket.Classified", {"kind": "token", "token_id": agent_id, "role": "agent"}),
         ("Ticket.Responded", {"kind": "open"}),
     ]
+
+
+def test_the_tokens_command_issues_lists_rotates_and_revokes(world: World, backend: Processes) -> None:
+    def tokens(*args: str) -> str:
+        done = subprocess.run([sys.executable, "-m", "infra.process.cli", "tokens", *args], env=backend.env,
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    issued = json.loads(tokens("create", "--role", "customer", "--contract", world.mine, "--name", "from the shell"))
+    mine = f"{world.url}/contracts/{world.mine}"
+    assert httpx.get(mine, headers=bearer(issued["token"])).status_code == 200
+    assert issued["token_id"] in tokens("list") and issued["token"] not in tokens("list")
+    rotated = json.loads(tokens("rotate", issued["token_id"]))
+    assert httpx.get(mine, headers=bearer(issued["token"])).status_code == 401
+    assert httpx.get(mine, headers=bearer(rotated["token"])).status_code == 200
+    tokens("revoke", issued["token_id"])
+    assert httpx.get(mine, headers=bearer(rotated["token"])).status_code == 401
+    events = httpx.get(f"{world.url}/tokens/{issued['token_id']}", headers=ADMIN).json()["events"]
+    assert [e["actor"] for e in events] == [{"kind": "system"}] * 3
+    refused = subprocess.run([sys.executable, "-m", "infra.process.cli", "tokens", "create", "--role", "customer"],
+                             env=backend.env, capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 1 and "contracts" in refused.stderr
