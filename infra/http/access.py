@@ -28,6 +28,7 @@ ANYONE: frozenset[Role] = frozenset(ROLES)
 STAFF: frozenset[Role] = frozenset({"admin", "agent", "auditor"})
 WRITERS: frozenset[Role] = frozenset({"admin", "agent"})
 ADMIN: frozenset[Role] = frozenset({"admin"})
+CUSTOMERS_TOO: frozenset[Role] = WRITERS | {"customer"}
 
 
 @dataclass(frozen=True)
@@ -39,10 +40,6 @@ class Rule:
     roles: frozenset[Role]
     owns: Owns = "none"
     public: bool = False
-
-
-def _customers(rule_roles: frozenset[Role]) -> frozenset[Role]:
-    return rule_roles | {"customer"}
 
 
 CONTRACT_COMMAND = Rule(WRITERS, "contract")
@@ -58,9 +55,9 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/contracts/{contract_id}/cancel"): CONTRACT_COMMAND,
     ("POST", "/contracts/{contract_id}/maintenance"): CONTRACT_COMMAND,
     # commands on tickets: a customer opens tickets on its contracts, cancels and reopens its tickets
-    ("POST", "/tickets"): Rule(_customers(WRITERS), "body"),
-    ("POST", "/tickets/{ticket_id}/cancel"): Rule(_customers(WRITERS), "ticket"),
-    ("POST", "/tickets/{ticket_id}/reopen"): Rule(_customers(WRITERS), "ticket"),
+    ("POST", "/tickets"): Rule(CUSTOMERS_TOO, "body"),
+    ("POST", "/tickets/{ticket_id}/cancel"): Rule(CUSTOMERS_TOO, "ticket"),
+    ("POST", "/tickets/{ticket_id}/reopen"): Rule(CUSTOMERS_TOO, "ticket"),
     ("POST", "/tickets/{ticket_id}/classify"): TICKET_COMMAND,
     ("POST", "/tickets/{ticket_id}/time"): TICKET_COMMAND,
     ("POST", "/tickets/{ticket_id}/respond"): TICKET_COMMAND,

@@ -119,8 +119,7 @@ class TokenStore:
                 self._use_key(curs, actor, key)
             for contract, limit in limits.items():
                 if limit is not None:
-                    check = access.check_named_users
-                    check(UUID(contract), limit, self._active_customers(curs, contract, now))
+                    access.check_named_users(UUID(contract), limit, self._active_customers(curs, contract, now))
             curs.execute(
                 f"INSERT INTO {SCHEMA}.tokens (token_id, secret_hash, role, contracts, name, created_at, expires_at)"
                 " VALUES (%s, %s, %s, %s::uuid[], %s, %s, %s)",
