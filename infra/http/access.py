@@ -68,6 +68,7 @@ RULES: dict[tuple[str, str], Rule] = {
     # reads: everyone, a customer on its own contracts and tickets
     ("GET", "/contracts/{contract_id}"): CONTRACT_READ,
     ("GET", "/contracts/{contract_id}/history"): CONTRACT_READ,
+    ("GET", "/contracts/{contract_id}/proof"): Rule(STAFF, "contract"),
     ("GET", "/contracts/{contract_id}/tickets"): CONTRACT_READ,
     ("GET", "/contracts/{contract_id}/sla"): CONTRACT_READ,
     ("GET", "/contracts/{contract_id}/ledger"): CONTRACT_READ,

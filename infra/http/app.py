@@ -201,9 +201,17 @@ def query_routes(b: Backend) -> APIRouter:
 
     @r.get("/contracts/{contract_id}/history", response_model=models.History)
     def history(contract_id: ContractId, as_of: Annotated[models.Instant | None, Query(
-            description="ISO-8601 instant with offset; default: now")] = None) -> dict[str, Any]:
+            description="business time: events that happened at or before it; ISO-8601 with offset; default: now")] = None,
+                known_at: Annotated[models.Instant | None, Query(
+            description="commit time: only events the store had committed at or before it; default: all")] = None,
+                ) -> dict[str, Any]:
         when = values.instant(as_of) if as_of else b.clock.now()
-        return b.store.history(contract_id, when)
+        latest = b.clock.now() + values.FUTURE_SKEW
+        return b.store.history(contract_id, when, values.instant(known_at, latest) if known_at else None)
+
+    @r.get("/contracts/{contract_id}/proof", response_model=models.Proof)
+    def proof(contract_id: ContractId) -> dict[str, Any]:
+        return b.store.proof(contract_id)
 
     @r.get("/health", response_model=models.Health, responses={
         503: {"model": models.Health, "description": "a part of the backend is down"}})

@@ -175,10 +175,13 @@ class Event(FreeForm):
     occurred_at: At
     recorded_at: At
     actor: EventActor
+    committed_at: At = Field(description="when the store committed it (commit time: what `known_at` filters on)")
+    hash: str = Field(description="its link in the contract's hash chain (hex SHA-256; docs/audit.md)")
 
 
 class History(BaseModel):
     as_of: At
+    known_at: At | None = Field(description="only events committed at or before it (null: all so far)")
     events: list[Event]
     contract: dict[str, Any] | None = Field(description="the contract's state as of `as_of`")
     tickets: list[dict[str, Any]] = Field(description="its tickets' states as of `as_of`")
@@ -439,6 +442,15 @@ class Health(BaseModel):
     status: Literal["ok", "unavailable"]
     checks: dict[str, Literal["ok", "down", "timeout", "blocked", "no recent heartbeat", "unknown"]] = Field(
         description="store, broker, relay and projection:NAME, each by its state (never an error's text)")
+
+
+class Proof(BaseModel):
+    """The head of a contract's hash chain: keep it, and check an export against it later."""
+
+    contract_id: Uuid
+    head_hash: str = Field(description="hex SHA-256: the link of the contract's last event (64 zeros before any)")
+    events: int = Field(description="how many events the chain holds")
+    position: int = Field(description="the store position of its last event")
 
 
 # -- tokens ----------------------------------------------------------------------------------

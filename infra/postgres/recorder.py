@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import wraps
 from typing import Any
+from uuid import UUID
 
 import psycopg
 import structlog
@@ -52,9 +53,11 @@ class Claim:
 
 @dataclass
 class Append:
-    """One command's new events, and its claim if it carries an idempotency key."""
+    """One command's new events, the contract of each (its hash chain), and its claim if it
+    carries an idempotency key."""
 
     events: Sequence[StoredEvent]
+    contracts: Sequence[UUID]
     claim: Claim | None = None
     ids: list[int] = field(default_factory=list)
 
@@ -104,7 +107,7 @@ class TicketingRecorder(PostgresApplicationRecorder):
                 kept.append({"scope": c.scope, "key": c.key, "hash": c.digest.hex(), "status": c.status,
                              "answer": c.answer(str(a.events[0].originator_id)), "last": last})
         columns = ([e.originator_id for e in events], [e.originator_version for e in events],
-                   [e.topic for e in events], [e.state for e in events])
+                   [e.topic for e in events], [e.state for e in events], [c for a in appends for c in a.contracts])
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
             try:
                 curs.execute(self._append_statement, (*columns, json.dumps(kept), self._lock_timeout), prepare=True)
@@ -122,7 +125,7 @@ class TicketingRecorder(PostgresApplicationRecorder):
     def _append_statement(self) -> Composed:
         schema = Identifier(self.datastore.schema)
         return SQL("SELECT {schema}.ticketing_append(%s::uuid[], %s::bigint[], %s::text[], %s::bytea[],"
-                   " %s::jsonb, %s) AS ids").format(schema=schema)
+                   " %s::uuid[], %s::jsonb, %s) AS ids").format(schema=schema)
 
     @property
     def _lock_timeout(self) -> str:

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import contextvars
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, nullcontext, suppress
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID
@@ -24,7 +25,9 @@ from uuid import UUID
 import psycopg
 from eventsourcing.persistence import IntegrityError, Notification, Recording, StoredEvent
 
+from domain import chain
 from domain.application import Recorded, TicketingApplication, _project
+from domain.chain import Link
 from domain.commands import Command, as_id
 from domain.contract import Contract
 from domain.errors import ConcurrentChange, DomainError, InvalidInput
@@ -101,7 +104,8 @@ class HostedApplication(TicketingApplication):
         events = [e for _, collected in pending for e in collected]
         self.check(events)
         stored = [self.mapper.to_stored_event(e) for e in events]
-        ids = self.commit(Append(stored, CLAIM.get()))
+        contracts = [UUID(str(getattr(e, "contract_id", None) or e.originator_id)) for e in events]
+        ids = self.commit(Append(stored, contracts, CLAIM.get()))
         for aggregate, collected in pending:
             self.repository.committed(aggregate)
             self._snapshot(aggregate, collected)
@@ -113,6 +117,12 @@ class HostedApplication(TicketingApplication):
             if interval and event.originator_version % interval == 0:
                 with suppress(IntegrityError):  # another process took the same snapshot
                     self.take_snapshot(event.originator_id, event.originator_version, _project)
+
+
+def _link(contract_id: str, row: tuple[Any, ...]) -> Link:
+    position, originator_id, version, topic, state, committed_at, stored_hash = row
+    return Link(position, committed_at, contract_id, str(originator_id), version, topic, bytes(state),
+                bytes(stored_hash) if stored_hash is not None else None)
 
 
 def _notification(stored: StoredEvent, position: int) -> Notification:
@@ -137,7 +147,7 @@ class ApplicationHost:
             conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
             env = postgres.store_env(url, schema, pool_size)
             self.app = HostedApplication(catalog, env=env, clock=clock)
-            for name in ("event_index", "idempotency", "append"):
+            for name in ("event_index", "idempotency", "chain", "append"):
                 conn.execute(postgres.sql(name, schema))
             conn.execute("SELECT pg_advisory_unlock(hashtext('ticketing-store-setup'))")
         self.app.check = EventCheck(Codec())
@@ -196,15 +206,44 @@ class ApplicationHost:
 
     # -- audit reads ------------------------------------------------------------------------
 
-    def envelopes_of(self, contract_id: str) -> list[Envelope]:
-        """Every event of the contract and its tickets, in store order."""
+    def envelopes_of(self, contract_id: str, known_at: datetime | None = None) -> list[Envelope]:
+        """Every event of the contract and its tickets, in store order; with `known_at`, only
+        those committed at or before it (what the store knew then)."""
+        return [envelope for envelope, _ in self.recorded_of(contract_id, known_at)]
+
+    def recorded_of(self, contract_id: str, known_at: datetime | None = None) -> list[tuple[Envelope, Link]]:
+        """`envelopes_of`, each with its link in the contract's hash chain (domain/chain.py):
+        its commit time, its stored bytes and the hash stored with it."""
         rows = self._query(
-            f"SELECT notification_id, originator_id, originator_version, topic, state"
-            f" FROM {self.table} WHERE originator_id = %s OR {self.schema}.contract_of(state) = %s"
-            " ORDER BY notification_id",
-            (UUID(contract_id), contract_id),
+            f"SELECT notification_id, originator_id, originator_version, topic, state, committed_at, chain_hash"
+            f" FROM {self.table} WHERE (originator_id = %s OR {self.schema}.contract_of(state) = %s)"
+            " AND (%s::timestamptz IS NULL OR committed_at <= %s) ORDER BY notification_id",
+            (UUID(contract_id), contract_id, known_at, known_at),
         )
-        return [self.to_envelope(*row) for row in rows]
+        return [(self.to_envelope(*row[:5]), _link(contract_id, row)) for row in rows]
+
+    def proof(self, contract_id: str | UUID) -> dict[str, Any]:
+        """The head of the contract's hash chain: what an auditor keeps to check an export later."""
+        cid = as_id(contract_id)
+        rows = self._query(f"SELECT head, events, position FROM {self.schema}.chain_heads WHERE contract_id = %s",
+                           (cid,))
+        if not rows:
+            self.app.contract(cid)  # 404 for no such contract
+            return {"contract_id": str(cid), "head_hash": chain.GENESIS.hex(), "events": 0, "position": 0}
+        head, events, position = rows[0]
+        return {"contract_id": str(cid), "head_hash": bytes(head).hex(), "events": events, "position": position}
+
+    def verify_chains(self, contract_id: str | None = None) -> Iterator[chain.Verdict]:
+        """Recompute the stored chains (one contract's, or all) from the stored bytes, in store
+        order, and compare each link and each head with what is stored."""
+        contracts = [str(as_id(contract_id))] if contract_id else [str(r[0]) for r in self._query(
+            f"SELECT contract_id FROM {self.schema}.chain_heads ORDER BY contract_id", ())]
+        for cid in contracts:
+            verdict = chain.verify(cid, (link for _, link in self.recorded_of(cid)))
+            stored = self.proof(cid)
+            if verdict.ok and (verdict.head.hex(), verdict.events) != (stored["head_hash"], stored["events"]):
+                verdict = replace(verdict, broken_at=stored["position"])  # the head was rewritten, or events dropped
+            yield verdict
 
     def named_users(self, contract_id: UUID) -> int | None:
         """The named users the contract's plan supports (None: unlimited); NotFound for no contract."""
@@ -221,13 +260,16 @@ class ApplicationHost:
         stored = StoredEvent(originator_id, version, topic, bytes(state))
         return from_domain_event(self.app.mapper.to_domain_event(stored), position)
 
-    def history(self, contract_id: str | UUID, as_of: datetime) -> dict[str, Any]:
-        """The audit view: events up to `as_of` (business time) and the state they add up to."""
+    def history(self, contract_id: str | UUID, as_of: datetime, known_at: datetime | None = None) -> dict[str, Any]:
+        """The audit view: events up to `as_of` (business time) that were committed by
+        `known_at` (commit time; default: now), and the state they add up to."""
         cid = str(as_id(contract_id))
-        events = [e for e in self.envelopes_of(cid) if e.occurred_at <= as_of]
+        recorded = [(e, link) for e, link in self.recorded_of(cid, known_at) if e.occurred_at <= as_of]
+        events = [e for e, _ in recorded]
+        known = {"known_at": known_at.isoformat() if known_at else None}
         if not any(e.aggregate_id == cid for e in events):
             self.app.contract(cid)  # 404 when the contract does not exist at all
-            return {"as_of": as_of.isoformat(), "events": [], "contract": None, "tickets": []}
+            return {"as_of": as_of.isoformat(), **known, "events": [], "contract": None, "tickets": []}
         versions: dict[str, int] = {}
         for e in events:
             versions[e.aggregate_id] = e.aggregate_version
@@ -236,7 +278,9 @@ class ApplicationHost:
                                          for i, v in versions.items()]
         return {
             "as_of": as_of.isoformat(),
-            "events": [e.as_json() for e in events],
+            **known,
+            "events": [{**e.as_json(), "committed_at": link.committed_at.isoformat(),
+                        "hash": (link.stored_hash or b"").hex()} for e, link in recorded],
             "contract": contract.state(),
             "tickets": tickets,
         }

@@ -1,27 +1,61 @@
 -- One group commit's append as a single statement, so a batch costs one round trip (in
 -- autocommit the statement is its own transaction): the events table is locked for the
 -- transaction, as the library does, so ids are handed out in commit order and readers never
--- pass a gap that fills later; the events go in; and each keyed command's answer is kept with
--- the position of its last event (`last`, 1-based into the batch), in the same transaction.
--- The events come as four arrays, one per column (cheaper to send than an array of rows).
+-- pass a gap that fills later; the events go in, each with the batch's commit time and its
+-- link in its contract's hash chain (docs/audit.md); and each keyed command's answer is kept
+-- with the position of its last event (`last`, 1-based into the batch), in the same transaction.
+-- The events come as arrays, one per column (cheaper to send than an array of rows);
+-- `contracts` names each event's contract (its own id for a contract's event).
 -- Answers the new notification ids in the order the events were given.
+DROP FUNCTION IF EXISTS {schema}.ticketing_append(uuid[], bigint[], text[], bytea[], jsonb, text);
 CREATE OR REPLACE FUNCTION {schema}.ticketing_append(
-    ids uuid[], versions bigint[], topics text[], states bytea[], claims jsonb, lock_timeout text
+    ids uuid[], versions bigint[], topics text[], states bytea[], contracts uuid[], claims jsonb,
+    lock_timeout text
 ) RETURNS bigint[]
 LANGUAGE plpgsql
 AS $$
 DECLARE
     positions bigint[];
+    committed timestamptz := clock_timestamp();
+    latest timestamptz;
+    stamp text;
+    heads jsonb;
+    hashes bytea[] := '{}';
+    link bytea;
+    contract text;
 BEGIN
     PERFORM set_config('lock_timeout', lock_timeout, true);
     LOCK TABLE {schema}.ticketing_events IN EXCLUSIVE MODE;
+    -- Commit time follows the store's order, whatever the server's clock did meanwhile.
+    SELECT committed_at INTO latest FROM {schema}.ticketing_events ORDER BY notification_id DESC LIMIT 1;
+    IF latest IS NOT NULL AND latest > committed THEN
+        committed := latest;
+    END IF;
+    stamp := to_char(committed AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
+    SELECT coalesce(jsonb_object_agg(h.contract_id::text, encode(h.head, 'hex')), '{}'::jsonb) INTO heads
+    FROM {schema}.chain_heads h WHERE h.contract_id = ANY (contracts);
+    FOR i IN 1 .. coalesce(array_length(ids, 1), 0) LOOP
+        contract := contracts[i]::text;
+        link := sha256(
+            coalesce(decode(heads ->> contract, 'hex'), '\x0000000000000000000000000000000000000000000000000000000000000000'::bytea)
+            || convert_to(format(E'ticketing-chain-v1\n%s\n%s\n%s\n%s\n%s\n', stamp, contract, ids[i], versions[i], topics[i]), 'UTF8')
+            || states[i]);
+        heads := jsonb_set(heads, ARRAY[contract], to_jsonb(encode(link, 'hex')));
+        hashes := hashes || link;
+    END LOOP;
     -- Under the lock the sequence hands the rows their ids in insertion order.
     WITH inserted AS (
-        INSERT INTO {schema}.ticketing_events (originator_id, originator_version, topic, state)
-        SELECT * FROM unnest(ids, versions, topics, states)
+        INSERT INTO {schema}.ticketing_events (originator_id, originator_version, topic, state, committed_at, chain_hash)
+        SELECT e.i, e.v, e.t, e.s, committed, e.h FROM unnest(ids, versions, topics, states, hashes) AS e(i, v, t, s, h)
         RETURNING notification_id
     )
     SELECT array_agg(notification_id ORDER BY notification_id) INTO positions FROM inserted;
+    INSERT INTO {schema}.chain_heads (contract_id, head, events, position)
+    SELECT c.contract, decode(heads ->> c.contract::text, 'hex'), count(*), max(positions[c.n])
+    FROM unnest(contracts) WITH ORDINALITY AS c(contract, n)
+    GROUP BY c.contract
+    ON CONFLICT (contract_id) DO UPDATE
+        SET head = EXCLUDED.head, events = {schema}.chain_heads.events + EXCLUDED.events, position = EXCLUDED.position;
     IF jsonb_array_length(claims) > 0 THEN
         INSERT INTO {schema}.idempotency (scope, key, request_hash, status, answer)
         SELECT d.scope, d.key, decode(d.hash, 'hex'), d.status,
