@@ -1,0 +1,1 @@
+"""The formats a contract is exported in (docs/audit.md, Exports)."""
