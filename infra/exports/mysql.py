@@ -60,9 +60,8 @@ def literal(value: Any) -> str:
         return "1" if value else "0"
     if isinstance(value, int | float):
         return repr(value)
-    if not isinstance(value, str):
-        value = json.dumps(value, sort_keys=True, ensure_ascii=False)
-    return "'" + value.replace("'", "''") + "'"
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, ensure_ascii=False)
+    return "'" + text.replace("'", "''") + "'"
 
 
 def _inserts(table: str, rows: Iterable[Sequence[Any]]) -> Iterable[str]:
