@@ -1,10 +1,10 @@
 """The SLA clocks of one ticket: due instants and statuses from its facts and its contract's terms.
 
 `evaluate(rules, facts, now)` is pure (`now` is a parameter) and gives, for the response and the
-resolution clock, the target, the due instant, the stop, the business time elapsed and a status
-among running, paused, breached, met, missed, none; its docstring lists the interpretations
-of docs/design.md. `SlaRules` holds a contract's terms, its calendars and targets worked out
-once. Pure: no I/O, no clock.
+resolution clock, the priority (and category) that judges it, the target, the due instant, the
+stop, the business time elapsed and a status among running, paused, breached, met, missed, none;
+its docstring lists the interpretations of docs/design.md. `SlaRules` holds a contract's terms,
+its calendars and targets worked out once. Pure: no I/O, no clock.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 from domain.durations import Duration
 from domain.plans import PlanTerms
 from domain.sla.calendar import Calendar
-from domain.sla.facts import Span, TicketFacts
+from domain.sla.facts import Classification, Span, TicketFacts
 
 ZERO = timedelta(0)
 _MICRO = timedelta(microseconds=1)
@@ -114,7 +114,11 @@ class ClockResult:
     """One clock of one ticket, as of an instant."""
 
     clock: str
-    priority: str  # whose target applies (P1 for a lowered bpm premium P1's resolution)
+    # Whose target judges the clock: the current classification while it is on, the one in
+    # force at its stop once it stopped (P1 for a lowered bpm premium P1's resolution).
+    priority: str
+    category: str | None
+    group: str  # the plan's target key for them: the priority, or the category
     status: str
     due_at: datetime | None
     stopped_at: datetime | None
@@ -170,9 +174,17 @@ def evaluate(rules: SlaRules, facts: TicketFacts, now: datetime, *, elapsed: boo
     - A clock runs on the calendar the terms give its priority and clock ("P2.resolution", "P2",
       "default"), in the contract's zone plus its extra holidays; N business days are N times that
       calendar's nominal day. A target of 0 is due at the opening, or the next opening after it.
-    - Reclassification is retroactive: the current priority's (and category's) target and calendar
-      apply from the opening, the business time elapsed since then kept (never restarted); where the
-      calendar changes with the priority, the elapsed time is recounted on the new calendar.
+    - Reclassification is retroactive to the clocks still on (running or paused): the current
+      priority's (and category's) target and calendar apply to them from the opening, the business
+      time elapsed since then kept (never restarted); where the calendar changes with the priority,
+      the elapsed time is recounted on the new calendar.
+    - A clock that stopped is judged under the priority and category in force when it stopped (set
+      by the classifications before its stop: one stamped with the very instant may have been
+      recorded after it, and the facts keep no order within an instant) and keeps that target, due
+      instant and verdict whatever later reclassifications say; the monthly report counts it under
+      that priority (`ClockResult.priority`, `.group`). The response clock, once stopped, never restarts. The
+      resolution clock restarts on a reopening: running again, it follows the current priority,
+      from the opening, like any clock on, and is judged afresh when it stops again.
     - Response: from the opening to the first response; a resolution (or cancellation) before any
       response stops it too, since resolving answers the customer. It does not pause.
     - Resolution: business time over [opening, resolution) minus pauses, across reopenings: a
@@ -180,8 +192,11 @@ def evaluate(rules: SlaRules, facts: TicketFacts, now: datetime, *, elapsed: boo
       add(reopened_at, target - elapsed so far) (future pauses are not guessed). A reopened ticket
       whose target was used up is breached at once. While paused before its due instant, a clock's
       due is unknown (None): it depends on when the wait ends.
-    - `p1_downgrade_meets_resolution` (bpm premium): while a ticket that was P1 stays lowered to
-      P3/P4, its resolution clock is P1's, stopped at the lowering (met if not after P1's due).
+    - `p1_downgrade_meets_resolution` (bpm premium): lowering a P1 to P3/P4 is its P1 resolution:
+      the resolution clock stops at the first such lowering under P1's target (met if not after
+      P1's due, missed if later), and, being stopped, keeps that verdict: a later raise, or a
+      reopening, does not restart it. A response clock that stopped before the lowering keeps its
+      P1 verdict; one still running then follows P3/P4 from the opening.
     - Cancellation stops both clocks: one already past due is `missed` (the breach happened),
       any other unstopped clock is `none` (a withdrawn request owes nothing more).
     - The due instant is the earliest at which the clock's business time reaches the target.
@@ -194,8 +209,7 @@ def evaluate(rules: SlaRules, facts: TicketFacts, now: datetime, *, elapsed: boo
     priority, category = facts.priority, facts.category
     return SlaResult(
         priority, category, rules.group_of(priority, category), now,
-        _response(rules, facts, priority, category, now, elapsed),
-        _resolution(rules, facts, priority, category, now, elapsed),
+        _response(rules, facts, now, elapsed), _resolution(rules, facts, now, elapsed),
     )
 
 
@@ -204,40 +218,45 @@ def _first(stops: list[tuple[datetime | None, str]]) -> tuple[datetime | None, s
     return min(found, key=lambda s: s[0]) if found else (None, None)  # ties: the first listed
 
 
-def _response(rules: SlaRules, facts: TicketFacts, priority: str, category: str | None,
-              now: datetime, elapsed: bool) -> ClockResult:
+def _response(rules: SlaRules, facts: TicketFacts, now: datetime, elapsed: bool) -> ClockResult:
     stop, kind = _first([(facts.responded_at, "responded"), (facts.first_resolved_at, "resolved"),
                          (facts.cancelled_at, "cancelled")])
     segments = ((facts.opened_at, stop),)
-    terms = rules.clock_terms(priority, category, "response")
-    return _clock("response", priority, terms, segments, stop, kind, False, now, elapsed)
+    priority, category = facts.in_force(stop)  # stopped: judged as classified then
+    return _clock(rules, "response", priority, category, segments, stop, kind, False, now, elapsed)
 
 
-def lowered_at(rules: SlaRules, facts: TicketFacts) -> datetime | None:
-    """When a P1 was lowered to P3/P4 for good, if the plan counts that as a met P1 resolution."""
-    if not rules.terms.p1_downgrade_meets_resolution or facts.priority not in LOWERED:
+def lowering(rules: SlaRules, facts: TicketFacts) -> Classification | None:
+    """The classification that first lowered a P1 to P3/P4, if the plan counts that as its P1
+    resolution.
+
+    The first lowering, whatever followed: it stopped the P1 resolution clock, and a stopped
+    clock keeps its verdict, so raising the ticket again later does not undo it.
+    """
+    if not rules.terms.p1_downgrade_meets_resolution:
         return None
-    previous, found = facts.initial_priority, None
+    previous = facts.initial_priority
     for c in facts.classifications:
-        if c.priority not in LOWERED:
-            found = None
-        elif previous == "P1":
-            found = c.at
+        if previous == "P1" and c.priority in LOWERED:
+            return c
         previous = c.priority
-    return found
+    return None
 
 
-def _resolution(rules: SlaRules, facts: TicketFacts, priority: str, category: str | None,
-                now: datetime, elapsed: bool) -> ClockResult:
-    lowered = lowered_at(rules, facts)
+def _resolution(rules: SlaRules, facts: TicketFacts, now: datetime, elapsed: bool) -> ClockResult:
+    found = lowering(rules, facts)
+    lowered = None if found is None else found.at
     stop, kind = _first([(facts.resolved_at, "resolved"), (facts.cancelled_at, "cancelled"),
                          (lowered, "lowered")])
     reopened = [(s, e) for s, e in facts.resolutions if e is not None]
     gaps = sorted((*facts.pauses, *reopened), key=lambda g: g[0])
     segments, paused = _running(facts.opened_at, gaps, stop)
-    used = "P1" if lowered is not None else priority
-    terms = rules.clock_terms(used, category, "resolution")
-    return _clock("resolution", used, terms, segments, stop, kind, paused, now, elapsed)
+    # Stopped (a reopening undoes a resolution's stop, so this is the latest one): judged as
+    # classified then; lowered: P1's, whose resolution the lowering is.
+    priority, category = facts.in_force(stop)
+    if lowered is not None:
+        priority = "P1"
+    return _clock(rules, "resolution", priority, category, segments, stop, kind, paused, now, elapsed)
 
 
 def _running(start: datetime, gaps: list[Span], stop: datetime | None) -> tuple[tuple[Span, ...], bool]:
@@ -263,12 +282,14 @@ def _running(start: datetime, gaps: list[Span], stop: datetime | None) -> tuple[
     return tuple(found), False
 
 
-def _clock(clock: str, priority: str, terms: ClockTerms, segments: tuple[Span, ...],
+def _clock(rules: SlaRules, clock: str, priority: str, category: str | None, segments: tuple[Span, ...],
            stop: datetime | None, kind: str | None, paused: bool, now: datetime,
            elapsed: bool) -> ClockResult:
+    terms = rules.clock_terms(priority, category, clock)
     due, spent = _measure(terms.calendar, terms.target_time, segments, stop is not None, now, elapsed)
     status = _status(terms.target_time, due, stop, kind, paused, now)
-    return ClockResult(clock, priority, status, due, stop, kind, spent, terms, segments)
+    return ClockResult(clock, priority, category, rules.group_of(priority, category), status, due, stop,
+                       kind, spent, terms, segments)
 
 
 @lru_cache(maxsize=1 << 16)

@@ -5,7 +5,8 @@ For each clock, `explain` lays [opening, stop or now) out as consecutive stretch
 clock ran but the calendar was closed), `paused` (waiting on the customer) and `resolved`
 (between a resolution and the reopening). The counted minutes add up to the elapsed time the
 SLA answer reports, and the rule that set the target (priority or category, calendar, nominal
-day, reclassifications, a P1 lowered) is spelled out next to it. Pure, like the clock math.
+day, reclassifications, a clock judged at its stop, a P1 lowered) is spelled out next to it.
+Pure, like the clock math.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from domain.sla.clock import ClockResult, SlaResult, SlaRules, evaluate, lowered_at
+from domain.sla.clock import ClockResult, SlaResult, SlaRules, evaluate, lowering
 from domain.sla.facts import TicketFacts
 
 ZERO = timedelta(0)
@@ -49,15 +50,26 @@ def _notes(rules: SlaRules, facts: TicketFacts, result: SlaResult) -> list[str]:
         given = "the reporter's" if facts.reported_priority else "the default"
         notes.append(f"not classified: {given} priority {result.priority} applies")
     else:
-        notes.append(f"reclassified: {result.priority}'s targets apply from the opening, "
-                     "the business time elapsed since then kept")
-    lowered = lowered_at(rules, facts)
+        notes.append(f"reclassified: {result.priority}'s targets apply from the opening to the clocks "
+                     "still on, the business time elapsed since then kept; a clock that had stopped "
+                     "keeps the target and verdict it stopped with")
+    current = (result.priority, result.category)
+    for clock in result.clocks:
+        if clock.stopped_at is not None and (clock.priority, clock.category) != current:
+            notes.append(f"{clock.clock} judged under {_named(clock.priority, clock.category)}, "
+                         f"in force when it stopped at {clock.stopped_at.isoformat()}")
+    lowered = lowering(rules, facts)
     if lowered is not None:
-        notes.append(f"P1 lowered to {result.priority} at {lowered.isoformat()}: "
+        notes.append(f"P1 lowered to {lowered.priority} at {lowered.at.isoformat()}: "
                      "counted as the P1 resolution (plan rule)")
     if len(facts.resolutions) > 1 or (facts.resolutions and facts.resolved_at is None):
-        notes.append("reopened: the resolution clock resumed with its elapsed time kept")
+        notes.append("reopened: the resolution clock resumed with its elapsed time kept, under the "
+                     "priority in force while it runs")
     return notes
+
+
+def _named(priority: str, category: str | None) -> str:
+    return priority if category is None else f"{priority} ({category})"
 
 
 def _clock(clock: ClockResult, facts: TicketFacts, now: datetime) -> dict[str, Any]:
@@ -65,6 +77,8 @@ def _clock(clock: ClockResult, facts: TicketFacts, now: datetime) -> dict[str, A
     cal = clock.calendar
     return {
         "priority": clock.priority,
+        "category": clock.category,
+        "group": clock.group,
         "calendar": clock.calendar_name,
         "calendar_spec": cal.to_spec(),
         "nominal_day_minutes": minutes(cal.nominal_day()),

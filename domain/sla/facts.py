@@ -73,6 +73,23 @@ class TicketFacts:
         given = [c.category for c in self.classifications if c.category is not None]
         return given[-1] if given else self.opened_category
 
+    def in_force(self, at: datetime | None) -> tuple[str, str | None]:
+        """The priority and category in force at `at` (None: the current ones).
+
+        Only classifications before that instant count: the facts keep instants, not the order
+        of two events of one instant, and every event recorded after a clock's stop is at or
+        after it, so none of them can change how that stopped clock is judged.
+        """
+        if at is None:
+            return self.priority, self.category
+        priority, category = self.initial_priority, self.opened_category
+        for c in self.classifications:
+            if c.at >= at:
+                break
+            priority = c.priority
+            category = c.category if c.category is not None else category
+        return priority, category
+
     @property
     def paused(self) -> bool:
         return bool(self.pauses) and self.pauses[-1][1] is None

@@ -1,8 +1,12 @@
 """The monthly SLA compliance report of one contract, from its tickets' evaluated clocks.
 
-A ticket belongs to the month it was opened in, in the contract's time zone, and to the group
-its plan keys targets by (its current priority, or its category, the plan's default category
-standing in for an unknown one). Per group and clock: how many clocks are met, missed,
+A ticket belongs to the month it was opened in, in the contract's time zone. Each of its clocks
+is counted under the group that judged it (`ClockResult.group`): the priority, or the category
+(the plan's default category standing in for an unknown one), in force when the clock stopped,
+or the current one while it is on; so a P1 answered late and then lowered to P3 counts its
+missed response under P1 and its running resolution under P3. A group's `tickets` are those
+with a clock counted under it (a ticket may count in two groups; `all` counts each once).
+Per group and clock: how many clocks are met, missed,
 breached (on and past due at the report's instant), running, paused or have no target;
 `met_pct` = met / (met + missed + breached), None when nothing was judged; and the mean and
 90th percentile (nearest rank: the smallest value at or above 90 % of the sorted values) of
@@ -32,21 +36,21 @@ def groups_of(rules: SlaRules) -> list[str]:
 def compliance(rules: SlaRules, results: list[SlaResult]) -> dict[str, Any]:
     """Per group (and for all tickets): each clock's counts, % met, mean and p90 minutes."""
     keys = groups_of(rules)
-    keys += sorted({r.group for r in results} - set(keys))
+    keys += sorted({c.group for r in results for c in r.clocks} - set(keys))
     return {
         "targets_by": rules.terms.targets_by,
         "tickets": len(results),
-        "groups": {k: _group([r for r in results if r.group == k]) for k in keys},
-        "all": _group(results),
+        "groups": {k: _group(results, k) for k in keys},
+        "all": _group(results, None),
     }
 
 
-def _group(results: list[SlaResult]) -> dict[str, Any]:
-    return {
-        "tickets": len(results),
-        "response": clock_stats([r.response for r in results]),
-        "resolution": clock_stats([r.resolution for r in results]),
-    }
+def _group(results: list[SlaResult], key: str | None) -> dict[str, Any]:
+    """The clocks judged under `key` (None: every clock) and the tickets they belong to."""
+    response = [r.response for r in results if key is None or r.response.group == key]
+    resolution = [r.resolution for r in results if key is None or r.resolution.group == key]
+    tickets = sum(1 for r in results if key is None or key in (r.response.group, r.resolution.group))
+    return {"tickets": tickets, "response": clock_stats(response), "resolution": clock_stats(resolution)}
 
 
 def clock_stats(clocks: list[ClockResult]) -> dict[str, Any]:

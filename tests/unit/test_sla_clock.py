@@ -152,7 +152,8 @@ def test_bpm_premium_paused_clock_has_no_due_instant_until_it_resumes() -> None:
 
 def test_bpm_premium_p1_lowered_to_p3_counts_as_a_met_p1_resolution() -> None:
     # P1 opened Mon Jun 1 09:00: P1 resolution (12 h, 24x7) due 21:00. Lowered to P3 at
-    # 20:00: the P1 resolution is met then. The response is judged as P3 now (6 h -> 15:00).
+    # 20:00: the P1 resolution is met then. The response stopped at 09:40, before the
+    # lowering, so it keeps its P1 verdict (60 min -> 10:00: met).
     opened = at(MSK, 2026, 6, 1, 9, 0)
     facts = life(opened, ("Responded", at(MSK, 2026, 6, 1, 9, 40)),
                  ("Classified", at(MSK, 2026, 6, 1, 20, 0), {"priority": "P3"}), priority="P1")
@@ -160,7 +161,8 @@ def test_bpm_premium_p1_lowered_to_p3_counts_as_a_met_p1_resolution() -> None:
     assert result.priority == "P3" and result.resolution.priority == "P1"
     assert (result.resolution.due_at, result.resolution.stopped_at) == (at(MSK, 2026, 6, 1, 21), at(MSK, 2026, 6, 1, 20))
     assert (result.resolution.status, result.resolution.stopped_by) == ("met", "lowered")
-    assert (result.response.due_at, result.response.status) == (at(MSK, 2026, 6, 1, 15), "met")
+    assert (result.response.priority, result.response.due_at, result.response.status) == (
+        "P1", at(MSK, 2026, 6, 1, 10), "met")
     # Lowered only at 22:00, after P1's due: missed. Lowered to P2: not the plan's rule, so P2's
     # working-day target applies (3bd from Mon 09:00 -> Thu 09:00) and the clock runs on.
     late = life(opened, ("Classified", at(MSK, 2026, 6, 1, 22), {"priority": "P4"}), priority="P1")
