@@ -6,4 +6,4 @@ answered then. Bump it on any change of an SLA, ledger or availability rule (a c
 reading, a charge, a verdict), in the commit that changes the rule.
 """
 
-RULES_VERSION = "2026.12.1"
+RULES_VERSION = "2026.12.2"  # 2026.12.2: a stopped SLA clock keeps the priority that judged it
