@@ -24,7 +24,8 @@ from infra.process import embedded
 
 def serve(tree: Path) -> tuple[subprocess.Popen[bytes], str]:
     data, port = Path(tempfile.mkdtemp(prefix="ticketing-compare-")), embedded.free_port()
-    env = dict(os.environ, TICKETING_DATA_DIR=str(data), TICKETING_HTTP_PORT=str(port), TICKETING_JSON_LOGS="1")
+    env = dict(os.environ, TICKETING_DATA_DIR=str(data), TICKETING_HTTP_PORT=str(port), TICKETING_JSON_LOGS="1",
+               TICKETING_KAFKA_PORT=str(embedded.free_port(avoid={port})))
     env.pop("DATABASE_URL", None)
     env.pop("KAFKA_BOOTSTRAP_SERVERS", None)
     log = open(data / "run.log", "ab")  # noqa: SIM115 - the child owns it

@@ -29,6 +29,7 @@ class Settings:
     database_url: str | None = None
     kafka_bootstrap: str | None = None
     admin_token: str | None = None
+    kafka_port: int = 9092  # the embedded broker's port, where a local consumer finds it
     allowed_hosts: tuple[str, ...] = ()  # Host names accepted besides loopback (DNS rebinding)
     events_topic: str = EVENTS_TOPIC
     partitions: int = 1
@@ -49,6 +50,7 @@ class Settings:
             database_url=env.get("DATABASE_URL") or None,
             kafka_bootstrap=env.get("KAFKA_BOOTSTRAP_SERVERS") or None,
             admin_token=env.get("TICKETING_ADMIN_TOKEN") or None,
+            kafka_port=int(env.get("TICKETING_KAFKA_PORT", "9092")),
             allowed_hosts=tuple(h.strip().lower() for h in env.get("TICKETING_ALLOWED_HOSTS", "").split(",") if h.strip()),
             events_topic=env.get("TICKETING_EVENTS_TOPIC", EVENTS_TOPIC),
             partitions=int(env.get("TICKETING_PARTITIONS", "1")),

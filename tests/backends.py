@@ -106,7 +106,7 @@ COMMAND = [sys.executable, "-m", "infra.process.cli", "run"]
 
 def environment(data: Path, port: int, workers: int = 1) -> dict[str, str]:
     env = dict(os.environ, TICKETING_DATA_DIR=str(data), TICKETING_HTTP_PORT=str(port),
-               TICKETING_API_WORKERS=str(workers))
+               TICKETING_API_WORKERS=str(workers), TICKETING_KAFKA_PORT=str(embedded.free_port(avoid={port})))
     env.pop("DATABASE_URL", None)
     env.pop("KAFKA_BOOTSTRAP_SERVERS", None)
     return env

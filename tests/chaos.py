@@ -66,6 +66,7 @@ class Run:
 
     def start(self, timeout: float = 180) -> None:
         env = dict(os.environ, TICKETING_DATA_DIR=str(self.data), TICKETING_HTTP_PORT=str(self.port),
+                   TICKETING_KAFKA_PORT=str(embedded.free_port(avoid={self.port})),
                    TICKETING_RENEWALS_INTERVAL="1", TICKETING_JSON_LOGS="1")
         env.pop("DATABASE_URL", None)
         env.pop("KAFKA_BOOTSTRAP_SERVERS", None)

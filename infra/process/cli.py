@@ -224,6 +224,7 @@ def cmd_verify(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_run(settings: Settings, _: argparse.Namespace) -> int:
+    from infra.process.embedded import PortTaken
     from infra.process.lifeline import AlreadyRunning
     from infra.process.supervisor import run
 
@@ -233,8 +234,8 @@ def cmd_run(settings: Settings, _: argparse.Namespace) -> int:
         return 2
     try:
         return run(settings, _stopper())
-    except AlreadyRunning as running:
-        print(f"ticketing run: {running}", file=sys.stderr)
+    except (AlreadyRunning, PortTaken) as refused:
+        print(f"ticketing run: {refused}", file=sys.stderr)
         return 1
 
 

@@ -56,6 +56,19 @@ class Broker:
             self.process.wait()
 
 
+class PortTaken(RuntimeError):
+    """The port asked for is in use by another program."""
+
+
+def port_in_use(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
 def start_broker(data_dir: Path, port: int | None = None, avoid: Collection[int] = ()) -> Broker:
     """Start a Tansu broker on 127.0.0.1 (on a free port other than `avoid`'s, unless given one)
     and wait until it accepts connections."""

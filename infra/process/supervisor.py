@@ -96,7 +96,11 @@ def _run(settings: Settings, stopped: Callable[[], bool]) -> int:
         settings = settings.with_servers(embedded.start_postgres(settings.data_dir), settings.kafka_bootstrap or "")
         log.info("embedded PostgreSQL", url=settings.database_url)
     if not settings.kafka_bootstrap:
-        broker = embedded.start_broker(settings.data_dir, avoid={settings.http_port})  # the API binds it later
+        if settings.kafka_port == settings.http_port or embedded.port_in_use(settings.kafka_port):
+            raise embedded.PortTaken(
+                f"port {settings.kafka_port} of the embedded broker is taken (by another program, or by the API's"
+                " TICKETING_HTTP_PORT): stop it, or set TICKETING_KAFKA_PORT to a free port")
+        broker = embedded.start_broker(settings.data_dir, settings.kafka_port)
         settings = settings.with_servers(settings.database_url or "", broker.bootstrap)
         log.info("embedded broker", bootstrap=broker.bootstrap)
     assert settings.database_url
