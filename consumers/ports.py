@@ -242,6 +242,9 @@ class RunnerSession(Protocol):
 
     def store_watermark(self, position: int) -> None: ...
 
+    def tally(self, applied: int, ignored: int) -> None:
+        """Count a batch's applied and ignored events, in its transaction."""
+
     def relayed(self) -> tuple[int, dict[int, int]] | None:
         """The relay's position on the topic, and the last position it published per partition."""
 

@@ -195,6 +195,7 @@ class Runner:
             else:
                 self.applier.apply(book, messages, result)
             book.store({p: self.cursors[p] for p in records})
+            book.tally(result.applied, result.ignored)
             watermark = self._raise_watermark(min(c.position for c in self.cursors.values()))
         book.commit()
         self.watermark = watermark

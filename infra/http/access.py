@@ -84,6 +84,8 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/tokens/{token_id}"): Rule(frozenset({"admin", "auditor"})),
     ("POST", "/tokens/{token_id}/rotate"): Rule(ADMIN),
     ("DELETE", "/tokens/{token_id}"): Rule(ADMIN),
+    # operations: the provider's staff
+    ("GET", "/metrics"): Rule(STAFF),
     # the backend's health: anyone, a caller without a token sees only ok or unavailable per part
     ("GET", "/health"): Rule(ANYONE, public=True),
 }

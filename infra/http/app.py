@@ -25,7 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from domain import commands, values
 from domain.actors import Actor, Caller
 from domain.application import Recorded
-from infra.http import access, errors, health, models
+from infra.http import access, errors, health, metrics, models
 from infra.http.errors import Declared
 from infra.http.models import problems
 from infra.http.queries import ReadModels, Watermarks
@@ -319,8 +319,12 @@ class AccessMiddleware:
         else:
             scope.setdefault("state", {})["caller"] = caller
             await self._bounded(scope, receive, sending, headers)
+        seconds = time.perf_counter() - started
+        route = scope.get("route")
+        if scope["method"] in ("POST", "DELETE") and route is not None:
+            metrics.COMMAND_SECONDS.labels(getattr(route, "path", path), str(status["code"])).observe(seconds)
         log.info("request", method=scope["method"], path=path, status=status["code"],
-                 ms=round((time.perf_counter() - started) * 1000, 2), request_id=uuid.uuid4().hex[:12])
+                 ms=round(seconds * 1000, 2), request_id=uuid.uuid4().hex[:12])
 
     def _check_host(self, host: bytes | None) -> None:
         name = (host or b"").decode("latin-1").strip().lower()

@@ -96,6 +96,12 @@ class PgRunnerSession:
             " ON CONFLICT (topic) DO UPDATE SET position = EXCLUDED.position, updated_at = now()"),
             (self.topic, position))
 
+    def tally(self, applied: int, ignored: int) -> None:
+        self.db.execute(self._sql(
+            "INSERT INTO {s}.tally (topic, applied, ignored) VALUES (%s, %s, %s) ON CONFLICT (topic) DO UPDATE"
+            " SET applied = {s}.tally.applied + EXCLUDED.applied, ignored = {s}.tally.ignored + EXCLUDED.ignored"),
+            (self.topic, applied, ignored))
+
     def relayed(self) -> tuple[int, dict[int, int]] | None:
         row = self.db.execute("SELECT position, partitions FROM relay.position WHERE topic = %s",
                               (self.topic,)).fetchone()

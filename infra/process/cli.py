@@ -65,6 +65,14 @@ def cmd_api(settings: Settings, _: argparse.Namespace) -> int:
 
     if settings.api_workers > 1:  # uvicorn's workers are our children: they die with us
         os.environ[lifeline.PARENT] = str(os.getpid())
+        # One scrape of GET /metrics shows every worker's command histogram (prometheus-client's
+        # multiprocess mode: each worker writes its samples to files there, emptied at each start).
+        import shutil
+
+        shared = settings.data_dir / f"prometheus-{settings.http_port}"
+        shutil.rmtree(shared, ignore_errors=True)
+        shared.mkdir(parents=True)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(shared)
 
     # Each worker is a process of its own (commands on one aggregate may then race across
     # workers: the store's version check and the command's retry settle it).
@@ -223,6 +231,49 @@ def cmd_verify(settings: Settings, args: argparse.Namespace) -> int:
     return 1 if broken else 0
 
 
+def cmd_status(settings: Settings, _: argparse.Namespace) -> int:
+    """The pipeline at a glance: where the broker is and how to reach it, the store's head, the
+    relay's and each read model's position, lag and counts, heartbeats and lease holders."""
+    import json
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from infra import postgres
+    from infra.postgres import status
+    from infra.process import embedded
+
+    running = settings.data_dir / "run.json"
+    seen = json.loads(running.read_text()) if running.exists() else {}
+    url = settings.database_url or seen.get("database_url") or embedded.start_postgres(settings.data_dir)
+    broker = settings.kafka_bootstrap or seen.get("kafka_bootstrap") or f"127.0.0.1:{settings.kafka_port}"
+    s = status.read(url, settings.events_topic, sorted(PROJECTIONS), f"{postgres.STORE_SCHEMA}.ticketing_events",
+                    settings.partitions)
+    out = Console()
+    out.print(f"API      {seen.get('http', f'http://{settings.http_host}:{settings.http_port}')}")
+    out.print(f"broker   {broker}  (a consumer: bootstrap_servers={broker!r}, topic {settings.events_topic!r},"
+              " Avro: docs/wire-format.md)")
+    out.print(f"store    head position {s.head}")
+
+    def age(seconds: float | None) -> str:
+        return "never" if seconds is None else f"{seconds:.1f} s ago"
+
+    def holder(pid: int | None) -> str:
+        return "free" if pid is None else f"held (pid {pid})"
+
+    table = Table("part", "position", "lag (events)", "lag (s)", "applied", "ignored", "parked", "notices pending",
+                  "heartbeat", "leases")
+    relay_state = f"blocked at {s.relay_blocked}" if s.relay_blocked is not None else ""
+    table.add_row("relay", str(s.relay_position), str(s.relay_lag_events), f"{s.relay_lag_seconds:.1f}", "", "", "",
+                  relay_state, age(s.relay_heartbeat_age), f"relay: {holder(s.relay_lease)}")
+    for p in s.projections:
+        table.add_row(p.name, str(p.position), str(p.lag_events), f"{p.lag_seconds:.1f}", str(p.applied),
+                      str(p.ignored), str(p.parked), ", ".join(f"{t}: {n}" for t, n in p.notices_pending.items()) or "0",
+                      age(p.heartbeat_age), "; ".join(f"{k}: {holder(v)}" for k, v in p.leases.items()))
+    out.print(table)
+    return 0
+
+
 def cmd_run(settings: Settings, _: argparse.Namespace) -> int:
     from infra.process.embedded import PortTaken
     from infra.process.lifeline import AlreadyRunning
@@ -262,6 +313,8 @@ def main(argv: list[str] | None = None) -> int:
     rebuild.add_argument("--drop-old", action="store_true", help="drop the tables it replaced")
     rebuild.set_defaults(func=cmd_rebuild)
     sub.add_parser("plans", help="list the plan catalog").set_defaults(func=cmd_plans)
+    sub.add_parser("status", help="the pipeline at a glance: broker address, positions, lags, heartbeats, leases"
+                   ).set_defaults(func=cmd_status)
     verify = sub.add_parser("verify", help="check the hash chains of the stored events")
     verify.add_argument("--store", action="store_true", help="check the store's chains (every contract's, or one's)")
     verify.add_argument("contract_id", nargs="?", default=None)

@@ -88,6 +88,8 @@ class Tables:
     rows: dict[str, dict[str, Any]] = field(default_factory=dict)
     checkpoints: dict[int, Cursor] = field(default_factory=dict)
     watermark: int = 0
+    applied: int = 0
+    ignored: int = 0
     parked: list[tuple[int, int, int | None, str]] = field(default_factory=list)  # partition, offset, position, why
     beats: int = 0
 
@@ -149,6 +151,10 @@ class MemorySession:
 
     def store_watermark(self, position: int) -> None:
         self._tx().watermark = position
+
+    def tally(self, applied: int, ignored: int) -> None:
+        tables = self._tx()
+        tables.applied, tables.ignored = tables.applied + applied, tables.ignored + ignored
 
     def relayed(self) -> tuple[int, dict[int, int]] | None:
         self._tx()
@@ -292,6 +298,7 @@ def test_each_event_is_applied_once_though_the_topic_delivers_it_again() -> None
     publish(topic, 1, timed(4, "t-2", 7), timed(6, "t-2", 1))
     drain(again)
     assert minutes(db) == {"t-1": 30, "t-2": 8}
+    assert (db.tables.applied, db.tables.ignored) == (6, 3), "each event counted once: redeliveries as ignored"
 
 
 def test_a_checkpoint_the_topic_no_longer_holds_is_read_again_from_the_start_applying_nothing_twice() -> None:
@@ -379,6 +386,7 @@ def test_a_batch_whose_commit_fails_writes_nothing_and_the_topic_is_read_again_a
     assert sorted(topic.seeks[-2:]) == [(0, 1), (1, 1)] and runner.cursors == committed.checkpoints
     runner.run(stop=lambda: db.tables.checkpoints[1].position == 4)  # a new session, after a backoff
     assert minutes(db) == {"t-1": 10, "t-2": 7} and db.tables.checkpoints == {0: Cursor(1, 3), 1: Cursor(1, 4)}
+    assert (db.tables.applied, db.tables.ignored) == (4, 0), "the counts commit with their batch: none twice"
 
 
 def test_a_session_that_lost_its_connection_writes_nothing_and_its_leases_are_free() -> None:

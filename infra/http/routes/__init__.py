@@ -3,6 +3,6 @@ contracts' reads (`catalog`); `ROUTES` lists them for the app."""
 
 from __future__ import annotations
 
-from infra.http.routes import availability, catalog, ledger, sla, tickets, tokens
+from infra.http.routes import availability, catalog, ledger, metrics, sla, tickets, tokens
 
-ROUTES = (tickets.routes, sla.routes, ledger.routes, availability.routes, catalog.routes, tokens.routes)
+ROUTES = (tickets.routes, sla.routes, ledger.routes, availability.routes, catalog.routes, tokens.routes, metrics.routes)

@@ -30,3 +30,10 @@ CREATE TABLE IF NOT EXISTS {schema}.watermark (
     position   bigint NOT NULL,
     updated_at timestamptz NOT NULL DEFAULT now()
 );
+-- How many events the runner applied and ignored, counted in the transaction of each batch
+-- (GET /metrics: ticketing_projection_applied_total, ..._ignored_total).
+CREATE TABLE IF NOT EXISTS {schema}.tally (
+    topic   text   PRIMARY KEY,
+    applied bigint NOT NULL DEFAULT 0,
+    ignored bigint NOT NULL DEFAULT 0
+);
