@@ -25,7 +25,7 @@ from projections.sla import InMemorySlaView, Signed, SlaProjection
 
 
 @dataclass
-class Replayed:
+class Rebuilt:
     """One contract's read models, rebuilt in memory from its events."""
 
     contract_id: str | None = None
@@ -80,9 +80,9 @@ class Replayed:
         return months_between(min(self.earliest or now, now), now, zone)
 
 
-def replay(envelopes: Iterable[Envelope]) -> Replayed:
+def replay(envelopes: Iterable[Envelope]) -> Rebuilt:
     """Apply a contract's events, in store order, to fresh in-memory read models."""
-    found = Replayed()
+    found = Rebuilt()
     sla, ledger, availability = SlaProjection(), LedgerProjection(), AvailabilityProjection()
     for env in envelopes:
         if env.type == "Contract.Signed" and found.contract_id is None:
