@@ -100,6 +100,29 @@ def test_the_read_models_agree_with_the_reports_replayed_from_the_store(
     assert current["ledger"]["overage"] == 30 and current["availability"]["maintenance_minutes"] == 120
 
 
+@pytest.mark.parametrize("plan", ["crm-experts/silver", "dolibarr/credits", "bpm/premium"])
+def test_the_current_reports_of_every_plan_family_are_the_figures_replayed_from_the_store(
+    client: httpx.Client, store: ApplicationHost, plan: str
+) -> None:
+    cid = contract(client, plan, starts_on="2025-10-01", at="2025-10-01T12:00:00Z")
+    if plan == "dolibarr/credits":
+        post(client, f"/contracts/{cid}/credits", credits=40, at="2025-10-02T12:00:00Z")
+    tid = ticket(client, cid, priority="P2", at="2026-10-05T14:00:00Z")
+    post(client, f"/tickets/{tid}/respond", at="2026-10-05T14:30:00Z")
+    post(client, f"/tickets/{tid}/time", minutes=25, kind="intervention", at="2026-10-05T15:00:00Z")
+    position = post(client, f"/tickets/{tid}/resolve", at="2026-10-09T15:00:00Z")["position"]
+    if plan == "crm-experts/silver":
+        position = post(client, f"/contracts/{cid}/renew", at="2026-10-01T04:00:00Z")["position"]
+    current = reports(client, cid, wait_for=position)
+    envelopes = store.envelopes_of(cid)
+    for name, period in (("sla", MONTH), ("ledger", current["ledger"]["period"]), ("availability", MONTH)):
+        as_of = datetime.fromisoformat(current["sla" if name == "ledger" else name]["as_of"])
+        assert replay.figures(envelopes, as_of)[name][period] == current[name], name
+    # the entry was booked before the renewal was recorded: it stays in the bank's first period
+    assert len(current["ledger"]["entries"]) == (0 if plan == "crm-experts/silver" else 1)
+    assert current["sla"]["tickets"] == 1 and current["sla"]["all"]["response"]["timed"] == 1
+
+
 def test_known_at_in_the_future_is_refused_and_before_the_signing_finds_no_contract(client: httpx.Client) -> None:
     cid = contract(client, "datacrm/standard")
     for name, own in REPORTS.items():
