@@ -260,6 +260,7 @@ class ContractSla(BaseModel):
     tickets: int
     groups: dict[str, Group]
     all: Group
+    rules_version: str = Field(description="the version of the rules the figures are computed with")
 
 
 class LedgerEntry(BaseModel):
@@ -293,6 +294,7 @@ class Ledger(BaseModel):
     low_balance: bool
     exhausted: bool
     entries: list[LedgerEntry]
+    rules_version: str = Field(description="the version of the rules the figures are computed with")
 
 
 class TicketStatement(BaseModel):
@@ -341,6 +343,7 @@ class Availability(BaseModel):
     as_of: At
     outages: list[OutageSpan]
     maintenance: list[Window]
+    rules_version: str = Field(description="the version of the rules the figures are computed with")
 
 
 # -- the catalog and the contracts' terms ---------------------------------------------------

@@ -6,12 +6,14 @@ Waiting holds no thread: waiting requests sleep in the event loop while one poll
 process reads every projection's watermark (one query, every few milliseconds, only while
 somebody waits) and wakes them. So `/health` and commands still answer while many requests wait.
 
-The query routes' shared parameters live here too: the path ids (parsed as UUIDs) and `month`.
+The query routes' shared parameters live here too: the path ids (parsed as UUIDs), `month`,
+and the reports' `known_at` (`as_known`: the instant the report is computed as of, or None).
 """
 
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -21,8 +23,10 @@ from fastapi import Depends, Path, Query, Request
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
+from domain import values
 from domain.errors import InvalidInput
 from infra import postgres
+from infra.http import models
 from infra.http.errors import WaitTimeout, answers
 
 # A path id, parsed as a UUID (one that is no UUID answers 404), given to the route under its
@@ -30,6 +34,9 @@ from infra.http.errors import WaitTimeout, answers
 Contract = Annotated[UUID, Path(alias="contract_id", description="a contract id (UUID); any other text answers 404")]
 Ticket = Annotated[UUID, Path(alias="ticket_id", description="a ticket id (UUID); any other text answers 404")]
 Month = Annotated[str | None, Query(pattern=r"^\d{4}-\d{2}$", description="YYYY-MM; default: this month")]
+KnownAt = Annotated[models.Instant | None, Query(description=(
+    "commit time (ISO-8601 with offset, not in the future): the report computed by today's rules from the"
+    " events the store had committed at or before it, as of that instant; default: the read model, now"))]
 
 WAIT_LIMIT = 10.0
 POLL = 0.003
@@ -113,6 +120,14 @@ class Watermarks:
         finally:
             if conn is not None:
                 await conn.close()
+
+
+def as_known(known_at: datetime | None, now: datetime) -> datetime | None:
+    """The instant a report asked `known_at` is computed as of: `known_at` itself, in UTC (not
+    after now plus the allowed clock skew, as for the history; 422), never later than now."""
+    if known_at is None:
+        return None
+    return min(values.instant(known_at, now + values.FUTURE_SKEW), now)
 
 
 def waited(projection: str) -> Any:

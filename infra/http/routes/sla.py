@@ -1,6 +1,8 @@
 """The SLA read model's routes: GET /tickets/{id}/sla (?explain=true) and
-GET /contracts/{id}/sla?month=YYYY-MM. Statuses are computed when read, from the stored facts
-and the real now, so a clock shows `breached` the instant it passes its due."""
+GET /contracts/{id}/sla?month=YYYY-MM (&known_at=). Statuses are computed when read, from the
+stored facts and the real now, so a clock shows `breached` the instant it passes its due. With
+`known_at`, the monthly report is replayed (projections/replay.py) from the events the store had
+committed by then, as of that instant."""
 
 from __future__ import annotations
 
@@ -14,10 +16,11 @@ from domain.periods import month_window
 from domain.sla.clock import ClockResult, SlaRules, evaluate
 from domain.sla.explain import explain, minutes
 from domain.sla.facts import from_json
-from domain.sla.report import compliance
 from infra.http import models
 from infra.http.errors import Declared
-from infra.http.queries import Contract, Month, Ticket, waited
+from infra.http.queries import Contract, KnownAt, Month, Ticket, as_known, waited
+from projections import replay
+from projections.reports import sla_answer
 
 NAME = "sla"
 SCHEMA = f"proj_{NAME}"
@@ -61,21 +64,21 @@ def routes(backend: Any) -> APIRouter:
         return ticket_answer(row, backend.clock.now(), explain)
 
     @r.get("/contracts/{contract_id}/sla", response_model=models.ContractSla)
-    def contract_sla(contract: Contract, _: Waited, month: Month = None) -> dict[str, Any]:
+    def contract_sla(contract: Contract, _: Waited, month: Month = None, known_at: KnownAt = None) -> dict[str, Any]:
         contract_id = str(contract)  # canonical text, as stored
+        now = backend.clock.now()
+        if (known := as_known(known_at, now)) is not None:
+            return replay.sla_report(backend.store.envelopes_of(contract_id, known), known, month)
         c = backend.reads.one(f"SELECT * FROM {SCHEMA}.sla_contracts WHERE contract_id = %s", (contract_id,))
         if c is None:
             raise NotFound(f"no contract {contract_id}")
-        now = backend.clock.now()
         month, start, end = month_window(month, c["time_zone"], now)
         rows = backend.reads.all(
             f"SELECT facts FROM {SCHEMA}.sla_tickets WHERE contract_id = %s AND opened_at >= %s"
             " AND opened_at < %s ORDER BY opened_at, ticket_id", (contract_id, start, end))
         rules = SlaRules.from_signed(c["terms"], c["time_zone"], c["holidays"])
-        results = [evaluate(rules, from_json(row["facts"]), now) for row in rows]
-        head = {"contract_id": contract_id, "plan_id": c["plan_id"], "month": month,
-                "time_zone": c["time_zone"], "as_of": now.isoformat()}
-        return head | compliance(rules, results)
+        facts = (from_json(row["facts"]) for row in rows)
+        return sla_answer(contract_id, c["plan_id"], c["time_zone"], rules, month, facts, now)
 
     return r
 
