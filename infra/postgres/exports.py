@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from uuid import UUID
 
 from domain.actors import Actor
-from domain.commands import ExportContract
+from domain.commands import ExportContract, as_id
 from infra.kafka import export
 from infra.postgres.store import ApplicationHost
 
@@ -30,7 +30,7 @@ class File:
 
 def export_contract(host: ApplicationHost, contract_id: UUID | str, kind: str, actor: Actor) -> File:
     """Record the export, then write it (NotFound for no such contract, before anything is recorded)."""
-    command = ExportContract(contract_id, kind, actor=actor)  # type: ignore[arg-type]  # the command parses the id
+    command = ExportContract(as_id(contract_id), kind, actor=actor)
     cid = str(command.contract_id)
     recorded = host.handle(command)
     rows = host.recorded_of(cid)

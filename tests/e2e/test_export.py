@@ -18,8 +18,10 @@ import avro.datafile
 import avro.io
 import fastavro
 import httpx
+import psycopg
 import pytest
 
+from infra.registry import PROJECTIONS
 from tests.e2e.conftest import ADMIN_TOKEN
 from tests.factories import contract, history, post, ticket
 from tests.processes import Processes
@@ -80,7 +82,8 @@ def flip_inside(data: bytes, needle: bytes) -> bytes:
 
 @pytest.mark.parametrize("kind", ["jsonl", "avro"])
 def test_an_export_reaches_the_proof_taken_then_and_verifies_from_the_file_alone(
-        kind: str, client: httpx.Client, exported_contract: dict[str, Any], tmp_path: Path) -> None:
+        kind: str, client: httpx.Client, exported_contract: dict[str, Any], tmp_path: Path,
+        db: psycopg.Connection) -> None:
     cid, tickets = exported_contract["contract_id"], exported_contract["tickets"]
     before = reads(client, cid, tickets, exported_contract["position"])
     answer = client.get(f"/contracts/{cid}/export", params={"format": kind})
@@ -120,6 +123,9 @@ def test_an_export_reaches_the_proof_taken_then_and_verifies_from_the_file_alone
     after = reads(client, cid, tickets, proof["position"])  # the read models have passed the export by
     for path, answer in before.items():
         assert after[path] == answer, path
+    for spec in PROJECTIONS.values():  # passed by as ignored, not parked as poison
+        parked = db.execute(f"SELECT position FROM {spec.schema}.dead_letter WHERE position = %s", (proof["position"],))
+        assert parked.fetchall() == [], spec.name
 
     whole = tmp_path / f"whole.{kind}"
     whole.write_bytes(data)
