@@ -30,6 +30,7 @@ from domain.commands import (
     CancelTicket,
     ClassifyTicket,
     Command,
+    ExportContract,
     Open,
     Pause,
     RecordTime,
@@ -174,6 +175,11 @@ class TicketingApplication(Application[UUID]):
         contract.schedule_maintenance(start, end, c.reason, contract.when(c.at, self.now()))
         return self._recorded(contract, c.actor)
 
+    def _export_contract(self, c: ExportContract) -> Recorded:
+        contract = self.contract(c.contract_id)
+        contract.record_export(c.format, self.now())
+        return self._recorded(contract, c.actor)
+
     def _open_ticket(self, c: Open) -> Recorded:
         contract = self.contract(c.contract_id)
         contract.require_active()
@@ -269,6 +275,9 @@ class TicketingApplication(Application[UUID]):
         return self.handle(ScheduleMaintenance(as_id(contract_id), values.instant(starts_at), values.instant(ends_at),
                                                reason, _at(at), actor=actor))
 
+    def export_contract(self, contract_id: Id, format: str, *, actor: Actor = SYSTEM) -> Recorded:
+        return self.handle(ExportContract(as_id(contract_id), format, actor=actor))
+
     def open_ticket(self, contract_id: Id, title: str, reporter: str, channel: str | None = None,
                     priority: str | None = None, category: str | None = None,
                     down_since: When = None, at: When = None, *, actor: Actor = SYSTEM) -> Recorded:
@@ -327,6 +336,7 @@ _HANDLERS: dict[type[Command], Callable[[TicketingApplication, Any], Recorded]] 
     RenewContract: TicketingApplication._renew_contract,
     CancelContract: TicketingApplication._cancel_contract,
     ScheduleMaintenance: TicketingApplication._schedule_maintenance,
+    ExportContract: TicketingApplication._export_contract,
     Open: TicketingApplication._open_ticket,
     ClassifyTicket: TicketingApplication._classify,
     RecordTime: TicketingApplication._record_time,

@@ -33,6 +33,7 @@ __all__ = [
     "CancelTicket",
     "ClassifyTicket",
     "Command",
+    "ExportContract",
     "Open",
     "Pause",
     "RecordTime",
@@ -168,6 +169,25 @@ class ScheduleMaintenance(Command):
     def __post_init__(self) -> None:
         self._set("starts_at", values.instant(self.starts_at))
         self._set("ends_at", values.instant(self.ends_at))
+        self._normalise()
+
+
+EXPORT_FORMATS = ("jsonl", "avro")
+
+
+@dataclass(frozen=True)
+class ExportContract(Command):
+    """Record that the contract's events were exported, in which format (who asked: the
+    actor). It takes no `at`: an export happens when it is made, never back-dated."""
+
+    target = "contract_id"
+    contract_id: UUID
+    format: str
+    actor: Actor = SYSTEM
+
+    def __post_init__(self) -> None:
+        if self.format not in EXPORT_FORMATS:
+            raise InvalidInput(f"an export's format is one of {', '.join(EXPORT_FORMATS)}", {"format": str(self.format)[:64]})
         self._normalise()
 
 

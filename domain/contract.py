@@ -137,6 +137,10 @@ class Contract(Aggregate):
             raise InvalidInput("a maintenance window must end after it starts")
         self._maintenance_scheduled(starts_at.isoformat(), ends_at.isoformat(), reason, at)
 
+    def record_export(self, format: str, at: datetime) -> None:
+        """Its events were exported (a cancelled contract's too: an audit outlives it)."""
+        self._exported(format, at)
+
     # -- events ---------------------------------------------------------------------------
 
     @event("CreditsAdded")
@@ -162,6 +166,11 @@ class Contract(Aggregate):
         # Rebound, never changed in place: cached aggregates are shallow copies.
         self.maintenance = [*self.maintenance, (starts_at, ends_at)]
         self.last_at = occurred_at
+
+    @event("Exported")
+    def _exported(self, format: str, occurred_at: datetime) -> None:
+        """An audit fact: nothing about the contract changes (not even `last_at`, so that a
+        back-dated command after an export is judged as before it)."""
 
     def state(self) -> dict[str, Any]:
         """The contract as an auditor reads it."""

@@ -41,4 +41,5 @@ def every_kind_of_event(app: TicketingApplication) -> tuple[str, dict[str, Actor
     app.reopen(tid, actor=by("Ticket.Reopened"))
     app.cancel_ticket(tid, actor=by("Ticket.Cancelled"))
     app.cancel_contract(cid, actor=by("Contract.Cancelled"))
+    app.export_contract(cid, "jsonl", actor=by("Contract.Exported"))
     return cid, asked

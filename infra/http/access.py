@@ -69,6 +69,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/contracts/{contract_id}"): CONTRACT_READ,
     ("GET", "/contracts/{contract_id}/history"): CONTRACT_READ,
     ("GET", "/contracts/{contract_id}/proof"): Rule(STAFF, "contract"),
+    ("GET", "/contracts/{contract_id}/export"): Rule(STAFF, "contract"),
     ("GET", "/contracts/{contract_id}/tickets"): CONTRACT_READ,
     ("GET", "/contracts/{contract_id}/sla"): CONTRACT_READ,
     ("GET", "/contracts/{contract_id}/ledger"): CONTRACT_READ,

@@ -17,7 +17,7 @@ from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
-from domain import access, contract, periods, ticket, values
+from domain import access, commands, contract, periods, ticket, values
 from domain.actors import ActorKind, Role
 from domain.sla import report
 from domain.values import Category, EntryKind, Priority
@@ -30,6 +30,7 @@ ClockStatus = Literal[report.STATUSES]  # type: ignore[valid-type]  # values fro
 CONTRACT_STATUSES = (contract.ACTIVE, contract.CANCELLED)
 ContractStatus = Literal[CONTRACT_STATUSES]  # type: ignore[valid-type]  # values from the domain, read at run time
 AllowancePeriod = Literal[periods.PERIODS]  # type: ignore[valid-type]  # values from the domain, read at run time
+ExportFormat = Literal[commands.EXPORT_FORMATS]  # type: ignore[valid-type]  # values from the domain, read at run time
 # Plan ids and the plans' channels are data (the catalog), not code: a schema marked so gets
 # the catalog's values as its enum when the app publishes its schema (`infra.http.app.publish`);
 # the domain refuses any other value (422) with the allowed ones in the detail.

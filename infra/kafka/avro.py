@@ -101,7 +101,8 @@ class Codec:
                 found, writer = schema.with_envelope(envelope)
                 self.earlier[found] = (writer, schema)
 
-    def encode(self, env: Envelope) -> tuple[bytes, list[tuple[str, bytes]]]:
+    def record(self, env: Envelope) -> tuple[Schema, dict[str, Any]]:
+        """The event's schema and its record as published (not yet checked against it)."""
         schema = self.schemas.get(env.type)
         if schema is None:
             raise EncodeError(f"no Avro schema for event type {env.type}")
@@ -116,6 +117,10 @@ class Codec:
             "recorded_at": env.recorded_at,
             "actor": _actor_record(env),
         }
+        return schema, record
+
+    def encode(self, env: Envelope) -> tuple[bytes, list[tuple[str, bytes]]]:
+        schema, record = self.record(env)
         buffer = io.BytesIO()
         try:
             # The writer does not check ranges: an int field would carry any Python int, which

@@ -207,19 +207,46 @@ def cmd_tokens(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_verify(settings: Settings, args: argparse.Namespace) -> int:
-    """Check the stored hash chains (`--store`): every contract's, or one's. Exit 1 naming the
-    first event whose stored bytes no longer give the link stored with it."""
+def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
+    """Export a contract's events to a file, as the system (an operator on this machine),
+    from DATABASE_URL or the embedded PostgreSQL of TICKETING_DATA_DIR; the export is recorded."""
+    from pathlib import Path
+
+    from domain import chain
+    from domain.actors import SYSTEM
+    from domain.errors import DomainError
+    from infra.postgres.exports import export_contract
     from infra.process import embedded, wiring
 
+    url = settings.database_url or embedded.start_postgres(settings.data_dir)
+    store = wiring.event_store(settings.with_servers(url, settings.kafka_bootstrap or ""))
+    try:
+        made = export_contract(store, args.contract_id, args.format, SYSTEM)
+    except DomainError as refused:
+        print(f"ticketing export: {refused.message}", file=sys.stderr)
+        return 1
+    finally:
+        store.close()
+    Path(args.out).write_bytes(made.content)
+    h = made.header
+    print(f"{args.out}: {h.events} events of contract {h.contract_id} as {args.format}, exported at"
+          f" {chain.stamp(h.exported_at)}, head {h.head_hash} (position {h.position})")
+    return 0
+
+
+def cmd_verify(settings: Settings, args: argparse.Namespace) -> int:
+    """Check an export FILE with nothing but the file (no database, no broker), or with
+    `--store` the stored hash chains: every contract's, or one's. Exit 1 naming the first event
+    whose bytes no longer give the link stored with it."""
     if not args.store:
-        print("ticketing verify: give --store (checking an export file comes with the exports)", file=sys.stderr)
-        return 2
+        return _verify_file(args.target)
+    from infra.process import embedded, wiring
+
     url = settings.database_url or embedded.start_postgres(settings.data_dir)
     store = wiring.event_store(settings.with_servers(url, settings.kafka_bootstrap or ""))
     broken = 0
     try:
-        for verdict in store.verify_chains(args.contract_id):
+        for verdict in store.verify_chains(args.target):
             if verdict.ok:
                 print(f"{verdict.contract_id}  ok      {verdict.events:6} events  head {verdict.head.hex()}")
             else:
@@ -274,6 +301,34 @@ def cmd_status(settings: Settings, _: argparse.Namespace) -> int:
     return 0
 
 
+def _verify_file(path: str | None) -> int:
+    """`ticketing verify FILE`: the export's chain, head and fields, from the file alone."""
+    from pathlib import Path
+
+    from infra.kafka import export
+
+    if not path:
+        print("ticketing verify: give an export FILE, or --store [CONTRACT_ID]", file=sys.stderr)
+        return 2
+    try:
+        report = export.verify(Path(path).read_bytes())
+    except (OSError, export.Unreadable) as unreadable:
+        print(f"ticketing verify: {path}: {unreadable}", file=sys.stderr)
+        return 1
+    for line in report.lines():
+        print(line)
+    if report.ok:  # the figures as of the export, by the rules of this code (the header names the export's)
+        import json
+
+        from domain.rules import RULES_VERSION
+        from projections.replay import figures
+
+        print(f"figures as of {report.header.exported_at.isoformat()}, rules {RULES_VERSION}"
+              f" (the export's: {report.header.rules_version}):")
+        print(json.dumps(figures(report.envelopes, report.header.exported_at), indent=2, sort_keys=True, default=str))
+    return 0 if report.ok else 1
+
+
 def cmd_run(settings: Settings, _: argparse.Namespace) -> int:
     from infra.process.embedded import PortTaken
     from infra.process.lifeline import AlreadyRunning
@@ -315,10 +370,16 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("plans", help="list the plan catalog").set_defaults(func=cmd_plans)
     sub.add_parser("status", help="the pipeline at a glance: broker address, positions, lags, heartbeats, leases"
                    ).set_defaults(func=cmd_status)
-    verify = sub.add_parser("verify", help="check the hash chains of the stored events")
+    verify = sub.add_parser("verify", help="check an export file (no database, no broker), or the stored hash chains")
     verify.add_argument("--store", action="store_true", help="check the store's chains (every contract's, or one's)")
-    verify.add_argument("contract_id", nargs="?", default=None)
+    verify.add_argument("target", nargs="?", default=None, metavar="FILE | CONTRACT_ID",
+                        help="the export file to check; with --store, the one contract to check (default: all)")
     verify.set_defaults(func=cmd_verify)
+    exporter = sub.add_parser("export", help="export a contract's events with their hash chain to a file (recorded)")
+    exporter.add_argument("contract_id")
+    exporter.add_argument("--format", required=True, choices=["jsonl", "avro"])
+    exporter.add_argument("--out", required=True, help="the file to write")
+    exporter.set_defaults(func=cmd_export)
     tokens = sub.add_parser("tokens", help="issue, list, rotate and revoke access tokens")
     actions = tokens.add_subparsers(dest="action", required=True)
     create = actions.add_parser("create", help="issue a token; its secret is printed once")
