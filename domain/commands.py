@@ -172,7 +172,7 @@ class ScheduleMaintenance(Command):
         self._normalise()
 
 
-EXPORT_FORMATS = ("jsonl", "avro")
+EXPORT_FORMATS = ("jsonl", "avro", "mysql")
 
 
 @dataclass(frozen=True)

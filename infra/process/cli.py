@@ -215,7 +215,7 @@ def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
     from domain import chain
     from domain.actors import SYSTEM
     from domain.errors import DomainError
-    from infra.postgres.exports import export_contract
+    from infra.exports.contract import export_contract
     from infra.process import embedded, wiring
 
     url = settings.database_url or embedded.start_postgres(settings.data_dir)
@@ -305,7 +305,7 @@ def _verify_file(path: str | None) -> int:
     """`ticketing verify FILE`: the export's chain, head and fields, from the file alone."""
     from pathlib import Path
 
-    from infra.kafka import export
+    from infra.exports import files as export
 
     if not path:
         print("ticketing verify: give an export FILE, or --store [CONTRACT_ID]", file=sys.stderr)
@@ -377,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
     verify.set_defaults(func=cmd_verify)
     exporter = sub.add_parser("export", help="export a contract's events with their hash chain to a file (recorded)")
     exporter.add_argument("contract_id")
-    exporter.add_argument("--format", required=True, choices=["jsonl", "avro"])
+    exporter.add_argument("--format", required=True, choices=["jsonl", "avro", "mysql"])
     exporter.add_argument("--out", required=True, help="the file to write")
     exporter.set_defaults(func=cmd_export)
     tokens = sub.add_parser("tokens", help="issue, list, rotate and revoke access tokens")

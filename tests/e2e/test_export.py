@@ -187,6 +187,6 @@ def test_an_unknown_contract_or_format_records_nothing(client: httpx.Client, exp
     proof = client.get(f"/contracts/{cid}/proof").json()
     assert client.get("/contracts/00000000-0000-4000-8000-000000000000/export", params={"format": "jsonl"}
                       ).status_code == 404
-    assert client.get(f"/contracts/{cid}/export", params={"format": "mysql"}).status_code == 422
+    assert client.get(f"/contracts/{cid}/export", params={"format": "xml"}).status_code == 422
     assert client.get(f"/contracts/{cid}/export").status_code == 422
     assert client.get(f"/contracts/{cid}/proof").json() == proof

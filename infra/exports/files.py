@@ -37,7 +37,8 @@ from projections.envelope import Envelope, from_domain_event
 
 FORMAT = "ticketing-export-v1"
 Kind = Literal["jsonl", "avro"]
-MEDIA_TYPES: dict[str, str] = {"jsonl": "application/jsonl", "avro": "application/avro"}
+MEDIA_TYPES: dict[str, str] = {"jsonl": "application/jsonl", "avro": "application/avro", "mysql": "application/sql"}
+EXTENSIONS = {"jsonl": "jsonl", "avro": "avro", "mysql": "sql"}
 AVRO_MAGIC = b"Obj\x01"
 META = "ticketing."  # the prefix of the avro file's metadata keys ("avro." is the format's own)
 Recorded = Sequence[tuple[Envelope, Link]]
@@ -235,7 +236,7 @@ def write(kind: str, header: Header, recorded: Recorded) -> bytes:
 
 
 def filename(kind: str, header: Header) -> str:
-    return f"contract-{header.contract_id}-{header.exported_at.strftime('%Y%m%dT%H%M%SZ')}.{kind}"
+    return f"contract-{header.contract_id}-{header.exported_at.strftime('%Y%m%dT%H%M%SZ')}.{EXTENSIONS[kind]}"
 
 
 @dataclass(frozen=True)
