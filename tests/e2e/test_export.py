@@ -132,6 +132,14 @@ def test_an_export_reaches_the_proof_taken_then_and_verifies_from_the_file_alone
     done = verify(whole, tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "WHOLE" in done.stdout and cid in done.stdout and proof["head_hash"] in done.stdout
+    # the figures it recomputes from the file alone are the API's answers as known at the export
+    figures = json.loads(done.stdout[done.stdout.index("{", done.stdout.index("figures as of")):])
+    known = {"known_at": exported[-1]["committed_at"]}
+    for report, key in (("sla", MONTH), ("availability", MONTH)):
+        api = client.get(f"/contracts/{cid}/{report}", params={**known, "month": MONTH}).json()
+        assert figures[report][key] == api, report
+    ledger = client.get(f"/contracts/{cid}/ledger", params=known).json()
+    assert figures["ledger"][ledger["period"]] == ledger
 
     # One byte of the state of the outage's opening event, altered in a copy.
     opened = next(e for e in history(client, cid) if e["type"] == "Ticket.Opened")
