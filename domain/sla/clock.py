@@ -260,24 +260,26 @@ def _resolution(rules: SlaRules, facts: TicketFacts, now: datetime, elapsed: boo
 
 
 def _running(start: datetime, gaps: list[Span], stop: datetime | None) -> tuple[tuple[Span, ...], bool]:
-    """[start, stop) minus the gaps (sorted, disjoint); True if it ends in an open gap (paused).
+    """[start, stop) minus the gaps (sorted by start); True if it ends in an open gap (paused).
 
-    A stop inside a gap leaves an empty last stretch at the stop, so the due instant in force
-    when it stopped is counted from there.
+    Gaps may overlap (a pause and a resolution that begin at one instant): a gap that starts
+    inside the previous one only extends it. A stop inside a gap leaves an empty last stretch
+    at the stop, so the due instant in force when it stopped is counted from there.
     """
     found: list[Span] = []
     cursor = start
     for s, e in gaps:
         if stop is not None and s >= stop:
             break
-        found.append((cursor, s))
+        if s >= cursor:
+            found.append((cursor, s))
         if e is None and stop is None:
             return tuple(found), True
         if e is None:
             assert stop is not None  # an open gap without a stop returned above
             cursor = stop
         else:
-            cursor = e if stop is None else min(e, stop)
+            cursor = max(cursor, e if stop is None else min(e, stop))
     found.append((cursor, stop))
     return tuple(found), False
 

@@ -34,7 +34,7 @@ from projections.envelope import Envelope
 
 log = structlog.get_logger("rebuild")
 PAGE = 5000
-BOOKKEEPING = {"checkpoint", "outbox", "watermark", "heartbeat", "dead_letter"}
+BOOKKEEPING = {"checkpoint", "outbox", "watermark", "heartbeat", "dead_letter", "tally"}
 
 
 @dataclass
@@ -116,7 +116,9 @@ class Rebuild:
 
     def _carry_bookkeeping(self, conn: psycopg.Connection) -> None:
         new, live = self.fresh, self.live
-        for table in ("checkpoint", "watermark", "heartbeat", "dead_letter"):
+        # The live runner's counts carry on (a metric's counter does not restart at a switch).
+        conn.execute(f"DELETE FROM {new}.tally")
+        for table in ("checkpoint", "watermark", "heartbeat", "dead_letter", "tally"):
             conn.execute(f"INSERT INTO {new}.{table} SELECT * FROM {live}.{table}")
         conn.execute(f"DELETE FROM {new}.outbox n USING {live}.outbox o WHERE n.notice_id = o.notice_id")
         conn.execute(f"UPDATE {new}.outbox SET published_at = now() WHERE published_at IS NULL")

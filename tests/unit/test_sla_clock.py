@@ -348,3 +348,15 @@ def test_the_explanation_adds_up_to_the_elapsed_time_and_the_facts_round_trip(hi
         timeline = shown[name]["timeline"]
         assert sum(s["business_minutes"] for s in timeline) == shown[name]["elapsed_minutes"]
         assert all(a["to"] == b["from"] for a, b in pairwise(timeline))
+
+
+def test_a_pause_that_begins_as_the_ticket_is_reopened_stops_the_clock_until_it_ends() -> None:
+    # bpm premium P1: 12 h around the clock. Resolved and reopened at 10:00, and paused at that
+    # same instant until 11:00. The clock runs 09:00-10:00 and from 11:00: 2 h by 12:00.
+    opened = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+    facts = life(opened, ("Resolved", opened + H), ("Reopened", opened + H), ("Paused", opened + H),
+                 ("Resumed", opened + 2 * H), priority="P1")
+    resolution = clocks("bpm/premium", facts, now=opened + 3 * H).resolution
+    assert resolution.elapsed == 2 * H
+    timeline = explain(rules("bpm/premium"), facts, opened + 3 * H)["resolution"]["timeline"]
+    assert all(a["to"] == b["from"] for a, b in pairwise(timeline))
