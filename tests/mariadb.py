@@ -39,3 +39,10 @@ def mariadb(root: Path) -> Iterator[list[str]]:
     finally:
         server.terminate()
         server.wait(30)
+
+
+def rows(client: list[str], database: str, query: str) -> list[list[str]]:
+    """A query's rows, in a session that reads literals as the dumps write them (NO_BACKSLASH_ESCAPES)."""
+    session = f"SET SESSION sql_mode = 'NO_BACKSLASH_ESCAPES'; {query}"
+    done = subprocess.run([*client, database, "-N", "-e", session], capture_output=True, text=True, check=True)
+    return [line.split("\t") for line in done.stdout.splitlines()]

@@ -11,13 +11,7 @@ from pathlib import Path
 import httpx
 
 from tests.factories import contract, post, ticket
-from tests.mariadb import mariadb
-
-
-def _rows(client: list[str], query: str) -> list[list[str]]:
-    session = f"SET SESSION sql_mode = 'NO_BACKSLASH_ESCAPES'; {query}"
-    done = subprocess.run([*client, "dump", "-N", "-e", session], capture_output=True, text=True, check=True)
-    return [line.split("\t") for line in done.stdout.splitlines()]
+from tests.mariadb import mariadb, rows
 
 
 def test_a_mysql_export_loads_into_mariadb_with_the_figures_the_api_answered(client: httpx.Client,
@@ -38,19 +32,19 @@ def test_a_mysql_export_loads_into_mariadb_with_the_figures_the_api_answered(cli
         subprocess.run([*db, "-e", "CREATE DATABASE dump"], check=True)
         loaded = subprocess.run([*db, "dump"], input=answer.text, capture_output=True, text=True)
         assert loaded.returncode == 0, loaded.stderr
-        assert _rows(db, "SELECT head_hash, events, position FROM export") == [
+        assert rows(db, "dump", "SELECT head_hash, events, position FROM export") == [
             [proof["head_hash"], str(proof["events"]), str(proof["position"])]]
-        assert _rows(db, "SELECT customer, plan, status FROM contract") == [
+        assert rows(db, "dump", "SELECT customer, plan, status FROM contract") == [
             ["Café O'Neil; DROP TABLE contract; --", "datacrm/standard", "active"]]
-        assert _rows(db, "SELECT title FROM tickets") == [["Caído \\ el portal"]]
-        assert [r[0] for r in _rows(db, "SELECT hash FROM events ORDER BY position")] == [e["hash"] for e in events]
-        assert _rows(db, "SELECT ticket_id, minutes, kind FROM time_entries") == [[tid, "30", "work"]]
+        assert rows(db, "dump", "SELECT title FROM tickets") == [["Caído \\ el portal"]]
+        assert [r[0] for r in rows(db, "dump", "SELECT hash FROM events ORDER BY position")] == [e["hash"] for e in events]
+        assert rows(db, "dump", "SELECT ticket_id, minutes, kind FROM time_entries") == [[tid, "30", "work"]]
         for report, period, path, params in (
                 ("availability", "2026-03", f"/contracts/{cid}/availability", {"month": "2026-03"}),
                 ("sla", "2026-03", f"/contracts/{cid}/sla", {"month": "2026-03"})):
-            kept = json.loads(_rows(db, f"SELECT body FROM reports WHERE report = '{report}' AND period = '{period}'")[0][0])
+            kept = json.loads(rows(db, "dump", f"SELECT body FROM reports WHERE report = '{report}' AND period = '{period}'")[0][0])
             api = client.get(path, params={**params, "known_at": exported_at}).json()
             assert kept == api, report
-        ledgers = {r[0]: json.loads(r[1]) for r in _rows(db, "SELECT period, body FROM reports WHERE report = 'ledger'")}
+        ledgers = {r[0]: json.loads(r[1]) for r in rows(db, "dump", "SELECT period, body FROM reports WHERE report = 'ledger'")}
         api_ledger = client.get(f"/contracts/{cid}/ledger", params={"known_at": exported_at}).json()
         assert ledgers[api_ledger["period"]] == api_ledger

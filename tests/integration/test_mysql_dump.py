@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from infra.exports import mysql
-from tests.mariadb import mariadb
+from tests.mariadb import mariadb, rows
 
 AWKWARD = "O'Brien \\ \"quoted\" ; -- not a comment\nnew line, tab\t, ünïcødé 🎫, %s, \\' end"
 
@@ -42,12 +42,6 @@ def _contents() -> mysql.Contents:
     )
 
 
-def _rows(client: list[str], query: str) -> list[list[str]]:
-    """A query's rows, in a session that reads literals as the dump writes them."""
-    session = f"SET SESSION sql_mode = 'NO_BACKSLASH_ESCAPES'; {query}"
-    done = subprocess.run([*client, "dump", "-N", "-e", session], capture_output=True, text=True, check=True)
-    return [line.split("\t") for line in done.stdout.splitlines()]
-
 
 def test_a_dump_loads_into_mariadb_and_reads_back_every_row(tmp_path: Path) -> None:
     text = mysql.dump(_contents())
@@ -56,18 +50,18 @@ def test_a_dump_loads_into_mariadb_and_reads_back_every_row(tmp_path: Path) -> N
         loaded = subprocess.run([*client, "dump"], input=text, capture_output=True, text=True)
         assert loaded.returncode == 0, loaded.stderr
         # --raw keeps tabs and new lines inside values as they are: read the awkward text by its length and hash
-        assert _rows(client, "SELECT CHAR_LENGTH(customer), SHA2(customer, 256) = SHA2(%s, 256) FROM contract"
+        assert rows(client, "dump", "SELECT CHAR_LENGTH(customer), SHA2(customer, 256) = SHA2(%s, 256) FROM contract"
                      .replace("%s", mysql.literal(AWKWARD))) == [[str(len(AWKWARD)), "1"]]
-        assert _rows(client, "SELECT COUNT(*), SUM(title = " + mysql.literal(AWKWARD) + ") FROM tickets") == [["1", "1"]]
-        assert _rows(client, "SELECT position, type, hash FROM events ORDER BY position") == [
+        assert rows(client, "dump", "SELECT COUNT(*), SUM(title = " + mysql.literal(AWKWARD) + ") FROM tickets") == [["1", "1"]]
+        assert rows(client, "dump", "SELECT position, type, hash FROM events ORDER BY position") == [
             ["1", "Contract.Signed", "ab" * 32], ["2", "Ticket.Opened", "cd" * 32], ["3", "Ticket.TimeConsumed", "ef" * 32]]
-        assert _rows(client, "SELECT ticket_id, minutes, kind, engineer IS NULL FROM time_entries") == [
+        assert rows(client, "dump", "SELECT ticket_id, minutes, kind, engineer IS NULL FROM time_entries") == [
             ["6b1f1c7e-2222-4a4a-8a8a-000000000002", "45", "work", "1"]]
-        actor = _rows(client, "SELECT actor FROM events WHERE position = 2")[0][0]
+        actor = rows(client, "dump", "SELECT actor FROM events WHERE position = 2")[0][0]
         assert json.loads(actor)["role"] == "customer"
-        body = _rows(client, "SELECT body FROM reports WHERE report = 'ledger'")[0][0]
+        body = rows(client, "dump", "SELECT body FROM reports WHERE report = 'ledger'")[0][0]
         assert json.loads(body)["balance"] == 555
-        assert _rows(client, "SELECT head_hash, events, rules_version FROM export") == [["ef" * 32, "3", "2026.12.1"]]
+        assert rows(client, "dump", "SELECT head_hash, events, rules_version FROM export") == [["ef" * 32, "3", "2026.12.1"]]
 
 
 @pytest.mark.parametrize("value", [None, True, 7, 2.5, "it's", {"a": ["b'c"]}])
