@@ -50,8 +50,12 @@ class Pipeline(Collector):
                                            labels=["projection"]),
             "ignored": CounterMetricFamily("ticketing_projection_ignored", "Events a read model passed over",
                                            labels=["projection"]),
-            "parked": CounterMetricFamily("ticketing_projection_parked", "Events a read model parked as dead letters",
+            "parked": CounterMetricFamily("ticketing_projection_parked",
+                                          "Events a read model parked as dead letters, settled ones included",
                                           labels=["projection"]),
+            "dead_letters": GaugeMetricFamily("ticketing_projection_dead_letters",
+                                              "Dead letters of a read model still parked (neither retried nor discarded)",
+                                              labels=["projection"]),
         }
         pending = GaugeMetricFamily("ticketing_notices_pending", "Notices decided but not yet published",
                                     labels=["topic"])

@@ -11,16 +11,23 @@ switch takes exclusively and each of the runner's transactions takes shared.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, suppress
 from typing import Any
 
 import psycopg
+from psycopg.types.json import Jsonb
 
-from consumers.ports import Cursor, Record, View
+from consumers.ports import Cursor, Headers, Record, View
 from infra.postgres import leases
 
 ViewFactory = Callable[[psycopg.Connection], View]
+
+
+def headers_json(headers: Headers | None) -> list[list[str]] | None:
+    """A message's headers as a dead letter keeps them (values in base64), to decode it again."""
+    return None if headers is None else [[key, base64.b64encode(value).decode()] for key, value in headers]
 
 
 def switch_lock(conn: psycopg.Connection, name: str, shared: bool = True) -> None:
@@ -120,9 +127,10 @@ class PgRunnerSession:
 
     def park(self, partition: int, record: Record, position: int | None, reason: str) -> None:
         self.db.execute(self._sql(
-            "INSERT INTO {s}.dead_letter (topic, partition, kafka_offset, position, reason, value)"
-            " VALUES (%s, %s, %s, %s, %s, %s)"),
-            (self.topic, partition, record.offset, position, reason, record.value))
+            "INSERT INTO {s}.dead_letter (topic, partition, kafka_offset, position, reason, value, headers)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s)"),
+            (self.topic, partition, record.offset, position, reason, record.value,
+             Jsonb(headers_json(record.headers))))
 
     def view(self) -> View:
         return self.view_factory(self.db)

@@ -64,7 +64,7 @@ class Rebuild:
     def prepare(self) -> None:
         with psycopg.connect(self.url, autocommit=True) as conn:
             conn.execute(f"DROP SCHEMA IF EXISTS {self.fresh} CASCADE")
-            for name in ("checkpoint", "outbox", *self.spec.sql_files):
+            for name in ("checkpoint", "dead_letter", "outbox", *self.spec.sql_files):
                 postgres.execute_file(conn, name, self.fresh)
 
     def _pages(self, upto: int) -> Any:
@@ -123,8 +123,9 @@ class Rebuild:
         conn.execute(f"DELETE FROM {new}.outbox n USING {live}.outbox o WHERE n.notice_id = o.notice_id")
         conn.execute(f"UPDATE {new}.outbox SET published_at = now() WHERE published_at IS NULL")
         conn.execute(f"INSERT INTO {new}.outbox SELECT * FROM {live}.outbox")
-        conn.execute(f"SELECT setval(pg_get_serial_sequence('{new}.outbox', 'id'),"
-                     f" greatest((SELECT max(id) FROM {new}.outbox), 1))")
+        for table in ("outbox", "dead_letter"):  # copied ids: the next one must come after them
+            conn.execute(f"SELECT setval(pg_get_serial_sequence('{new}.{table}', 'id'),"
+                         f" greatest((SELECT max(id) FROM {new}.{table}), 1))")
 
     def diff(self, old: str) -> dict[str, dict[str, int]]:
         """Per read-model table: rows before, after, and rows that differ either way."""

@@ -25,7 +25,8 @@ class ProjectionStatus:
     lag_seconds: float
     applied: int
     ignored: int
-    parked: int
+    parked: int  # ever parked (a counter: settling a dead letter does not lower it)
+    dead_letters: int  # parked and not settled yet (a gauge)
     notices_pending: dict[str, int]
     heartbeat_age: float | None
     leases: dict[str, int | None]  # lease name -> server pid of its holder (None: nobody)
@@ -89,6 +90,7 @@ def read(url: str, topic: str, projections: list[str], store_table: str, partiti
                 lag_seconds=_age(conn, position, head, store_table),
                 applied=int(counts[0]) if counts else 0, ignored=int(counts[1]) if counts else 0,
                 parked=int(_one(conn, f"SELECT count(*) FROM {schema}.dead_letter") or 0),
+                dead_letters=int(_one(conn, f"SELECT count(*) FROM {schema}.dead_letter WHERE status = 'parked'") or 0),
                 notices_pending=pending,
                 heartbeat_age=_float(_one(conn, f"SELECT extract(epoch FROM now() - max(beat_at)) FROM {schema}.heartbeat")),
                 leases={lease: leases.holder(conn, lease)

@@ -295,7 +295,8 @@ def cmd_status(settings: Settings, _: argparse.Namespace) -> int:
                   relay_state, age(s.relay_heartbeat_age), f"relay: {holder(s.relay_lease)}")
     for p in s.projections:
         table.add_row(p.name, str(p.position), str(p.lag_events), f"{p.lag_seconds:.1f}", str(p.applied),
-                      str(p.ignored), str(p.parked), ", ".join(f"{t}: {n}" for t, n in p.notices_pending.items()) or "0",
+                      str(p.ignored), f"{p.parked} ({p.dead_letters} waiting)",
+                      ", ".join(f"{t}: {n}" for t, n in p.notices_pending.items()) or "0",
                       age(p.heartbeat_age), "; ".join(f"{k}: {holder(v)}" for k, v in p.leases.items()))
     out.print(table)
     return 0
@@ -393,6 +394,9 @@ def main(argv: list[str] | None = None) -> int:
         one = actions.add_parser(action, help=text)
         one.add_argument("token_id")
     tokens.set_defaults(func=cmd_tokens)
+    from infra.process import dead_letters
+
+    dead_letters.add_parser(sub)
     sub.add_parser("setup", help="create the schemas and tables (idempotent)").set_defaults(func=cmd_setup)
     args = parser.parse_args(argv)
     settings = Settings.from_env()

@@ -34,7 +34,7 @@ def setup_database(url: str) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
         postgres.execute_file(conn, "relay_position", "relay")
         for spec in PROJECTIONS.values():
-            for name in ("checkpoint", "outbox", *spec.sql_files):
+            for name in ("checkpoint", "dead_letter", "outbox", *spec.sql_files):
                 postgres.execute_file(conn, name, spec.schema)
 
 
@@ -102,5 +102,5 @@ def create_tables(url: str, name: str, schema: str) -> None:
     """A projection's tables, fresh, in a schema of the caller's choosing (tests, benchmarks)."""
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-        for file in ("checkpoint", "outbox", *PROJECTIONS[name].sql_files):
+        for file in ("checkpoint", "dead_letter", "outbox", *PROJECTIONS[name].sql_files):
             postgres.execute_file(conn, file, schema)

@@ -7,17 +7,6 @@ CREATE TABLE IF NOT EXISTS {schema}.checkpoint (
     updated_at   timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (topic, partition)
 );
--- Messages the runner could not decode or apply, parked with the reason.
-CREATE TABLE IF NOT EXISTS {schema}.dead_letter (
-    id           bigserial PRIMARY KEY,
-    topic        text   NOT NULL,
-    partition    int    NOT NULL,
-    kafka_offset bigint NOT NULL,
-    position     bigint,
-    reason       text   NOT NULL,
-    value        bytea,
-    parked_at    timestamptz NOT NULL DEFAULT now()
-);
 -- The runner's heartbeat, read by GET /health.
 CREATE TABLE IF NOT EXISTS {schema}.heartbeat (
     runner     text PRIMARY KEY,

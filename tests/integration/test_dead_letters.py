@@ -1,0 +1,297 @@
+"""`ticketing dead-letters` on a real PostgreSQL and broker: the events a runner parked are
+listed with the reason and the event; a retry applies one exactly once when the rules accept it
+now (and the later events of its ticket that could not apply without it), keeps it parked with
+the new reason when it fails again or when its rows already moved on, and never races the live
+runner; a discard keeps the record with who and why. Poison is made by a CHECK constraint on a
+read-model table of the test's own, and the "fix" is dropping it."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Any
+
+import psycopg
+import pytest
+
+from domain.ticket import Ticket
+from infra.postgres import execute_file, leases
+from infra.postgres.checkpoints import switch_lock
+from infra.postgres.store import ApplicationHost
+from infra.process import cli
+from infra.settings import Settings
+from tests.integration.helpers import (
+    checkpoint,
+    clean_rebuild,
+    drive,
+    eventually,
+    make_runner,
+    parked,
+    read_model,
+    relay_from_here,
+    relay_until,
+    tickets_schema,
+    unique,
+)
+
+
+class Case:
+    """A topic and a ticket-list schema of the test's own, whose table refuses titles `poison`
+    and time entries over 1,000 minutes (until `fix`), with a relay and a runner on them."""
+
+    def __init__(self, servers: Settings, store: ApplicationHost) -> None:
+        self.servers, self.store = servers, store
+        self.url = servers.database_url or ""
+        self.topic, self.schema = unique("events"), tickets_schema(self.url)
+        self.sql(f"ALTER TABLE {self.schema}.tickets ADD CONSTRAINT no_poison"
+                 " CHECK (title <> 'poison' AND minutes <= 1000)")
+        self.relay = relay_from_here(servers, store, self.topic)
+        self.cid = str(store.app.sign_contract("Dead Letters Ltd", "crm-experts/platinum", "2026-01-01").aggregate_id)
+
+    def sql(self, query: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            cur = conn.execute(query, params)
+            return cur.fetchall() if cur.description else []
+
+    def ticket(self, title: str, *minutes: int, resolve: bool = False) -> Ticket:
+        now = self.store.app.clock.now()
+        ticket = Ticket(self.cid, title, "ops", "portal", "P2", None, None, now)
+        for m in minutes:
+            ticket.consume_time(m, "work", None, now)
+        if resolve:
+            ticket.resolve("fixed", now)
+        self.store.app.save(ticket)
+        return ticket
+
+    def more_time(self, ticket_id: Any, minutes: int) -> None:
+        ticket = self.store.app.repository.get(ticket_id)
+        ticket.consume_time(minutes, "work", None, self.store.app.clock.now())
+        self.store.app.save(ticket)
+
+    def consume(self) -> None:
+        """Relay everything, and run the runner until it consumed it."""
+        head = self.store.head()
+        relay_until(self.relay, head)
+        runner = make_runner(self.servers, self.schema, self.topic)
+        runner.resume()
+        drive(runner.step, lambda: checkpoint(self.url, self.schema, self.topic) >= head)
+        runner.close()
+
+    def fix(self) -> None:
+        self.sql(f"ALTER TABLE {self.schema}.tickets DROP CONSTRAINT no_poison")
+
+    def letters(self) -> list[dict[str, Any]]:
+        with psycopg.connect(self.url) as conn, conn.cursor(row_factory=psycopg.rows.dict_row) as cur:
+            return cur.execute(f"SELECT * FROM {self.schema}.dead_letter ORDER BY id").fetchall()
+
+    def applied(self) -> int:
+        rows = self.sql(f"SELECT applied FROM {self.schema}.tally WHERE topic = %s", (self.topic,))
+        return int(rows[0][0])
+
+    def clean(self, *tickets: Ticket) -> dict[str, dict[str, Any]]:
+        """What a clean run gives for these tickets, straight from the store."""
+        built = clean_rebuild(self.store, upto=self.store.head())
+        return {str(t.id): built[str(t.id)] for t in tickets}
+
+    def close(self) -> None:
+        self.relay.close()
+
+
+@pytest.fixture
+def case(servers: Settings, store: ApplicationHost, monkeypatch: pytest.MonkeyPatch) -> Any:
+    monkeypatch.setenv("DATABASE_URL", servers.database_url or "")
+    # The CLI would configure the process's logs onto this test's captured (then closed) output.
+    monkeypatch.setattr(cli.logs, "configure", lambda *_, **__: None)
+    made = Case(servers, store)
+    yield made
+    made.close()
+
+
+def ticketing(case: Case, *argv: str) -> int:
+    """`ticketing dead-letters ...` on the case's projection tables."""
+    return cli.main(["dead-letters", *argv, "--projection", "tickets", "--schema", case.schema])
+
+
+def model(case: Case, *tickets: Ticket) -> dict[str, dict[str, Any]]:
+    rows = read_model(case.url, case.schema)
+    return {str(t.id): rows[str(t.id)] for t in tickets if str(t.id) in rows}
+
+
+def test_a_parked_event_is_listed_with_its_reason_and_its_event(case: Case, capsys: pytest.CaptureFixture[str]) -> None:
+    case.ticket("fine", 10)
+    bad = case.ticket("poison", 20)
+    case.consume()
+    ((position, reason),) = parked(case.url, case.schema)
+    assert "no_poison" in reason
+    capsys.readouterr()
+    assert ticketing(case, "list") == 0
+    table = capsys.readouterr().out
+    assert "tickets:1" in table and "Ticket.Opened" in table and str(bad.id) in table and "no_poison" in table
+    assert ticketing(case, "list", "--json") == 0
+    (record,) = json.loads(capsys.readouterr().out)
+    assert (record["ref"], record["position"], record["status"], record["attempts"]) == ("tickets:1", position,
+                                                                                          "parked", 1)
+    event = record["event"]
+    assert (event["decoded"], event["type"], event["aggregate_id"], event["title"]) == (True, "Ticket.Opened",
+                                                                                        str(bad.id), "poison")
+    assert event["contract_id"] == case.cid and event["position"] == position
+
+
+def test_a_retry_that_fails_again_keeps_it_parked_with_the_new_reason_and_exits_non_zero(
+    case: Case, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = case.ticket("poison", 20)
+    case.consume()
+    applied = case.applied()
+    capsys.readouterr()
+    assert ticketing(case, "retry", "1") == 1
+    assert "failed (still parked)" in capsys.readouterr().out
+    (letter,) = case.letters()
+    assert (letter["status"], letter["attempts"]) == ("parked", 2)
+    assert letter["reason"].startswith("retry failed:") and "no_poison" in letter["reason"]
+    assert letter["retried_at"] is not None and letter["settled_at"] is None
+    assert model(case, bad) == {} and case.applied() == applied
+
+
+def test_a_retry_once_the_rule_accepts_it_applies_it_and_its_tickets_later_events_exactly_once(
+    case: Case, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fine = case.ticket("fine", 10)
+    bad = case.ticket("poison", 20, 30, resolve=True)  # its time and resolution find no row: ignored
+    case.consume()
+    assert model(case, bad) == {}
+    applied = case.applied()
+    case.fix()
+    capsys.readouterr()
+    assert ticketing(case, "retry", "--all", "--by", "ana") == 0
+    out = capsys.readouterr().out
+    assert "tickets:1" in out and "applied" in out and "then 3 later events" in out
+    assert model(case, fine, bad) == case.clean(fine, bad)
+    assert model(case, bad)[str(bad.id)]["minutes"] == 50
+    assert case.applied() == applied + 4
+    (letter,) = case.letters()
+    assert (letter["status"], letter["settled_by"], letter["attempts"]) == ("applied", "ana", 2)
+    assert ticketing(case, "retry", "tickets:1") == 1, "an applied dead letter is not applied again"
+    assert "already applied" in capsys.readouterr().out
+    assert model(case, bad)[str(bad.id)]["minutes"] == 50 and case.applied() == applied + 4
+    assert ticketing(case, "list") == 0 and "tickets:1" not in capsys.readouterr().out
+
+
+def test_a_retry_of_an_event_whose_row_took_later_events_is_declined_and_stays_parked(
+    case: Case, capsys: pytest.CaptureFixture[str]
+) -> None:
+    t = case.ticket("fine", 10, 5000, 20, resolve=True)  # 5,000 minutes is refused; then 20 and the resolution apply
+    case.consume()
+    ((position, _),) = parked(case.url, case.schema)
+    case.fix()
+    before = model(case, t)
+    capsys.readouterr()
+    assert ticketing(case, "retry", "--all") == 1
+    assert "declined (still parked)" in capsys.readouterr().out
+    (letter,) = case.letters()
+    assert (letter["status"], letter["position"], letter["attempts"]) == ("parked", position, 2)
+    assert letter["reason"].startswith("retry declined") and "rebuild" in letter["reason"]
+    assert model(case, t) == before and before[str(t.id)]["minutes"] == 30
+
+
+def test_a_discard_records_who_and_why_and_hides_it_from_the_list(
+    case: Case, capsys: pytest.CaptureFixture[str]
+) -> None:
+    case.ticket("poison")
+    case.ticket("poison")
+    case.consume()
+    capsys.readouterr()
+    with pytest.raises(SystemExit):  # the reason is required
+        ticketing(case, "discard", "1")
+    assert ticketing(case, "discard", "1", "--reason", "a test ticket", "--by", "bea") == 0
+    assert "discarded by bea" in capsys.readouterr().out
+    first, second = case.letters()
+    assert (first["status"], first["settled_by"], first["settled_why"]) == ("discarded", "bea", "a test ticket")
+    assert first["settled_at"] is not None and second["status"] == "parked"
+    assert ticketing(case, "list", "--json") == 0
+    assert [r["id"] for r in json.loads(capsys.readouterr().out)] == [2]
+    assert ticketing(case, "list", "--all", "--json") == 0
+    assert [(r["id"], r["status"]) for r in json.loads(capsys.readouterr().out)] == [(1, "discarded"), (2, "parked")]
+    assert ticketing(case, "retry", "1") == 1 and "already discarded" in capsys.readouterr().out
+    assert ticketing(case, "discard", "1", "--reason", "again") == 1
+
+
+def test_a_retry_while_the_live_runner_applies_the_tickets_later_events_applies_each_exactly_once(
+    case: Case, servers: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = case.ticket("poison", 10)
+    case.consume()
+    case.fix()
+    runner, stop = make_runner(servers, case.schema, case.topic), threading.Event()
+    thread = threading.Thread(target=runner.run, args=(stop.is_set,), daemon=True)
+    thread.start()
+    before, during = [1, 2, 3, 4], [5, 6, 7, 8, 9, 10, 11, 12]
+
+    def stream(minutes: list[int]) -> None:  # the ticket's time, relayed and consumed by the live runner
+        for m in minutes:
+            case.more_time(bad.id, m)
+            relay_until(case.relay, case.store.head())
+            time.sleep(0.02)
+
+    try:
+        stream(before)  # the live runner ignores these: the ticket has no row
+        head = case.store.head()
+        drive(lambda: time.sleep(0.02), lambda: checkpoint(case.url, case.schema, case.topic) >= head)
+        assert model(case, bad) == {}
+        flowing = threading.Thread(target=stream, args=(during,))
+        flowing.start()
+        capsys.readouterr()
+        assert ticketing(case, "retry", "--all") == 0
+        flowing.join()
+        head = case.store.head()
+        drive(lambda: time.sleep(0.02), lambda: checkpoint(case.url, case.schema, case.topic) >= head)
+    finally:
+        stop.set()
+        thread.join(30)
+        runner.close()
+    assert "applied" in capsys.readouterr().out
+    assert model(case, bad)[str(bad.id)]["minutes"] == 10 + sum(before) + sum(during)
+    assert model(case, bad) == case.clean(bad)
+    assert [d["status"] for d in case.letters()] == ["applied"]
+
+
+def test_a_retry_waits_for_the_runners_batch_in_flight(case: Case) -> None:
+    bad = case.ticket("poison", 10)
+    case.consume()
+    case.fix()
+    lease = f"tickets@{case.schema}"
+    with psycopg.connect(case.url) as batch:  # a runner's batch: it holds the switch lock shared
+        switch_lock(batch, lease)
+        answer: list[int] = []
+        retry = threading.Thread(target=lambda: answer.append(ticketing(case, "retry", "--all")))
+        retry.start()
+        eventually(lambda: bool(case.sql(
+            "SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+            " AND classid = hashtext(%s)::oid AND objid = hashtext(%s)::oid",
+            (leases.NAMESPACE, f"switch:{lease}"))), timeout=30)
+        assert [d["status"] for d in case.letters()] == ["parked"] and model(case, bad) == {}
+        batch.commit()  # the batch ends
+    retry.join(30)
+    assert answer == [0] and [d["status"] for d in case.letters()] == ["applied"]
+    assert model(case, bad)[str(bad.id)]["minutes"] == 10
+
+
+def test_dead_letter_columns_are_added_to_a_table_made_before_them(servers: Settings) -> None:
+    url, schema = servers.database_url or "", unique("test_old")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+        conn.execute(f"CREATE TABLE {schema}.dead_letter (id bigserial PRIMARY KEY, topic text NOT NULL,"
+                     " partition int NOT NULL, kafka_offset bigint NOT NULL, position bigint, reason text NOT NULL,"
+                     " value bytea, parked_at timestamptz NOT NULL DEFAULT now())")
+        conn.execute(f"INSERT INTO {schema}.dead_letter (topic, partition, kafka_offset, reason) VALUES ('t', 0, 7, 'x')")
+        for _ in range(2):
+            execute_file(conn, "dead_letter", schema)
+        row = conn.execute(f"SELECT status, attempts, settled_by FROM {schema}.dead_letter").fetchone()
+        fresh = unique("test_new")
+        execute_file(conn, "dead_letter", fresh)
+        columns = [f"SELECT array_agg(column_name::text ORDER BY ordinal_position) FROM information_schema.columns"
+                   f" WHERE table_schema = '{s}' AND table_name = 'dead_letter'" for s in (schema, fresh)]
+        old_order, new_order = (conn.execute(q).fetchone() for q in columns)
+    assert row == ("parked", 1, None)
+    assert old_order == new_order, "a rebuild's switch copies the table with SELECT *"
