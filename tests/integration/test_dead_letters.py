@@ -14,12 +14,15 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg.types.json import Jsonb
 
 from domain.ticket import Ticket
-from infra.postgres import execute_file, leases
-from infra.postgres.checkpoints import switch_lock
+from infra.postgres import execute_file, leases, rebuild
+from infra.postgres.checkpoints import headers_json, switch_lock
+from infra.postgres.dead_letters import StoreEvents
 from infra.postgres.store import ApplicationHost
-from infra.process import cli
+from infra.process import cli, wiring
+from infra.registry import PROJECTIONS
 from infra.settings import Settings
 from tests.integration.helpers import (
     checkpoint,
@@ -27,6 +30,7 @@ from tests.integration.helpers import (
     drive,
     eventually,
     make_runner,
+    message,
     parked,
     read_model,
     relay_from_here,
@@ -195,6 +199,28 @@ def test_a_retry_of_an_event_whose_row_took_later_events_is_declined_and_stays_p
     assert model(case, t) == before and before[str(t.id)]["minutes"] == 30
 
 
+def test_a_dead_letter_that_cannot_stand_for_a_consumed_store_event_is_refused_and_left_as_it_was(
+    case: Case, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fine = case.ticket("fine", 10)
+    case.consume()
+    events = StoreEvents(case.store)
+    opened, consumed = events.event_at(case.store.head() - 1), case.store.head()
+    assert opened is not None and opened.type == "Ticket.Opened"
+    _, value, headers = message(opened)
+    park = (f"INSERT INTO {case.schema}.dead_letter (topic, partition, kafka_offset, position, reason, value, headers)"
+            " VALUES (%s, 0, 0, %s, 'test', %s, %s)")
+    for position in (None, consumed + 1, consumed):  # no position; one never consumed; not the message's event
+        case.sql(park, (case.topic, position, value, Jsonb(headers_json(headers))))
+    capsys.readouterr()
+    assert ticketing(case, "retry", "--all") == 1
+    out = capsys.readouterr().out
+    assert "refused (still parked): its position" in out and "never trusted" in out
+    assert "refused (still parked): it names no store position" in out
+    assert f"refused (still parked): its message was Ticket.Opened of {fine.id}" in out
+    assert [(d["status"], d["attempts"], d["reason"]) for d in case.letters()] == [("parked", 1, "test")] * 3
+
+
 def test_a_discard_records_who_and_why_and_hides_it_from_the_list(
     case: Case, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -277,6 +303,60 @@ def test_a_retry_waits_for_the_runners_batch_in_flight(case: Case) -> None:
     assert model(case, bad)[str(bad.id)]["minutes"] == 10
 
 
+def test_a_ledger_entry_refused_at_the_write_is_booked_once_by_a_retry_after_the_fix(
+    servers: Settings, store: ApplicationHost, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, topic, schema = servers.database_url or "", unique("events"), unique("test_ledger")
+    monkeypatch.setenv("DATABASE_URL", url)
+    monkeypatch.setattr(cli.logs, "configure", lambda *_, **__: None)
+    wiring.create_tables(url, "ledger", schema)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"ALTER TABLE {schema}.entries ADD CONSTRAINT small CHECK (minutes <= 1000)")
+    relay = relay_from_here(servers, store, topic)
+    cid = store.app.sign_contract("Ledger Ltd", "crm-experts/gold", "2026-01-01").aggregate_id
+    now = store.app.clock.now()
+    for minutes in (30, 5000):  # the second entry is the contract's last event: refused when written
+        ticket = Ticket(cid, "work", "ops", "portal", "P3", None, None, now)
+        ticket.consume_time(minutes, "work", None, now)
+        store.app.save(ticket)
+    head = store.head()
+    relay_until(relay, head)
+    relay.close()
+    runner = wiring.runner(servers, "ledger", schema, topic)
+    runner.resume()
+    drive(runner.step, lambda: checkpoint(url, schema, topic) >= head)
+    runner.close()
+    ((position, reason),) = parked(url, schema)
+    assert position == head and "small" in reason
+
+    def booked() -> list[tuple[Any, ...]]:
+        with psycopg.connect(url) as conn:
+            return conn.execute(f"SELECT used, entries FROM {schema}.periods WHERE contract_id = %s",
+                                (str(cid),)).fetchall()
+
+    assert booked() == [(30, 1)]
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"ALTER TABLE {schema}.entries DROP CONSTRAINT small")
+    argv = ["dead-letters", "retry", "ledger:1", "--schema", schema, "--projection", "ledger"]
+    assert cli.main(argv) == 0
+    assert booked() == [(5030, 2)]
+    assert cli.main(argv) == 1 and booked() == [(5030, 2)], "applied once"
+
+
+def test_dead_letters_carried_by_a_rebuilds_switch_keep_their_ids_and_the_next_one_comes_after_them(
+    servers: Settings, store: ApplicationHost
+) -> None:
+    url = servers.database_url or ""
+    switch = rebuild.Rebuild(PROJECTIONS["tickets"], store, url, unique("events"))
+    switch.live, switch.fresh = tickets_schema(url), tickets_schema(url)  # scratch copies of both sides
+    park = "INSERT INTO {}.dead_letter (topic, partition, kafka_offset, reason) VALUES ('t', 0, 0, 'x') RETURNING id"
+    with psycopg.connect(url) as conn:
+        parked_before = [conn.execute(park.format(switch.live)).fetchone() for _ in range(3)]
+        switch._carry_bookkeeping(conn)
+        after = conn.execute(park.format(switch.fresh)).fetchone()
+    assert parked_before == [(1,), (2,), (3,)] and after == (4,)
+
+
 def test_dead_letter_columns_are_added_to_a_table_made_before_them(servers: Settings) -> None:
     url, schema = servers.database_url or "", unique("test_old")
     with psycopg.connect(url, autocommit=True) as conn:
@@ -289,9 +369,12 @@ def test_dead_letter_columns_are_added_to_a_table_made_before_them(servers: Sett
             execute_file(conn, "dead_letter", schema)
         row = conn.execute(f"SELECT status, attempts, settled_by FROM {schema}.dead_letter").fetchone()
         fresh = unique("test_new")
-        execute_file(conn, "dead_letter", fresh)
+        for _ in range(2):
+            execute_file(conn, "dead_letter", fresh)
+        checks = [conn.execute(f"SELECT count(*) FROM pg_constraint WHERE conrelid = '{s}.dead_letter'::regclass"
+                               " AND contype = 'c'").fetchone() for s in (schema, fresh)]
         columns = [f"SELECT array_agg(column_name::text ORDER BY ordinal_position) FROM information_schema.columns"
                    f" WHERE table_schema = '{s}' AND table_name = 'dead_letter'" for s in (schema, fresh)]
         old_order, new_order = (conn.execute(q).fetchone() for q in columns)
-    assert row == ("parked", 1, None)
+    assert row == ("parked", 1, None) and checks == [(1,), (1,)]
     assert old_order == new_order, "a rebuild's switch copies the table with SELECT *"
