@@ -76,7 +76,7 @@ class StoreEvents:
 
 
 @dataclass(frozen=True)
-class Target:
+class Letters:
     """A projection's dead letters: its spec, the schema of its tables and its lease's name
     (a scratch copy in another schema has leases of its own, as in infra/process/wiring.py)."""
 
@@ -84,7 +84,7 @@ class Target:
     schema: str
 
     @classmethod
-    def of(cls, spec: ProjectionSpec, schema: str | None = None) -> Target:
+    def of(cls, spec: ProjectionSpec, schema: str | None = None) -> Letters:
         return cls(spec, schema or spec.schema)
 
     @property
@@ -144,7 +144,7 @@ def headers_of(stored: list[list[str]] | None) -> Headers | None:
     return None if stored is None else [(key, base64.b64decode(value)) for key, value in stored]
 
 
-def _letters(conn: psycopg.Connection, target: Target, where: str, params: Sequence[Any],
+def _letters(conn: psycopg.Connection, target: Letters, where: str, params: Sequence[Any],
              lock: bool = False) -> list[DeadLetter]:
     with conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(f"SELECT {COLUMNS} FROM {target.schema}.dead_letter WHERE {where}"
@@ -152,13 +152,13 @@ def _letters(conn: psycopg.Connection, target: Target, where: str, params: Seque
     return [DeadLetter(target.spec.name, **row) for row in rows]
 
 
-def listing(url: str, target: Target, settled: bool = False) -> list[DeadLetter]:
+def listing(url: str, target: Letters, settled: bool = False) -> list[DeadLetter]:
     """The projection's dead letters in store-position order: those parked, or all of them."""
     with psycopg.connect(url, autocommit=True) as conn:
         return _letters(conn, target, "TRUE" if settled else "status = 'parked'", ())
 
 
-def discard(url: str, target: Target, ids: Iterable[int], by: str, why: str) -> dict[int, str | None]:
+def discard(url: str, target: Letters, ids: Iterable[int], by: str, why: str) -> dict[int, str | None]:
     """Mark parked dead letters discarded (kept, with who, when and why); per id, None when
     done, else why not. The row's lock orders it against a retry of the same dead letter."""
     refused: dict[int, str | None] = {}
@@ -177,7 +177,7 @@ def discard(url: str, target: Target, ids: Iterable[int], by: str, why: str) -> 
 
 
 @dataclass(frozen=True)
-class Outcome:
+class RetryOutcome:
     """What a retry did with one dead letter: `applied`, `declined` (the rules changed
     nothing), `failed` (applying it failed again), `refused` (it cannot be retried) or
     `unknown`/`settled`; `replayed`: the contract's later events it applied again after it."""
@@ -200,7 +200,7 @@ class Declined(Exception):
 class Retry:
     """Retries dead letters of one projection, each in a transaction of its own, in order."""
 
-    def __init__(self, url: str, target: Target, store: EventStore, decode: Decoder, by: str) -> None:
+    def __init__(self, url: str, target: Letters, store: EventStore, decode: Decoder, by: str) -> None:
         self.url, self.target, self.store, self.decode, self.by = url, target, store, decode, by
         self.projection = target.spec.make()
         self.table = f"{target.schema}.dead_letter"
@@ -208,7 +208,7 @@ class Retry:
     def parked_ids(self) -> list[int]:
         return [d.id for d in listing(self.url, self.target)]
 
-    def run(self, ids: Iterable[int]) -> list[Outcome]:
+    def run(self, ids: Iterable[int]) -> list[RetryOutcome]:
         """Retry these dead letters in store-position order (an unknown id: last)."""
         with leases.connect(self.url) as conn:
             known = {d.id: d for d in _letters(conn, self.target, "id = ANY(%s)", (list(ids),))}
@@ -216,18 +216,18 @@ class Retry:
             ordered = [*known, *(i for i in dict.fromkeys(ids) if i not in known)]
             return [self.one(conn, i) for i in ordered]
 
-    def one(self, conn: psycopg.Connection, dead_letter_id: int) -> Outcome:
+    def one(self, conn: psycopg.Connection, dead_letter_id: int) -> RetryOutcome:
         with conn.transaction():
             switch_lock(conn, self.target.lease, shared=False)
             found = _letters(conn, self.target, "id = %s", (dead_letter_id,), lock=True)
             if not found:
-                return Outcome(dead_letter_id, None, "unknown", "no such dead letter")
+                return RetryOutcome(dead_letter_id, None, "unknown", "no such dead letter")
             letter = found[0]
             if letter.status != "parked":
-                return Outcome(letter.id, letter.position, "settled", f"already {letter.status}")
+                return RetryOutcome(letter.id, letter.position, "settled", f"already {letter.status}")
             env, consumed = self._event(conn, letter)
             if isinstance(env, str):
-                return Outcome(letter.id, letter.position, "refused", env)
+                return RetryOutcome(letter.id, letter.position, "refused", env)
             try:
                 replayed = self._apply(conn, env, letter, consumed)
             except Declined as declined:
@@ -243,7 +243,7 @@ class Retry:
                          f" ON CONFLICT (topic) DO UPDATE SET applied = {self.target.schema}.tally.applied"
                          " + EXCLUDED.applied", (letter.topic, 1 + replayed))
             detail = f"{env.type} of {env.aggregate_id} applied"
-            return Outcome(letter.id, letter.position, "applied",
+            return RetryOutcome(letter.id, letter.position, "applied",
                            detail + (f", then {replayed} later events of its contract" if replayed else ""), replayed)
 
     def _event(self, conn: psycopg.Connection, letter: DeadLetter) -> tuple[Envelope | str, int]:
@@ -287,8 +287,8 @@ class Retry:
             changed = sum(bool(self.projection.apply(e, view)) for e in later)
             return changed - view.flush()
 
-    def _attempt(self, conn: psycopg.Connection, letter: DeadLetter, result: str, reason: str) -> Outcome:
+    def _attempt(self, conn: psycopg.Connection, letter: DeadLetter, result: str, reason: str) -> RetryOutcome:
         """Keep it parked, with the new reason and one more attempt."""
         conn.execute(f"UPDATE {self.table} SET reason = %s, attempts = attempts + 1, retried_at = now()"
                      " WHERE id = %s", (reason, letter.id))
-        return Outcome(letter.id, letter.position, result, reason)
+        return RetryOutcome(letter.id, letter.position, result, reason)

@@ -10,6 +10,7 @@ import json
 import sys
 from typing import Any
 
+import psycopg
 from rich.console import Console
 from rich.table import Table
 
@@ -67,8 +68,8 @@ def command(settings: Settings, args: argparse.Namespace) -> int:
         print("ticketing dead-letters: --schema needs --projection", file=sys.stderr)
         return 2
 
-    def target(name: str) -> dead_letters.Target:
-        return dead_letters.Target.of(PROJECTIONS[name], args.schema if name == args.projection else None)
+    def target(name: str) -> dead_letters.Letters:
+        return dead_letters.Letters.of(PROJECTIONS[name], args.schema if name == args.projection else None)
 
     if args.action == "list":
         return _list_dead_letters(url, [target(n) for n in ([args.projection] if args.projection
@@ -122,7 +123,7 @@ def _retry_dead_letters(settings: Settings, named: dict[str, list[int]], target:
         return 2
     store = wiring.event_store(settings)
     failed = 0
-    try:
+    try:  # a database fault ends the command; the dead letter in hand is left as it was
         for name, ids in named.items():
             retry = dead_letters.Retry(settings.database_url or "", target(name),
                                        dead_letters.StoreEvents(store), Codec().decode, by)
@@ -130,6 +131,10 @@ def _retry_dead_letters(settings: Settings, named: dict[str, list[int]], target:
                 failed += not outcome.ok
                 kept = "" if outcome.ok or outcome.result in ("unknown", "settled") else " (still parked)"
                 print(f"{name}:{outcome.id}  position {outcome.position}  {outcome.result}{kept}: {outcome.detail}")
+    except psycopg.Error as fault:
+        print(f"ticketing dead-letters retry: the database failed, nothing more was retried: {fault!r}",
+              file=sys.stderr)
+        return 1
     finally:
         store.close()
     return 1 if failed else 0
