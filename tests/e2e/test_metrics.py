@@ -46,6 +46,7 @@ def test_the_metrics_follow_the_pipeline_and_the_commands(client: httpx.Client) 
         assert m["ticketing_projection_lag_seconds"][labels] >= 0
         assert m["ticketing_projection_applied_total"][labels] + m["ticketing_projection_ignored_total"][labels] > 0
         assert labels in m["ticketing_projection_parked_total"]
+        assert 0 <= m["ticketing_projection_dead_letters"][labels] <= m["ticketing_projection_parked_total"][labels]
     commands = m["ticketing_command_seconds_count"]
     respond = (("route", "/tickets/{ticket_id}/respond"), ("status", "200"))
     assert commands[respond] >= 1 and commands[(("route", "/contracts"), ("status", "201"))] >= 1
