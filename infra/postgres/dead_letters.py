@@ -16,15 +16,17 @@ interleave. (A live runner holds its partitions' leases for as long as it runs; 
 waited for them would wait for the runner to stop.)
 
 In order. Each read-model row records the position of the last event applied to it and
-declines an event at or below it. So a parked event applies only to rows that have not taken
-a later event since; if the projection declines it (changes nothing, or declines one of its
-folds), the retry changes nothing and the event stays parked: only a rebuild (which replays
-the store in order) can place it among later events. When it applies, the contract's later
-events that the runner consumed meanwhile are applied again after it, in store order, through
-the same rules: rows that already hold them decline them, rows that could not take them
-without the parked event (a ticket whose opening was parked) now take them. Several dead
-letters are retried in store-position order; the contract's events still parked are left out
-of that replay (retry them together to have them all).
+declines an event at or below it, so the parked event cannot simply be applied now: rows that
+took later events would decline it, and rows that could not take later events without it (a
+ticket whose opening was parked) have passed over them. So a retry builds the contract's rows
+again: it deletes them from every table of the read model (they are all keyed by contract) and
+applies, in store order, the contract's events the runner has consumed, the parked one in its
+place; the contract's events still parked are left out (retry them together to have them
+all). The rows are then what a clean run of those events gives. Notices are decided again:
+one already in the outbox keeps its id and is not sent twice, one the retry newly decides
+(a balance that crosses a line only with the parked entry) is published; what the runner's
+tick decides (breaches, spent budgets) is decided again at its next tick. Several dead letters
+are retried in store-position order, each in a transaction of its own.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from infra.postgres.views import ProjectionSpec
 from projections.envelope import Envelope
 
 Decoder = Callable[[bytes, Headers | None], Envelope]
+PAGE = 5000  # events applied and written at a time, as a runner's batch
 COLUMNS = ("id, topic, partition, kafka_offset, position, reason, value, headers, parked_at, attempts,"
            " retried_at, status, settled_at, settled_by, settled_why")
 
@@ -178,9 +181,9 @@ def discard(url: str, target: Letters, ids: Iterable[int], by: str, why: str) ->
 
 @dataclass(frozen=True)
 class RetryOutcome:
-    """What a retry did with one dead letter: `applied`, `declined` (the rules changed
-    nothing), `failed` (applying it failed again), `refused` (it cannot be retried) or
-    `unknown`/`settled`; `replayed`: the contract's later events it applied again after it."""
+    """What a retry did with one dead letter: `applied`, `failed` (applying it failed again),
+    `refused` (it cannot be retried) or `unknown`/`settled`; `replayed`: how many events of its
+    contract were applied again in store order, this one included."""
 
     id: int
     position: int | None
@@ -191,10 +194,6 @@ class RetryOutcome:
     @property
     def ok(self) -> bool:
         return self.result == "applied"
-
-
-class Declined(Exception):
-    """The projection changed nothing with the event: undo what its folds may have done."""
 
 
 class Retry:
@@ -230,8 +229,6 @@ class Retry:
                 return RetryOutcome(letter.id, letter.position, "refused", env)
             try:
                 replayed = self._apply(conn, env, letter, consumed)
-            except Declined as declined:
-                return self._attempt(conn, letter, "declined", str(declined))
             except Exception as exc:  # poison is kept parked; a database fault ends the command
                 if is_fault(exc, conn):
                     raise
@@ -239,12 +236,12 @@ class Retry:
             conn.execute(f"UPDATE {self.table} SET status = 'applied', attempts = attempts + 1, retried_at = now(),"
                          " settled_at = now(), settled_by = %s, settled_why = 'retried' WHERE id = %s",
                          (self.by, letter.id))
-            conn.execute(f"INSERT INTO {self.target.schema}.tally (topic, applied, ignored) VALUES (%s, %s, 0)"
-                         f" ON CONFLICT (topic) DO UPDATE SET applied = {self.target.schema}.tally.applied"
-                         " + EXCLUDED.applied", (letter.topic, 1 + replayed))
-            detail = f"{env.type} of {env.aggregate_id} applied"
+            conn.execute(f"INSERT INTO {self.target.schema}.tally (topic, applied, ignored) VALUES (%s, 1, 0)"
+                         f" ON CONFLICT (topic) DO UPDATE SET applied = {self.target.schema}.tally.applied + 1",
+                         (letter.topic,))
             return RetryOutcome(letter.id, letter.position, "applied",
-                           detail + (f", then {replayed} later events of its contract" if replayed else ""), replayed)
+                                f"{env.type} of {env.aggregate_id} applied in its place among the {replayed} events"
+                                f" of contract {env.contract_id} replayed in store order", replayed)
 
     def _event(self, conn: psycopg.Connection, letter: DeadLetter) -> tuple[Envelope | str, int]:
         """The store's event the dead letter stands for, and the position its partition has
@@ -268,24 +265,28 @@ class Retry:
         return env, consumed
 
     def _apply(self, conn: psycopg.Connection, env: Envelope, letter: DeadLetter, consumed: int) -> int:
-        """Apply the event, then its contract's later events consumed meanwhile (in a
-        savepoint: undone together if anything fails or the event is declined); how many of
-        those later events changed rows."""
-        spec, schema = self.target.spec, self.target.schema
+        """Build the contract's rows again from the store, in a savepoint (undone if anything
+        fails): its rows deleted from every table of the read model, then its events the
+        runner consumed applied in store order, this one included and those still parked left
+        out, a page at a time; how many events were applied."""
+        spec, schema, contract_id = self.target.spec, self.target.schema, env.contract_id
         with conn.transaction():
-            view = spec.view(conn, schema)
-            used = bool(self.projection.apply(env, view))
-            if not used or view.flush():
-                raise Declined("retry declined: the projection changed nothing with it (its rows already"
-                               " hold a later event, or this one): a rebuild replays it in order, or discard it")
+            tables = [r[0] for r in conn.execute(
+                "SELECT table_name FROM information_schema.columns WHERE table_schema = %s"
+                " AND column_name = 'contract_id' ORDER BY table_name", (schema,)).fetchall()]
+            for table in tables:
+                conn.execute(f'DELETE FROM {schema}."{table}" WHERE contract_id = %s', (contract_id,))
             parked = {int(r[0]) for r in conn.execute(
                 f"SELECT position FROM {self.table} WHERE status = 'parked' AND position IS NOT NULL AND id <> %s",
                 (letter.id,)).fetchall()}
-            later = [e for e in self.store.envelopes_of(env.contract_id)
-                     if env.position < e.position <= consumed and e.position not in parked]
-            view = spec.view(conn, schema)
-            changed = sum(bool(self.projection.apply(e, view)) for e in later)
-            return changed - view.flush()
+            history = [e for e in self.store.envelopes_of(contract_id)
+                       if e.position <= consumed and e.position not in parked]
+            for first in range(0, len(history), PAGE):
+                view = spec.view(conn, schema)
+                for e in history[first:first + PAGE]:
+                    self.projection.apply(e, view)
+                view.flush()
+            return len(history)
 
     def _attempt(self, conn: psycopg.Connection, letter: DeadLetter, result: str, reason: str) -> RetryOutcome:
         """Keep it parked, with the new reason and one more attempt."""

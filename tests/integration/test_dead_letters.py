@@ -1,9 +1,10 @@
 """`ticketing dead-letters` on a real PostgreSQL and broker: the events a runner parked are
 listed with the reason and the event; a retry applies one exactly once when the rules accept it
-now (and the later events of its ticket that could not apply without it), keeps it parked with
-the new reason when it fails again or when its rows already moved on, and never races the live
-runner; a discard keeps the record with who and why. Poison is made by a CHECK constraint on a
-read-model table of the test's own, and the "fix" is dropping it."""
+now, in its place among its contract's later events (its rows as a clean run gives them), keeps
+it parked with the new reason when it fails again, refuses one that stands for no consumed
+store event, and never races the live runner; a discard keeps the record with who and why.
+Poison is made by a CHECK constraint on a read-model table of the test's own, and the "fix" is
+dropping it."""
 
 from __future__ import annotations
 
@@ -170,33 +171,31 @@ def test_a_retry_once_the_rule_accepts_it_applies_it_and_its_tickets_later_event
     capsys.readouterr()
     assert ticketing(case, "retry", "--all", "--by", "ana") == 0
     out = capsys.readouterr().out
-    assert "tickets:1" in out and "applied" in out and "then 3 later events" in out
+    assert "tickets:1" in out and "applied in its place among the 7 events of contract" in out
     assert model(case, fine, bad) == case.clean(fine, bad)
     assert model(case, bad)[str(bad.id)]["minutes"] == 50
-    assert case.applied() == applied + 4
+    assert case.applied() == applied + 1
     (letter,) = case.letters()
     assert (letter["status"], letter["settled_by"], letter["attempts"]) == ("applied", "ana", 2)
     assert ticketing(case, "retry", "tickets:1") == 1, "an applied dead letter is not applied again"
     assert "already applied" in capsys.readouterr().out
-    assert model(case, bad)[str(bad.id)]["minutes"] == 50 and case.applied() == applied + 4
+    assert model(case, bad)[str(bad.id)]["minutes"] == 50 and case.applied() == applied + 1
     assert ticketing(case, "list") == 0 and "tickets:1" not in capsys.readouterr().out
 
 
-def test_a_retry_of_an_event_whose_row_took_later_events_is_declined_and_stays_parked(
+def test_a_retry_places_the_event_in_store_order_among_the_later_events_its_row_took(
     case: Case, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    t = case.ticket("fine", 10, 5000, 20, resolve=True)  # 5,000 minutes is refused; then 20 and the resolution apply
+    t = case.ticket("fine", 10, 5000, 20, resolve=True)  # 5,000 minutes is refused; 20 and the resolution apply
+    other = case.ticket("fine too", 7)
     case.consume()
-    ((position, _),) = parked(case.url, case.schema)
+    assert model(case, t)[str(t.id)]["minutes"] == 30
     case.fix()
-    before = model(case, t)
     capsys.readouterr()
-    assert ticketing(case, "retry", "--all") == 1
-    assert "declined (still parked)" in capsys.readouterr().out
-    (letter,) = case.letters()
-    assert (letter["status"], letter["position"], letter["attempts"]) == ("parked", position, 2)
-    assert letter["reason"].startswith("retry declined") and "rebuild" in letter["reason"]
-    assert model(case, t) == before and before[str(t.id)]["minutes"] == 30
+    assert ticketing(case, "retry", "--all") == 0
+    assert model(case, t, other) == case.clean(t, other)
+    assert (model(case, t)[str(t.id)]["minutes"], model(case, t)[str(t.id)]["status"]) == (5030, "resolved")
+    assert [(d["status"], d["attempts"]) for d in case.letters()] == [("applied", 2)]
 
 
 def test_a_dead_letter_that_cannot_stand_for_a_consumed_store_event_is_refused_and_left_as_it_was(
@@ -315,7 +314,7 @@ def test_a_ledger_entry_refused_at_the_write_is_booked_once_by_a_retry_after_the
     relay = relay_from_here(servers, store, topic)
     cid = store.app.sign_contract("Ledger Ltd", "crm-experts/gold", "2026-01-01").aggregate_id
     now = store.app.clock.now()
-    for minutes in (30, 5000):  # the second entry is the contract's last event: refused when written
+    for minutes in (30, 5000, 20):  # the second entry is refused when written; the third is booked
         ticket = Ticket(cid, "work", "ops", "portal", "P3", None, None, now)
         ticket.consume_time(minutes, "work", None, now)
         store.app.save(ticket)
@@ -327,20 +326,20 @@ def test_a_ledger_entry_refused_at_the_write_is_booked_once_by_a_retry_after_the
     drive(runner.step, lambda: checkpoint(url, schema, topic) >= head)
     runner.close()
     ((position, reason),) = parked(url, schema)
-    assert position == head and "small" in reason
+    assert position == head - 2 and "small" in reason
 
     def booked() -> list[tuple[Any, ...]]:
         with psycopg.connect(url) as conn:
             return conn.execute(f"SELECT used, entries FROM {schema}.periods WHERE contract_id = %s",
                                 (str(cid),)).fetchall()
 
-    assert booked() == [(30, 1)]
+    assert booked() == [(50, 2)]
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(f"ALTER TABLE {schema}.entries DROP CONSTRAINT small")
     argv = ["dead-letters", "retry", "ledger:1", "--schema", schema, "--projection", "ledger"]
     assert cli.main(argv) == 0
-    assert booked() == [(5030, 2)]
-    assert cli.main(argv) == 1 and booked() == [(5030, 2)], "applied once"
+    assert booked() == [(5050, 3)]
+    assert cli.main(argv) == 1 and booked() == [(5050, 3)], "applied once"
 
 
 def test_dead_letters_carried_by_a_rebuilds_switch_keep_their_ids_and_the_next_one_comes_after_them(
