@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from datetime import timedelta
 from typing import Any
 
 import psycopg
@@ -340,6 +341,69 @@ def test_a_ledger_entry_refused_at_the_write_is_booked_once_by_a_retry_after_the
     assert cli.main(argv) == 0
     assert booked() == [(5050, 3)]
     assert cli.main(argv) == 1 and booked() == [(5050, 3)], "applied once"
+
+
+def contract_rows(url: str, schema: str, contract_id: str) -> dict[str, list[Any]]:
+    """Every row of the contract in the read model's tables, by table, in a stable order."""
+    with psycopg.connect(url, row_factory=psycopg.rows.dict_row) as conn:
+        tables = [r["table_name"] for r in conn.execute(
+            "SELECT table_name FROM information_schema.columns WHERE table_schema = %s"
+            " AND column_name = 'contract_id' ORDER BY table_name", (schema,)).fetchall()]
+        found = {t: conn.execute(f"SELECT * FROM {schema}.{t} WHERE contract_id = %s", (contract_id,)).fetchall()
+                 for t in tables}
+    # When a tick decided (a spent error budget) is the wall clock's, not the events'.
+    return {t: sorted(({k: v for k, v in r.items() if k != "decided_at"} for r in rows), key=repr)
+            for t, rows in found.items()}
+
+
+@pytest.mark.parametrize("name", ["sla", "ledger", "availability"])
+def test_a_retried_contract_signing_gives_the_contracts_rows_a_clean_run_gives(
+    name: str, servers: Settings, store: ApplicationHost, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, topic = servers.database_url or "", unique("events")
+    monkeypatch.setenv("DATABASE_URL", url)
+    monkeypatch.setattr(cli.logs, "configure", lambda *_, **__: None)
+    relay = relay_from_here(servers, store, topic)
+    now = store.app.clock.now()
+    hours = [now - timedelta(hours=h) for h in (5, 4, 3, 2, 1)]
+    cid = str(store.app.sign_contract("Signed Ltd", "datacrm/premium-support", "2026-01-01", at=hours[0]).aggregate_id)
+    down = Ticket(cid, "down", "ops", "portal", None, "system-down", None, hours[1])
+    down.respond(hours[1])
+    down.restore(hours[2])
+    down.resolve("fixed", hours[3])
+    asked = Ticket(cid, "how to", "ops", "portal", None, "improvement", None, hours[2])
+    asked.consume_time(90, "guidance", None, hours[3])
+    asked.respond(hours[4])
+    store.app.save(down, asked)
+    head = store.head()
+    relay_until(relay, head)
+    relay.close()
+    schemas = {"retried": unique(f"test_{name}"), "clean": unique(f"test_{name}")}
+    for schema in schemas.values():
+        wiring.create_tables(url, name, schema)
+    with psycopg.connect(url, autocommit=True) as conn:  # the contract's signing cannot be written, at first
+        conn.execute(f"ALTER TABLE {schemas['retried']}.{CONTRACTS[name]} ADD CONSTRAINT refused"
+                     f" CHECK (contract_id <> '{cid}')")
+    for schema in schemas.values():
+        runner = wiring.runner(servers, name, schema, topic)
+        runner.resume()
+        drive(runner.step, lambda s=schema: checkpoint(url, s, topic) >= head)
+        runner.close()
+    assert [why for _, why in parked(url, schemas["retried"])] != []
+    assert parked(url, schemas["clean"]) == []
+    assert contract_rows(url, schemas["retried"], cid) != contract_rows(url, schemas["clean"], cid)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"ALTER TABLE {schemas['retried']}.{CONTRACTS[name]} DROP CONSTRAINT refused")
+    retry = ["dead-letters", "retry", "--all", "--projection", name, "--schema", schemas["retried"]]
+    assert cli.main(retry) == 0
+    runner = wiring.runner(servers, name, schemas["retried"], topic)  # what its tick decides, it decides again
+    runner.resume()
+    runner.step()
+    runner.close()
+    assert contract_rows(url, schemas["retried"], cid) == contract_rows(url, schemas["clean"], cid)
+
+
+CONTRACTS = {"sla": "sla_contracts", "ledger": "contracts", "availability": "availability_contracts"}
 
 
 def test_dead_letters_carried_by_a_rebuilds_switch_keep_their_ids_and_the_next_one_comes_after_them(
