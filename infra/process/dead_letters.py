@@ -62,11 +62,11 @@ def command(settings: Settings, args: argparse.Namespace) -> int:
 
     from infra.process import embedded
 
-    url = settings.database_url or embedded.start_postgres(settings.data_dir)
-    settings = settings.with_servers(url, settings.kafka_bootstrap or "")
     if args.schema and not args.projection:
         print("ticketing dead-letters: --schema needs --projection", file=sys.stderr)
         return 2
+    url = settings.database_url or embedded.start_postgres(settings.data_dir)
+    settings = settings.with_servers(url, settings.kafka_bootstrap or "")
 
     def target(name: str) -> dead_letters.Letters:
         return dead_letters.Letters.of(PROJECTIONS[name], args.schema if name == args.projection else None)
@@ -90,9 +90,13 @@ def command(settings: Settings, args: argparse.Namespace) -> int:
     return _retry_dead_letters(settings, named, target, by, args)
 
 
-def _list_dead_letters(url: str, targets: list[Any], args: argparse.Namespace) -> int:
+def _list_dead_letters(url: str, targets: list[dead_letters.Letters], args: argparse.Namespace) -> int:
     decode = Codec().decode
-    letters = [d for t in targets for d in dead_letters.listing(url, t, settled=args.all)]
+    try:
+        letters = [d for t in targets for d in dead_letters.listing(url, t, settled=args.all)]
+    except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn) as missing:
+        print(f"ticketing dead-letters list: {missing} (`ticketing setup` makes the tables)", file=sys.stderr)
+        return 1
     if args.json:
         print(json.dumps([d.as_json(decode) for d in letters], indent=2))
         return 0
