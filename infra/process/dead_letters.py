@@ -6,18 +6,14 @@ semantics are in docs/operations.md, Dead letters."""
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import psycopg
-from rich.console import Console
-from rich.table import Table
-
-from infra.kafka.avro import Codec
-from infra.postgres import dead_letters
 from infra.registry import PROJECTIONS
 from infra.settings import Settings
+
+if TYPE_CHECKING:  # imported where used, as in cli.py: every `ticketing` command builds this parser
+    from infra.postgres import dead_letters
 
 
 def add_parser(sub: Any) -> None:
@@ -60,6 +56,7 @@ def command(settings: Settings, args: argparse.Namespace) -> int:
     TICKETING_DATA_DIR."""
     import getpass
 
+    from infra.postgres import dead_letters
     from infra.process import embedded
 
     if args.schema and not args.projection:
@@ -91,6 +88,15 @@ def command(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _list_dead_letters(url: str, targets: list[dead_letters.Letters], args: argparse.Namespace) -> int:
+    import json
+
+    import psycopg
+    from rich.console import Console
+    from rich.table import Table
+
+    from infra.kafka.avro import Codec
+    from infra.postgres import dead_letters
+
     decode = Codec().decode
     try:
         letters = [d for t in targets for d in dead_letters.listing(url, t, settled=args.all)]
@@ -115,6 +121,10 @@ def _list_dead_letters(url: str, targets: list[dead_letters.Letters], args: argp
 
 def _retry_dead_letters(settings: Settings, named: dict[str, list[int]], target: Any, by: str,
                         args: argparse.Namespace) -> int:
+    import psycopg
+
+    from infra.kafka.avro import Codec
+    from infra.postgres import dead_letters
     from infra.process import wiring
 
     if args.all:
