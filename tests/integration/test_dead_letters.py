@@ -199,6 +199,22 @@ def test_a_retry_places_the_event_in_store_order_among_the_later_events_its_row_
     assert [(d["status"], d["attempts"]) for d in case.letters()] == [("applied", 2)]
 
 
+def test_several_parked_events_of_one_contract_retried_together_are_all_applied_in_store_order(
+    case: Case, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first = case.ticket("fine", 10, 5000, 20)  # its 5,000 minutes are parked
+    second = case.ticket("poison", 30)  # its opening is parked, its time passed over
+    case.consume()
+    assert len(parked(case.url, case.schema)) == 2
+    case.fix()
+    capsys.readouterr()
+    assert ticketing(case, "retry", "2", "1") == 0
+    out = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in out] == ["tickets:1", "tickets:2"], "in store-position order"
+    assert model(case, first, second) == case.clean(first, second)
+    assert [model(case, t)[str(t.id)]["minutes"] for t in (first, second)] == [5030, 30]
+
+
 def test_a_dead_letter_that_cannot_stand_for_a_consumed_store_event_is_refused_and_left_as_it_was(
     case: Case, capsys: pytest.CaptureFixture[str]
 ) -> None:
