@@ -240,6 +240,9 @@ class RunnerSession(Protocol):
 
     def watermark(self) -> int: ...
 
+    def forget(self, contract_id: str) -> None:
+        """Drop the values of the contract's parked messages: its personal data is erased."""
+
     def store_watermark(self, position: int) -> None: ...
 
     def tally(self, applied: int, ignored: int) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, suppress
 from typing import Any
+from uuid import UUID
 
 import psycopg
 
@@ -119,10 +120,19 @@ class PgRunnerSession:
             " ON CONFLICT (runner) DO UPDATE SET beat_at = now()"), (runner,))
 
     def park(self, partition: int, record: Record, position: int | None, reason: str) -> None:
+        """Keep the message with the reason; an erased contract's message without its value."""
+        key = getattr(record, "key", None)
+        contract_id = key.decode(errors="replace") if isinstance(key, bytes) else None
+        store = self.store_table.rsplit(".", 1)[0]
         self.db.execute(self._sql(
-            "INSERT INTO {s}.dead_letter (topic, partition, kafka_offset, position, reason, value)"
-            " VALUES (%s, %s, %s, %s, %s, %s)"),
-            (self.topic, partition, record.offset, position, reason, record.value))
+            "INSERT INTO {s}.dead_letter (topic, partition, kafka_offset, position, reason, value, contract_id)"
+            f" VALUES (%s, %s, %s, %s, %s, CASE WHEN {store}.erased(%s) THEN NULL ELSE %s END, %s)"),
+            (self.topic, partition, record.offset, position, reason, _uuid_or_none(contract_id), record.value,
+             contract_id))
+
+    def forget(self, contract_id: str) -> None:
+        """Drop the values of the erased contract's parked messages (they hold its personal fields)."""
+        self.db.execute(self._sql("UPDATE {s}.dead_letter SET value = NULL WHERE contract_id = %s"), (contract_id,))
 
     def view(self) -> View:
         return self.view_factory(self.db)
@@ -147,3 +157,11 @@ class PgRunnerSession:
     def close(self) -> None:
         with suppress(psycopg.Error):
             self.db.close()
+
+
+def _uuid_or_none(text: str | None) -> str | None:
+    """The key as the erasure check reads it: a contract id, or nothing (a key that is no id)."""
+    try:
+        return str(UUID(text)) if text else None
+    except ValueError:
+        return None

@@ -25,10 +25,10 @@ from uuid import UUID
 import psycopg
 from eventsourcing.persistence import IntegrityError, Notification, Recording, StoredEvent
 
-from domain import chain
+from domain import chain, personal, values
 from domain.application import Recorded, TicketingApplication, _project
 from domain.chain import Link
-from domain.commands import Command, as_id
+from domain.commands import Command, EraseContract, as_id
 from domain.contract import Contract
 from domain.errors import ConcurrentChange, DomainError, InvalidInput
 from domain.plans import PlanTerms
@@ -36,6 +36,7 @@ from domain.wallclock import Clock
 from infra import postgres
 from infra.kafka.avro import Codec, EncodeError
 from infra.postgres.group_commit import GroupCommitter
+from infra.postgres.keys import ContractKeys, Opener, reveal_envelope
 from infra.postgres.recorder import Append, Claim, TicketingRecorder
 from infra.postgres.repository import CommittedCache
 from infra.postgres.usage import StoredUsage
@@ -78,6 +79,7 @@ class HostedApplication(TicketingApplication):
     repository: CommittedCache  # what construct_repository below makes
     check: Callable[[Iterable[Any]], None] = staticmethod(lambda events: None)
     commit: Callable[[Append], list[int]]
+    keys: ContractKeys
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._terms: dict[UUID, PlanTerms] = {}
@@ -103,10 +105,16 @@ class HostedApplication(TicketingApplication):
         pending = [(a, a.collect_events()) for a in aggregates]
         events = [e for _, collected in pending for e in collected]
         self.check(events)
-        stored = [self.mapper.to_stored_event(e) for e in events]
+        sealed, sealed_values = self.keys.seal_events(events)
+        stored = [self.mapper.to_stored_event(e) for e in sealed]
         contracts = [UUID(str(getattr(e, "contract_id", None) or e.originator_id)) for e in events]
         ids = self.commit(Append(stored, contracts, CLAIM.get()))
         for aggregate, collected in pending:
+            # What is cached holds its personal fields as stored: sealed, never in clear.
+            for name in personal.AGGREGATE_ATTRIBUTES.get(type(aggregate).__qualname__, ()):
+                value = sealed_values.get((str(aggregate.id), name))
+                if value is not None:
+                    setattr(aggregate, name, value)
             self.repository.committed(aggregate)
             self._snapshot(aggregate, collected)
         return [Recording(e, _notification(s, i)) for e, s, i in zip(events, stored, ids, strict=True)]
@@ -147,7 +155,7 @@ class ApplicationHost:
             conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
             env = postgres.store_env(url, schema, pool_size)
             self.app = HostedApplication(catalog, env=env, clock=clock)
-            for name in ("event_index", "idempotency", "chain", "append"):
+            for name in ("event_index", "idempotency", "chain", "keys", "append"):
                 conn.execute(postgres.sql(name, schema))
             conn.execute("SELECT pg_advisory_unlock(hashtext('ticketing-store-setup'))")
         self.app.check = EventCheck(Codec())
@@ -155,6 +163,7 @@ class ApplicationHost:
         self.app.commit = GroupCommitter(recorder).commit
         self.pool = postgres.make_pool(url, max_size=aux_pool, name="store-reads")
         self.app.usage = self.usage = StoredUsage(self.app, self.pool, schema, self.table)
+        self.app.keys = self.keys = ContractKeys(self.pool, schema)
         self._locks = [threading.Lock() for _ in range(256)]
 
     def close(self) -> None:
@@ -173,6 +182,12 @@ class ApplicationHost:
     def handle(self, command: Command, claim: Claim | None = None) -> Recorded:
         """Run a command through the application, serialised on the aggregate it changes;
         its first attempt decides on cached states unchecked (infra/postgres/repository.py)."""
+        if isinstance(command, EraseContract):
+            # The key goes first, once the contract may be erased: a crash before the event is
+            # recorded leaves its data unreadable already, and the retry records the event.
+            self.app.contract(command.contract_id).check_erasable()
+            values.text("reason", command.reason, values.MAX_REASON)
+            self.keys.erase(command.contract_id)
         return self.run(lambda: self.app.handle(command), command.aggregate_id, claim, trust_cache=True)
 
     def run(self, command: Callable[[], T], key: str | UUID | None = None, claim: Claim | None = None,
@@ -220,7 +235,14 @@ class ApplicationHost:
             " AND (%s::timestamptz IS NULL OR committed_at <= %s) ORDER BY notification_id",
             (UUID(contract_id), contract_id, known_at, known_at),
         )
-        return [(self.to_envelope(*row[:5]), _link(contract_id, row)) for row in rows]
+        opener = self.keys.opener(contract_id)  # read now, after the events: an erasure since shows
+        return [(reveal_envelope(self.to_envelope(*row[:5]), opener), _link(contract_id, row)) for row in rows]
+
+    def shown(self, kind: str, state: dict[str, Any], opener: Opener | None = None) -> dict[str, Any]:
+        """An aggregate's `state()` as shown: its personal fields opened with its contract's key
+        as it stands now (None once erased)."""
+        cid = state.get("contract_id") or state.get("ticket_id")
+        return self.keys.reveal_state(kind, state, opener or self.keys.opener(str(cid)))
 
     def proof(self, contract_id: str | UUID) -> dict[str, Any]:
         """The head of the contract's hash chain: what an auditor keeps to check an export later."""
@@ -274,14 +296,15 @@ class ApplicationHost:
         for e in events:
             versions[e.aggregate_id] = e.aggregate_version
         contract: Contract = self.app.repository.get(UUID(cid), version=versions.pop(cid))
-        tickets: list[dict[str, Any]] = [self.app.repository.get(UUID(i), version=v).state()
+        opener = self.keys.opener(cid)
+        tickets: list[dict[str, Any]] = [self.shown("Ticket", self.app.repository.get(UUID(i), version=v).state(), opener)
                                          for i, v in versions.items()]
         return {
             "as_of": as_of.isoformat(),
             **known,
             "events": [{**e.as_json(), "committed_at": link.committed_at.isoformat(),
                         "hash": (link.stored_hash or b"").hex()} for e, link in recorded],
-            "contract": contract.state(),
+            "contract": self.shown("Contract", contract.state(), opener),
             "tickets": tickets,
         }
 

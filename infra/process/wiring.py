@@ -65,7 +65,8 @@ def relay(settings: Settings, store: ApplicationHost, topic: str | None = None, 
     topic = topic or settings.events_topic
     publisher = KafkaPublisher(settings.kafka_bootstrap, options=RELAY_PRODUCER)
     return Relay(store.recorder, store.app.mapper, Codec().encode, PgRelayLog(settings.database_url, topic),
-                 publisher, topic, settings.partitions, faults=postgres.FAULTS, **options)
+                 publisher, topic, settings.partitions, faults=postgres.FAULTS,
+                 reveal=lambda envelopes: store.keys.reveal(envelopes, erased_as=""), **options)
 
 
 def outbox(settings: Settings, schema: str, **options: Any) -> OutboxPublisher:

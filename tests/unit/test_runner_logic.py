@@ -167,6 +167,9 @@ class MemorySession:
     def beat(self, runner: str) -> None:
         self._tx().beats += 1
 
+    def forget(self, contract_id: str) -> None:
+        """Parked messages here keep no value."""
+
     def park(self, partition: int, record: Any, position: int | None, reason: str) -> None:
         self._tx().parked.append((partition, record.offset, position, reason))
 

@@ -18,6 +18,9 @@ CREATE TABLE IF NOT EXISTS {schema}.dead_letter (
     value        bytea,
     parked_at    timestamptz NOT NULL DEFAULT now()
 );
+-- The contract a parked message is about (its key): an erasure drops the value of its
+-- contract's parked messages (docs/audit.md).
+ALTER TABLE {schema}.dead_letter ADD COLUMN IF NOT EXISTS contract_id text;
 -- The runner's heartbeat, read by GET /health.
 CREATE TABLE IF NOT EXISTS {schema}.heartbeat (
     runner     text PRIMARY KEY,
