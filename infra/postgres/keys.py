@@ -90,6 +90,10 @@ class ContractKeys:
             stored.append(sealed_copy)
         return stored, sealed_values
 
+    def seal(self, contract_id: str, value: str) -> str:
+        """One value sealed under the contract's key (a customer token's name, for one)."""
+        return sealing.seal(self._key_to_seal(contract_id), contract_id, value)
+
     def _key_to_seal(self, contract_id: str) -> bytes:
         key = self._sealing.get(contract_id)
         if key is not None:

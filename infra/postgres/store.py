@@ -278,6 +278,13 @@ class ApplicationHost:
             " WHERE originator_id = %s AND originator_version = 1", (UUID(ticket_id),))
         return str(rows[0][0]) if rows and rows[0][0] else None
 
+    def published(self, notifications: Iterable[Notification]) -> list[Envelope]:
+        """Notifications as the relay publishes them: envelopes whose personal fields are opened
+        with their contract's key as it stands now ("" once erased). What a rebuild from the
+        store applies, so that it equals a run from the topic."""
+        return self.keys.reveal([self.to_envelope(n.id, n.originator_id, n.originator_version, n.topic, n.state)
+                                 for n in notifications], erased_as="")
+
     def to_envelope(self, position: int, originator_id: Any, version: int, topic: str, state: bytes) -> Envelope:
         stored = StoredEvent(originator_id, version, topic, bytes(state))
         return from_domain_event(self.app.mapper.to_domain_event(stored), position)

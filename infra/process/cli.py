@@ -183,7 +183,7 @@ def cmd_tokens(settings: Settings, args: argparse.Namespace) -> int:
     url = settings.database_url or embedded.start_postgres(settings.data_dir)
     settings = settings.with_servers(url, settings.kafka_bootstrap or "")
     store = wiring.event_store(settings)
-    tokens = TokenStore(url, store.named_users, settings.clock)
+    tokens = TokenStore(url, store.named_users, settings.clock, store.keys)
     try:
         if args.action == "create":
             expires = values.instant(args.expires_at) if args.expires_at else None

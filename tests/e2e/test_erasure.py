@@ -20,6 +20,7 @@ import httpx
 import psycopg
 
 from infra.settings import Settings
+from tests.e2e.conftest import ADMIN_TOKEN
 from tests.factories import contract, history, post, ticket
 
 
@@ -83,10 +84,14 @@ def test_personal_fields_are_stored_sealed_and_shown_opened(client: httpx.Client
 
 
 def test_datacrm_cancellation_offers_the_dump_and_erasure_leaves_nothing_of_the_customer_readable(
-        client: httpx.Client, db: psycopg.Connection, servers: Settings, tmp_path: Path) -> None:
-    customer, title, reporter, engineer, why = (_marked(w) for w in ("Cliente", "Caido", "ana", "eng", "motivo"))
-    needles = [customer, title, reporter, engineer, why]
+        client: httpx.Client, db: psycopg.Connection, servers: Settings, tmp_path: Path, guarded_api: str) -> None:
+    customer, title, reporter, engineer, why, user = (_marked(w) for w in ("Cliente", "Caido", "ana", "eng", "motivo", "usr"))
+    needles = [customer, title, reporter, engineer, why, user]
     cid = contract(client, "datacrm/standard", customer=customer, starts_on="2026-01-01")
+    token = post(client, "/tokens", 201, role="customer", contracts=[cid], name=user)
+    # Another API process reads the contract, and so caches its aggregate.
+    other_api = httpx.Client(base_url=guarded_api, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=30)
+    assert other_api.get(f"/contracts/{cid}").json()["customer"] == customer
     tid = ticket(client, cid, title=title, reporter=reporter, at="2026-03-02T09:00:00Z", priority="P1",
                  category="system-down", down_since="2026-03-02T08:30:00Z")
     post(client, f"/tickets/{tid}/respond", at="2026-03-02T09:20:00Z")
@@ -99,6 +104,7 @@ def test_datacrm_cancellation_offers_the_dump_and_erasure_leaves_nothing_of_the_
     last = post(client, f"/tickets/{tid}/resolve", reason=why, at="2026-03-02T15:00:00Z")["position"]
     before = _reports(client, cid, last)
     assert [e["engineer"] for e in before["ledger"]["entries"]] == [engineer]
+    assert client.get(f"/tokens/{token['token_id']}").json()["name"] == user
 
     # An active contract cannot be erased: 409, and nothing is recorded or destroyed.
     events = len(history(client, cid))
@@ -111,7 +117,7 @@ def test_datacrm_cancellation_offers_the_dump_and_erasure_leaves_nothing_of_the_
     assert cancelled["export"] == {"format": "mysql", "href": f"/contracts/{cid}/export?format=mysql"}
     dump = client.get(cancelled["export"]["href"])
     assert dump.status_code == 200 and dump.headers["content-type"].startswith("application/sql")
-    assert all(n in dump.text for n in needles)
+    assert all(n in dump.text for n in needles if n != user)  # its data, not our access tokens
     # Another plan promises no export, and its cancellation offers none.
     other = contract(client, "crm-experts/gold")
     assert "export" not in post(client, f"/contracts/{other}/cancel")
@@ -127,6 +133,10 @@ def test_datacrm_cancellation_offers_the_dump_and_erasure_leaves_nothing_of_the_
     # The API shows null for every personal field, and nothing of the customer.
     shown = client.get(f"/contracts/{cid}").json()
     assert shown["customer"] is None and shown["erased_at"] is not None and shown["status"] == "cancelled"
+    assert other_api.get(f"/contracts/{cid}").json() == shown  # no process shows what it cached before
+    named = client.get(f"/tokens/{token['token_id']}").json()
+    assert named["name"] is None and [e["name"] for e in named["events"] if "name" in e] == [None]
+    assert [t["name"] for t in client.get("/tokens").json()["tokens"] if t["token_id"] == token["token_id"]] == [None]
     answered = [client.get(p, params={"wait_for": erased["position"]}).json() for p in (
         f"/tickets/{tid}", f"/contracts/{cid}/tickets", f"/contracts/{cid}/history", f"/tickets/{tid}/statement")]
     assert answered[0]["title"] is None and answered[0]["reporter"] is None
