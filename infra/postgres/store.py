@@ -25,10 +25,10 @@ from uuid import UUID
 import psycopg
 from eventsourcing.persistence import IntegrityError, Notification, Recording, StoredEvent
 
-from domain import chain, personal, values
+from domain import chain, personal
 from domain.application import Recorded, TicketingApplication, _project
 from domain.chain import Link
-from domain.commands import Command, EraseContract, as_id
+from domain.commands import Command, as_id
 from domain.contract import Contract
 from domain.errors import ConcurrentChange, DomainError, InvalidInput
 from domain.plans import PlanTerms
@@ -105,6 +105,11 @@ class HostedApplication(TicketingApplication):
         pending = [(a, a.collect_events()) for a in aggregates]
         events = [e for _, collected in pending for e in collected]
         self.check(events)
+        for event in events:
+            if type(event).__qualname__ == personal.ERASED:
+                # The key goes first, once the domain has accepted the erasure: a crash before
+                # the event is stored leaves the data unreadable already, and a retry records it.
+                self.keys.erase(event.originator_id)
         sealed, sealed_values = self.keys.seal_events(events)
         stored = [self.mapper.to_stored_event(e) for e in sealed]
         contracts = [UUID(str(getattr(e, "contract_id", None) or e.originator_id)) for e in events]
@@ -182,12 +187,6 @@ class ApplicationHost:
     def handle(self, command: Command, claim: Claim | None = None) -> Recorded:
         """Run a command through the application, serialised on the aggregate it changes;
         its first attempt decides on cached states unchecked (infra/postgres/repository.py)."""
-        if isinstance(command, EraseContract):
-            # The key goes first, once the contract may be erased: a crash before the event is
-            # recorded leaves its data unreadable already, and the retry records the event.
-            self.app.contract(command.contract_id).check_erasable()
-            values.text("reason", command.reason, values.MAX_REASON)
-            self.keys.erase(command.contract_id)
         return self.run(lambda: self.app.handle(command), command.aggregate_id, claim, trust_cache=True)
 
     def run(self, command: Callable[[], T], key: str | UUID | None = None, claim: Claim | None = None,
