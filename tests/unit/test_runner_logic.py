@@ -97,7 +97,7 @@ class GroupTopic(ListTopic):
         """`pause=False`: records come before the listener pauses them (kafka-python resets
         the positions, then calls the listener)."""
         self.moved |= set(self.assigned) | set(partitions)
-        self.place = {p: self.reset_to for p in partitions}
+        self.place = dict.fromkeys(partitions, self.reset_to)
         self.assigned, self.paused = list(partitions), set(partitions) if pause else set()
 
     def assignment(self) -> set[int]:
