@@ -205,6 +205,10 @@ class MessageSource(Protocol):
 
     def resume(self, partitions: list[int]) -> None: ...
 
+    def commit(self, offsets: Mapping[int, int]) -> None:
+        """Tell the group the next offset to read per partition, without waiting: for the
+        broker's lag monitoring only (the runner goes on from its checkpoints, never these)."""
+
     def poll(self, timeout_ms: int, max_records: int) -> Mapping[int, Sequence[Record]]:
         """The records that came, per partition, each partition's in offset order."""
 

@@ -29,7 +29,9 @@ still held elsewhere (its runner has not yet seen the rebalance, or is dead on a
 keepalives have not yet found out) leaves the partition paused, tried again every half second.
 Records of a partition that moved during a poll are dropped unapplied. So a rebalance never
 applies an event twice nor skips one. The watermark is the least position consumed over all
-the topic's partitions: this runner's cursors for its own, the others' checkpoints.
+the topic's partitions: this runner's cursors for its own, the others' checkpoints. After
+each batch the runner commits its offsets to the group as well, for the broker's lag
+monitoring only.
 
 Ports (consumers/ports.py). The runner reads a `MessageSource` (the topic; on Kafka,
 infra/kafka/source.py) and writes through a `RunnerSession` (its connection, leases,
@@ -231,6 +233,8 @@ class Runner:
                  ignored=result.ignored, parked=result.parked,
                  position=max(c.position for c in self.cursors.values()),
                  ms=round((time.perf_counter() - started) * 1000, 1))
+        if self.group:  # after the checkpoints: what the broker holds is never ahead of them
+            self.source.commit({p: self.cursors[p].offset + 1 for p in records})
         if self.after_commit is not None and result.envelopes:
             self.after_commit(result.envelopes)
         self._publish()

@@ -1,7 +1,8 @@
 """The events topic as a projection runner reads it (`consumers.ports.MessageSource`), on
 kafka-python: partitions assigned by hand, or by a consumer group; no offsets committed to the
 broker either way (the runner keeps its checkpoints in PostgreSQL, in the transaction of its
-rows, and seeks after them itself).
+rows, and seeks after them itself; in a group it also commits them to the broker after each
+batch, for the broker's lag monitoring only).
 
 In a group, kafka-python runs the rebalance listener on its IO thread, while the runner may be
 in the middle of a batch: the listener only notes which partitions moved (and pauses those
@@ -16,7 +17,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
+from kafka import ConsumerRebalanceListener, KafkaConsumer, OffsetAndMetadata, TopicPartition
 
 # A fetch waits up to 20 ms for 256 KiB: idle, a runner asks the broker about 50 times a second;
 # under load it takes what came in those 20 ms as one batch (one transaction), instead of
@@ -83,6 +84,9 @@ class KafkaSource:
             self.consumer.pause(*mine)
         with self.lock:
             self.moved |= {tp.partition for tp in mine}
+
+    def commit(self, offsets: Mapping[int, int]) -> None:
+        self.consumer.commit_async({self._tp(p): OffsetAndMetadata(offset, "", -1) for p, offset in offsets.items()})
 
     def pause(self, partitions: list[int]) -> None:
         self.consumer.pause(*(self._tp(p) for p in partitions))

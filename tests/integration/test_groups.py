@@ -15,6 +15,7 @@ from dataclasses import replace
 from typing import Any
 
 import psycopg
+from kafka import KafkaConsumer, TopicPartition
 
 from infra.postgres.rebuild import BOOKKEEPING
 from infra.postgres.store import ApplicationHost
@@ -72,6 +73,15 @@ def one_value(url: str, query: str, *args: Any) -> Any:
     with psycopg.connect(url) as conn:
         row = conn.execute(query, args).fetchone()
     return row[0] if row else None
+
+
+def committed(settings: Settings, group: str, topic: str) -> dict[int, int | None]:
+    """The offsets the group committed to the broker (for its lag monitoring), per partition."""
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=group, enable_auto_commit=False)
+    try:
+        return {p: consumer.committed(TopicPartition(topic, p)) for p in range(PARTITIONS)}
+    finally:
+        consumer.close()
 
 
 def clean_run(settings: Settings, name: str, topic: str, head: int) -> str:
@@ -134,6 +144,11 @@ def test_three_runners_of_a_group_share_six_partitions_and_one_killed_mid_stream
 
     for name, schema in schemas.items():
         assert one_value(url, f"SELECT count(*) FROM {schema}.dead_letter") == 0
+        with psycopg.connect(url) as conn:
+            offsets = dict(conn.execute(f"SELECT partition, kafka_offset FROM {schema}.checkpoint").fetchall())
+        broker = committed(settings, f"{topic}.{name}@{schema}", topic)
+        assert all(broker[p] is not None and 0 < broker[p] <= offsets[p] + 1 for p in range(PARTITIONS)), \
+            "the broker sees the group's offsets, never ahead of the checkpoints"
         assert tables(url, schema) == tables(url, clean_run(settings, name, topic, head)), name
     built = read_model(url, schemas["tickets"])
     clean = {k: v for k, v in clean_rebuild(store, upto=head).items() if v["contract_id"] in contract_ids}

@@ -89,6 +89,7 @@ class GroupTopic(ListTopic):
             self.held = held
         self.reset_to, self.moved, self.paused = reset_to, set[int](), set[int]()
         self.during_poll: Callable[[], None] | None = None
+        self.committed: dict[int, int] = {}
 
     def subscribe(self) -> None:
         pass
@@ -112,6 +113,9 @@ class GroupTopic(ListTopic):
 
     def resume(self, partitions: list[int]) -> None:
         self.paused -= set(partitions)
+
+    def commit(self, offsets: Mapping[int, int]) -> None:
+        self.committed.update(offsets)
 
     def poll(self, timeout_ms: int, max_records: int) -> Mapping[int, Sequence[Rec]]:
         if self.during_poll is not None:
@@ -515,6 +519,7 @@ def test_in_a_group_a_runner_applies_only_what_the_group_assigns_it_and_whose_le
     drain(second)
     assert minutes(db) == {"t-1": 31, "t-2": 9, "t-3": 4}
     assert (db.tables.applied, db.tables.ignored) == (9, 0), "each event applied once, none twice"
+    assert (one.committed[0], other.committed[1]) == (4, 5), "the group is told the next offsets, for its lag"
 
 
 def test_a_partition_moved_during_a_poll_is_read_again_from_its_checkpoint_not_where_the_broker_put_it() -> None:
