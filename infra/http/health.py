@@ -29,6 +29,14 @@ async def checks(backend: Any) -> dict[str, str]:
 
 
 async def _broker(bootstrap: str) -> str:
+    """"ok" if any of the bootstrap servers (`host:port`, comma-separated: a cluster's)
+    accepts a connection, else what the first one answered."""
+    servers = [s.strip() for s in bootstrap.split(",") if s.strip()] or [""]
+    answers = await asyncio.gather(*(_server(s) for s in servers))
+    return "ok" if "ok" in answers else answers[0]
+
+
+async def _server(bootstrap: str) -> str:
     host, _, port = bootstrap.rpartition(":")
     try:
         _, writer = await asyncio.wait_for(asyncio.open_connection(host or "127.0.0.1", int(port)), DEADLINE)

@@ -78,6 +78,11 @@ class PgRunnerSession:
             (self.topic, partition)).fetchone()
         return Cursor(*row) if row else Cursor()
 
+    def positions(self) -> dict[int, int]:
+        rows = self.db.execute(self._sql("SELECT partition, position FROM {s}.checkpoint WHERE topic = %s"),
+                               (self.topic,)).fetchall()
+        return {int(p): int(position) for p, position in rows}
+
     def store(self, cursors: Mapping[int, Cursor]) -> None:
         with self.db.cursor() as cur:
             cur.executemany(self._sql(
@@ -94,8 +99,8 @@ class PgRunnerSession:
     def store_watermark(self, position: int) -> None:
         self.db.execute(self._sql(
             "INSERT INTO {s}.watermark (topic, position) VALUES (%s, %s)"
-            " ON CONFLICT (topic) DO UPDATE SET position = EXCLUDED.position, updated_at = now()"),
-            (self.topic, position))
+            " ON CONFLICT (topic) DO UPDATE SET position = greatest({s}.watermark.position, EXCLUDED.position),"
+            " updated_at = now()"), (self.topic, position))  # runners of a group raise it side by side
 
     def tally(self, applied: int, ignored: int) -> None:
         self.db.execute(self._sql(

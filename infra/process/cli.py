@@ -103,7 +103,10 @@ def cmd_relay(settings: Settings, _: argparse.Namespace) -> int:
 def cmd_consume(settings: Settings, args: argparse.Namespace) -> int:
     from infra.process import wiring
 
-    runner = wiring.runner(settings, args.projection)
+    # A consumer group where Kafka is given (a cluster, shared by runners on several machines);
+    # `ticketing run` says `--no-group`: its one runner per projection reads every partition.
+    group = settings.kafka_bootstrap is not None if args.group is None else args.group
+    runner = wiring.runner(settings, args.projection, group=group)
     try:
         runner.run(_stopper())
     finally:
@@ -357,6 +360,10 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("relay", help="the event store to Kafka relay alone").set_defaults(func=cmd_relay)
     consume = sub.add_parser("consume", help="one projection's consumer")
     consume.add_argument("projection", choices=sorted(PROJECTIONS))
+    consume.add_argument("--group", action=argparse.BooleanOptionalAction, default=None,
+                         help="join the projection's consumer group, sharing the partitions with its other runners"
+                              " (default: when KAFKA_BOOTSTRAP_SERVERS is set); --no-group reads every partition,"
+                              " a second runner waiting as a standby")
     consume.set_defaults(func=cmd_consume)
     renew = sub.add_parser("renewals", help="renew hour banks whose period ended (about once a minute)")
     renew.add_argument("--once", action="store_true", help="one pass, then exit")

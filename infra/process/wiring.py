@@ -77,11 +77,12 @@ def outbox(settings: Settings, schema: str, **options: Any) -> OutboxPublisher:
 
 
 def runner(settings: Settings, name: str, schema: str | None = None, topic: str | None = None,
-           **options: Any) -> Runner:
+           group: bool = False, **options: Any) -> Runner:
     """The runner of one projection; `schema` and `topic` default to the live ones. Its leases
     are named after the projection (`apply:<name>:<partition>`, `tick:<name>`), or, in a
     schema of its own, after both (`<name>@<schema>`), so runners of scratch copies (tests,
-    benchmarks) are not standbys of the live one."""
+    benchmarks) are not standbys of the live one. With `group`, it joins the consumer group
+    `<topic>.<lease>` instead of reading every partition."""
     assert settings.database_url and settings.kafka_bootstrap
     spec = PROJECTIONS[name]
     schema = schema or spec.schema
@@ -90,13 +91,20 @@ def runner(settings: Settings, name: str, schema: str | None = None, topic: str 
     defaults: dict[str, Any] = {"clock": settings.clock.now,
                                 "lease": name if schema == spec.schema else f"{name}@{schema}"}
     options = defaults | options
-    source = KafkaSource(settings.kafka_bootstrap, topic, max_records=options.get("max_records", 5000))
+    source = KafkaSource(settings.kafka_bootstrap, topic, max_records=options.get("max_records", 5000),
+                         group=f"{topic}.{options['lease']}" if group else None, timeouts=group_timeouts(settings))
 
     def connect() -> PgRunnerSession:
         return PgRunnerSession(url, schema, topic, lambda conn: spec.view(conn, schema), store_table)
 
     return Runner(spec.make(), source, connect, Codec().decode, position_of,
-                  outbox=outbox(settings, schema), **options)
+                  outbox=outbox(settings, schema), group=group, **options)
+
+
+def group_timeouts(settings: Settings) -> dict[str, int]:
+    return {"max_poll_interval_ms": settings.group_poll_interval_ms,
+            "session_timeout_ms": settings.group_session_timeout_ms,
+            "heartbeat_interval_ms": settings.group_heartbeat_ms}
 
 
 def create_tables(url: str, name: str, schema: str) -> None:
