@@ -104,6 +104,7 @@ class MemoryDatabase:
         self.relayed: tuple[int, dict[int, int]] | None = None
         self.fail_commit = False
         self.switch_locks = 0
+        self.rules_version: str | None = None  # what the tables were built with
 
 
 class MemorySession:
@@ -164,11 +165,15 @@ class MemorySession:
         self._tx()
         return self.db.head
 
-    def beat(self, runner: str) -> None:
+    def beat(self, runner: str, refused: str | None = None) -> None:
         self._tx().beats += 1
 
     def forget(self, contract_id: str) -> None:
         """Parked messages here keep no value."""
+
+    def rules_version(self) -> str | None:
+        self._tx()
+        return self.db.rules_version
 
     def park(self, partition: int, record: Any, position: int | None, reason: str) -> None:
         self._tx().parked.append((partition, record.offset, position, reason))
