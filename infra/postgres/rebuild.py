@@ -242,9 +242,12 @@ class Rebuild:
 
     def switch(self, now: datetime) -> tuple[str, list[Change]]:
         """Catch up to exactly what the live runner applied, announce, then swap the schemas."""
-        old = f"{self.live}__old_{int(time.time())}"
         with psycopg.connect(self.url) as conn, conn.transaction():
             position = self._catch_up(conn)
+            stamp = int(time.time())  # two switches within a second: the later one takes the next number
+            while conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (f"{self.live}__old_{stamp}",)).fetchone():
+                stamp += 1
+            old = f"{self.live}__old_{stamp}"
             found = changes.compare(conn, self.spec.name, self.live, self.fresh, now)
             self._carry_bookkeeping(conn)
             self._announce(conn, position, found, now)

@@ -440,3 +440,28 @@ def test_only_the_holder_of_the_tick_lease_ticks_and_publishes_the_outbox_until_
     one.close()
     other.step()
     assert right.ticks == 1 and right_outbox.published > 0 and "tick:tickets" in db.locks
+
+
+def test_a_runner_refuses_to_write_into_tables_built_with_other_rules_until_they_agree(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("consumers.runner.REFUSED_WAIT", 0.0)
+    topic, db, outbox = ListTopic(), MemoryDatabase(), CountingOutbox()
+    publish(topic, 0, opened(1, "t-1"))
+    projection = Ticking()
+    runner = runner_of(topic, db, projection, outbox, rules_version="2026.12.3")
+    assert runner.resume()
+    drain(runner)
+    assert minutes(db) == {"t-1": 0} and runner.refused is None  # tables set up, not rebuilt: it writes
+    db.rules_version = "2026.12.4"  # switched to tables of newer rules while it ran
+    publish(topic, 1, opened(2, "t-2"))
+    ticks, published = projection.ticks, outbox.published
+    for _ in range(3):
+        assert runner.step() is None
+    assert runner.refused is not None and "2026.12.4" in runner.refused and "2026.12.3" in runner.refused
+    assert set(db.tables.rows) == {"t-1"} and 1 not in db.tables.checkpoints, "nothing of the batch is kept"
+    assert (projection.ticks, outbox.published) == (ticks, published), "no tick, nothing published"
+    db.rules_version = "2026.12.3"  # rebuilt for its rules again
+    drain(runner)
+    assert set(db.tables.rows) == {"t-1", "t-2"} and runner.refused is None
+    runner.close()
