@@ -77,7 +77,18 @@ def _status(due: datetime | None, stopped: datetime | None, on: bool, now: datet
     return "met" if stopped <= due else "missed"
 
 
-def sla_figures(conn: psycopg.Connection, schema: str, now: datetime) -> Figures:
+Advance = Callable[[int], None]
+KEY_TABLES = {"sla": "sla_tickets", "ledger": "periods", "availability": "availability_contracts"}
+
+
+def size(conn: psycopg.Connection, projection: str, schema: str) -> int:
+    """How many things of `schema` a comparison reads (tickets, periods or contracts)."""
+    table = KEY_TABLES.get(projection)
+    row = conn.execute(f"SELECT count(*) FROM {schema}.{table}").fetchone() if table else None
+    return int(row[0]) if row else 0
+
+
+def sla_figures(conn: psycopg.Connection, schema: str, now: datetime, advance: Advance) -> Figures:
     out: Figures = {}
     columns = ", ".join(f"{c}_{f}" for c in CLOCKS for f in ("due_at", "stopped_at", "on"))
     rows = conn.cursor(row_factory=dict_row).execute(
@@ -87,10 +98,11 @@ def sla_figures(conn: psycopg.Connection, schema: str, now: datetime) -> Figures
             due, stopped = r[f"{c}_due_at"], r[f"{c}_stopped_at"]
             out[(r["contract_id"], r["ticket_id"], c, "")] = {
                 "due_at": _text(due), "status": _status(due, stopped, r[f"{c}_on"], now)}
+        advance(1)
     return out
 
 
-def ledger_figures(conn: psycopg.Connection, schema: str, now: datetime) -> Figures:
+def ledger_figures(conn: psycopg.Connection, schema: str, advance: Advance) -> Figures:
     cur = conn.cursor(row_factory=dict_row)
     books = {r["contract_id"]: book_from_row(r) for r in cur.execute(f"SELECT * FROM {schema}.contracts").fetchall()}
     out: Figures = {}
@@ -102,6 +114,7 @@ def ledger_figures(conn: psycopg.Connection, schema: str, now: datetime) -> Figu
             "low_balance": _text(balance is not None and threshold is not None and balance <= threshold),
             "exhausted": _text(balance is not None and balance <= 0),
         }
+        advance(1)
     return out
 
 
@@ -117,13 +130,14 @@ def _months(conn: psycopg.Connection, schema: str, now: datetime) -> dict[str, s
 
 
 def availability_figures(conn: psycopg.Connection, schema: str, now: datetime,
-                         months: dict[str, set[str]]) -> Figures:
+                         months: dict[str, set[str]], advance: Advance) -> Figures:
     cur = conn.cursor(row_factory=dict_row)
 
     def fetch(query: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
         return cur.execute(query, params).fetchall()
 
     out: Figures = {}
+    advance(max(0, size(conn, "availability", schema) - len(months)))  # contracts without outages: nothing to read
     for cid, wanted in months.items():
         contract = load(fetch, schema, cid)
         for month in sorted(wanted) if contract else ():
@@ -131,20 +145,23 @@ def availability_figures(conn: psycopg.Connection, schema: str, now: datetime,
             if f is not None:
                 out[(cid, "", "", month)] = {"downtime_minutes": _text(round(f.downtime_minutes, 4)),
                                              "availability_pct": _text(f.availability_pct), "met": _text(f.met)}
+        advance(1)
     return out
 
 
-def compare(conn: psycopg.Connection, projection: str, before: str, after: str, now: datetime) -> list[Change]:
-    """The business figures of `projection` that differ between schema `before` and `after`."""
+def compare(conn: psycopg.Connection, projection: str, before: str, after: str, now: datetime,
+            advance: Advance = lambda _: None) -> list[Change]:
+    """The business figures of `projection` that differ between schema `before` and `after`;
+    `advance` is told of each thing read (for a progress bar)."""
     readers: dict[str, Callable[[str], Figures]] = {
-        "sla": lambda schema: sla_figures(conn, schema, now),
-        "ledger": lambda schema: ledger_figures(conn, schema, now),
+        "sla": lambda schema: sla_figures(conn, schema, now, advance),
+        "ledger": lambda schema: ledger_figures(conn, schema, advance),
     }
     if projection == "availability":
         months = _months(conn, before, now)
         for cid, more in _months(conn, after, now).items():
             months.setdefault(cid, set()).update(more)
-        readers["availability"] = lambda schema: availability_figures(conn, schema, now, months)
+        readers["availability"] = lambda schema: availability_figures(conn, schema, now, months, advance)
     read = readers.get(projection)
     if read is None:
         return []

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -41,7 +42,7 @@ from infra import postgres
 from infra.kafka import history
 from infra.kafka.notices import REBUILD_TOPIC, encode_rebuilt
 from infra.kafka.publisher import partition_for
-from infra.postgres import changes
+from infra.postgres import changes, leases
 from infra.postgres.changes import Change
 from infra.postgres.checkpoints import switch_lock
 from infra.postgres.outbox import enqueue
@@ -62,6 +63,23 @@ class NotPrepared(Exception):
 
 class PreparedWithOtherRules(Exception):
     """The prepared rebuild was built by code of other rules: `--abort` it and prepare again."""
+
+
+class RebuildRunning(Exception):
+    """Another rebuild of this projection is running (its tables are one prepared schema)."""
+
+
+@contextmanager
+def alone(url: str, spec: ProjectionSpec) -> Iterator[None]:
+    """Hold the lease `rebuild:<name>` meanwhile: one rebuild of a projection at a time."""
+    conn = leases.connect(url, autocommit=True)
+    try:
+        if not leases.try_lock(conn, f"rebuild:{spec.name}"):
+            raise RebuildRunning(f"another rebuild of {spec.name} is running (server pid"
+                                 f" {leases.holder(conn, f'rebuild:{spec.name}')} holds its lease)")
+        yield
+    finally:
+        conn.close()
 
 
 @dataclass
@@ -227,20 +245,20 @@ class Rebuild:
             self.position = envelopes[-1].position
         return upto
 
-    def compare(self, now: datetime) -> tuple[int, list[Change], dict[str, dict[str, int]]]:
+    def compare(self, now: datetime, progress: Progress | None = None) -> tuple[int, list[Change], dict[str, dict[str, int]]]:
         """What the switch would change, at the live runner's events; nothing is kept."""
         kept = self.position, self.applied
         with psycopg.connect(self.url) as conn:
             try:
                 position = self._catch_up(conn)
-                found = changes.compare(conn, self.spec.name, self.live, self.fresh, now)
+                found = changes.compare(conn, self.spec.name, self.live, self.fresh, now, _advance(progress, conn, self))
                 counts = table_diff(conn, self.live, self.fresh)
             finally:
                 conn.rollback()  # the catch-up too: the prepared tables stay where the fill stopped
         self.position, self.applied = kept
         return position, found, counts
 
-    def switch(self, now: datetime) -> tuple[str, list[Change]]:
+    def switch(self, now: datetime, progress: Progress | None = None) -> tuple[str, list[Change]]:
         """Catch up to exactly what the live runner applied, announce, then swap the schemas."""
         with psycopg.connect(self.url) as conn, conn.transaction():
             position = self._catch_up(conn)
@@ -248,7 +266,7 @@ class Rebuild:
             while conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (f"{self.live}__old_{stamp}",)).fetchone():
                 stamp += 1
             old = f"{self.live}__old_{stamp}"
-            found = changes.compare(conn, self.spec.name, self.live, self.fresh, now)
+            found = changes.compare(conn, self.spec.name, self.live, self.fresh, now, _advance(progress, conn, self))
             self._carry_bookkeeping(conn)
             self._announce(conn, position, found, now)
             conn.execute(f"ALTER SCHEMA {self.live} RENAME TO {old}")
@@ -311,6 +329,15 @@ def table_diff(conn: psycopg.Connection, before: str, after: str) -> dict[str, d
     return out
 
 
+def _advance(progress: Progress | None, conn: psycopg.Connection, job: Rebuild) -> Callable[[int], None]:
+    """A bar for the comparison (on large read models, the long step after the fill)."""
+    if progress is None:
+        return lambda _: None
+    total = sum(changes.size(conn, job.spec.name, schema) for schema in (job.live, job.fresh))
+    task = progress.add_task(f"compare {job.spec.name}", total=total)
+    return lambda n: progress.advance(task, n)
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -320,8 +347,9 @@ def rebuild(spec: ProjectionSpec, store: ApplicationHost, url: str, topic: str, 
             clock: Clock = _now) -> Report:
     """Build and switch at once (`ticketing rebuild P`)."""
     job = Rebuild(spec, store, url, topic, partitions, bootstrap)
-    job.prepare(source)
-    return _fill_and_switch(job, source, show_progress, clock)
+    with alone(url, spec):
+        job.prepare(source)
+        return _fill_and_switch(job, source, show_progress, clock)
 
 
 def switch_prepared(spec: ProjectionSpec, store: ApplicationHost, url: str, topic: str, partitions: int,
@@ -329,15 +357,16 @@ def switch_prepared(spec: ProjectionSpec, store: ApplicationHost, url: str, topi
                     clock: Clock = _now) -> Report:
     """Switch the rebuild a dry run prepared, filled on from where it stopped (`--switch`)."""
     job = Rebuild(spec, store, url, topic, partitions, bootstrap)
-    job.resume()
-    return _fill_and_switch(job, source, show_progress, clock)
+    with alone(url, spec):
+        job.resume()
+        return _fill_and_switch(job, source, show_progress, clock)
 
 
 def _fill_and_switch(job: Rebuild, source: str, show_progress: bool, clock: Clock) -> Report:
     started = time.perf_counter()
     with bars(show_progress) as progress:
         job.fill(job.target(source, as_live=False), progress, source)
-    old, found = job.switch(clock())
+        old, found = job.switch(clock(), progress)
     seconds = time.perf_counter() - started
     report = Report(job.spec.name, job.applied, seconds, job.diff(old), old, found)
     log.info("rebuilt", projection=job.spec.name, events=job.applied, seconds=round(seconds, 2),
@@ -351,11 +380,11 @@ def dry_run(spec: ProjectionSpec, store: ApplicationHost, url: str, topic: str, 
             clock: Clock = _now) -> DryRun:
     """Prepare the new tables and say what switching them would change (`--dry-run`)."""
     job = Rebuild(spec, store, url, topic, partitions, bootstrap)
-    job.prepare(source)
     started = time.perf_counter()
-    with bars(show_progress) as progress:
+    with alone(url, spec), bars(show_progress) as progress:
+        job.prepare(source)
         job.fill(job.target(source, as_live=True), progress, source)
-    position, found, counts = job.compare(clock())
+        position, found, counts = job.compare(clock(), progress)
     seconds = time.perf_counter() - started
     log.info("rebuild prepared", projection=spec.name, events=job.applied, position=position, rules=RULES_VERSION,
              business_changes=len(found), verdicts_flipped=changes.flipped(found))
@@ -364,7 +393,7 @@ def dry_run(spec: ProjectionSpec, store: ApplicationHost, url: str, topic: str, 
 
 def abort(url: str, spec: ProjectionSpec) -> bool:
     """Drop the prepared rebuild (`--abort`); whether there was one."""
-    with psycopg.connect(url, autocommit=True) as conn:
+    with alone(url, spec), psycopg.connect(url, autocommit=True) as conn:
         found = conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (f"{spec.schema}__new",)).fetchone()
         conn.execute(f"DROP SCHEMA IF EXISTS {spec.schema}__new CASCADE")
     return found is not None

@@ -162,7 +162,11 @@ def cmd_rebuild(settings: Settings, args: argparse.Namespace) -> int:
     assert settings.database_url
     spec = PROJECTIONS[args.projection]
     if args.abort:
-        dropped = rebuild.abort(settings.database_url, spec)
+        try:
+            dropped = rebuild.abort(settings.database_url, spec)
+        except rebuild.RebuildRunning as refused:
+            print(f"ticketing rebuild: {refused}", file=sys.stderr)
+            return 1
         print(f"{'dropped the prepared' if dropped else 'no prepared'} rebuild of {spec.name}")
         return 0
     if args.source == "kafka" and not settings.kafka_bootstrap:
@@ -179,7 +183,7 @@ def cmd_rebuild(settings: Settings, args: argparse.Namespace) -> int:
             found = rebuild.switch_prepared(*place, **run)
         else:
             found = rebuild.rebuild(*place, **run)
-    except (rebuild.NotPrepared, rebuild.PreparedWithOtherRules) as refused:
+    except (rebuild.NotPrepared, rebuild.PreparedWithOtherRules, rebuild.RebuildRunning) as refused:
         print(f"ticketing rebuild: {refused}", file=sys.stderr)
         return 1
     finally:
@@ -339,14 +343,16 @@ def cmd_status(settings: Settings, _: argparse.Namespace) -> int:
         return "free" if pid is None else f"held (pid {pid})"
 
     table = Table("part", "position", "lag (events)", "lag (s)", "applied", "ignored", "parked", "notices pending",
-                  "heartbeat", "leases")
+                  "heartbeat", "leases", "rebuild prepared")
     relay_state = f"blocked at {s.relay_blocked}" if s.relay_blocked is not None else ""
     table.add_row("relay", str(s.relay_position), str(s.relay_lag_events), f"{s.relay_lag_seconds:.1f}", "", "", "",
-                  relay_state, age(s.relay_heartbeat_age), f"relay: {holder(s.relay_lease)}")
+                  relay_state, age(s.relay_heartbeat_age), f"relay: {holder(s.relay_lease)}", "")
     for p in s.projections:
         table.add_row(p.name, str(p.position), str(p.lag_events), f"{p.lag_seconds:.1f}", str(p.applied),
                       str(p.ignored), str(p.parked), ", ".join(f"{t}: {n}" for t, n in p.notices_pending.items()) or "0",
-                      age(p.heartbeat_age), "; ".join(f"{k}: {holder(v)}" for k, v in p.leases.items()))
+                      age(p.heartbeat_age) + (f", refuses: {p.refused}" if p.refused else ""),
+                      "; ".join(f"{k}: {holder(v)}" for k, v in p.leases.items()),
+                      f"at {p.rebuild[0]} of {p.rebuild[1]}" if p.rebuild else "")
     out.print(table)
     return 0
 

@@ -33,12 +33,15 @@ from tests.integration.helpers import eventually, read_partition
 from tests.integration.test_rebuild import answered
 from tests.processes import Processes
 
+TERMINAL = "terminal.txt"  # where `cli` keeps the last command's standard error (its summary, its bars)
+
 
 def cli(settings: Settings, cwd: Path, *args: str, code: int = 0) -> str:
     """`ticketing ...` in its own process, in `cwd`; its standard output."""
     done = subprocess.run([sys.executable, "-m", "infra.process.cli", *args], env=settings.child_env(), cwd=cwd,
                           capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == code, done.stderr
+    (cwd / TERMINAL).write_text(done.stderr)
     return done.stdout
 
 
@@ -69,6 +72,8 @@ def test_a_dry_run_names_each_flipped_verdict_switches_nothing_and_its_later_swi
     out = json.loads(cli(settings, tmp_path, "rebuild", "sla", "--dry-run"))
 
     assert out["switched"] is False and out["rules_version"] == RULES_VERSION and out["verdicts_flipped"] >= 1
+    terminal = (tmp_path / TERMINAL).read_text()
+    assert f"{out['verdicts_flipped']} verdicts flipped" in terminal and "status" in terminal
     csv_file, json_file = (Path(f) for f in out["files"])
     assert {csv_file.parent, json_file.parent} == {tmp_path} and csv_file.name.startswith("rebuild-sla-")
     listed = json.loads(json_file.read_text())["list"]
