@@ -40,7 +40,9 @@ def read(bootstrap: str, topic: str, after: int, upto: int, last_published: Mapp
     try:
         partitions = _partitions(consumer, topic)
         targets = {p: min(last_published.get(p, 0), upto) for p in partitions}
-        pending = {p for p in partitions if targets[p] > 0}
+        pending = {p for p in partitions if targets[p] > after}  # a partition's positions grow: none wanted there
+        if not pending:
+            return []
         consumer.assign([TopicPartition(topic, p) for p in pending])
         for p in pending:
             consumer.seek(TopicPartition(topic, p), 0)
