@@ -207,3 +207,30 @@ def test_a_runner_refuses_to_write_into_tables_built_with_other_rules_and_says_w
     assert before["n"] == len(rows(url, "SELECT 1 FROM proj_tickets.built"))
     eventually(lambda: client.get(f"/tickets/{tid}").status_code == 200, timeout=30)
     eventually(lambda: client.get("/health").json()["checks"]["projection:tickets"] == "ok", timeout=30)
+
+
+def test_a_dry_run_of_availability_names_the_month_whose_downtime_and_verdict_change(
+    backend: Processes, store: ApplicationHost, client: httpx.Client
+) -> None:
+    settings, url = backend.settings, backend.settings.database_url or ""
+    cid = contract(client, plan="datacrm/standard")
+    tid = ticket(client, cid, category="system-down", at="2026-03-10T10:00:00-05:00")
+    last = post(client, f"/tickets/{tid}/restore", at="2026-03-10T10:10:00-05:00")["position"]
+    answered(client, f"/contracts/{cid}/availability", last)
+    now = client.get(f"/contracts/{cid}/availability", params={"month": "2026-03"}).json()
+    assert (now["downtime_minutes"], now["met"]) == (10, True)
+    with psycopg.connect(url, autocommit=True) as conn:  # the old rules counted the outage an hour longer
+        conn.execute("UPDATE proj_availability.availability_outages SET ends_at = ends_at + interval '1 hour'"
+                     " WHERE ticket_id = %s", (tid,))
+    spec = wiring.PROJECTIONS["availability"]
+    try:
+        found = rebuild.dry_run(spec, store, url, settings.events_topic, settings.partitions, show_progress=False)
+    finally:
+        rebuild.abort(url, spec)
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("UPDATE proj_availability.availability_outages SET ends_at = ends_at - interval '1 hour'"
+                         " WHERE ticket_id = %s", (tid,))
+    mine = {(c.period, c.field, c.before, c.after) for c in found.business if c.contract_id == cid}
+    assert ("2026-03", "downtime_minutes", "70", "10") in mine and ("2026-03", "met", "false", "true") in mine
+    assert {field for _, field, _, _ in mine} == {"downtime_minutes", "availability_pct", "met"}
+    assert [c.verdict for c in found.business if c.contract_id == cid and c.field == "met"] == [True]
