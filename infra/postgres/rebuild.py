@@ -5,14 +5,16 @@ atomically, or drop the prepared tables.
 The fill runs in pages, one transaction per page, into the schema `proj_<name>__new`, whose
 `built` row records the rules version of this code, where it reads from, and the position
 applied so far and aimed at (GET /metrics shows both). `--dry-run` stops there and compares:
-under the projection's switch lock (taken exclusively; each of the runner's transactions takes
-it shared, so the comparison waits for the batch in flight and the next batch for it) it
-applies from the store what the live runner had applied beyond the fill (per partition, by its
-checkpoint), compares the business figures of the two schemas (infra/postgres/changes.py) at
-exactly the same events, then rolls that catch-up back: the prepared tables stay where the
-fill stopped, and nothing is switched. `--switch` fills on from there to the head and switches.
+in one snapshot of the live tables and the live runner's checkpoint (committed together, so
+they agree; the runner goes on meanwhile) it applies from the store what the live runner had
+applied beyond the fill (per partition, by its checkpoint), compares the business figures of
+the two schemas (infra/postgres/changes.py) at exactly the same events, then rolls that
+catch-up back: the prepared tables stay where the fill stopped, and nothing is switched.
+`--switch` fills on from there to the head and switches.
 
-The switch does the same catch-up under the same lock, copies the runner's checkpoint and
+The switch takes the projection's switch lock exclusively (each of the runner's transactions
+takes it shared, so the switch waits for the batch in flight and the next batch for the
+switch), does the same catch-up, compares the same way, copies the runner's checkpoint and
 notices, records in the new outbox one `Projection.Rebuilt` notice (sent once by the runner's
 outbox publisher, like every notice: decided in the transaction that switches, so a crash
 either switches and sends, or neither), and swaps the two schemas by renaming them in the same
@@ -231,10 +233,11 @@ class Rebuild:
 
     # -- at the switch lock: compare, switch ---------------------------------------------------
 
-    def _catch_up(self, conn: psycopg.Connection) -> int:
-        """In the caller's transaction: hold the switch lock and apply exactly what the live
-        runner applied beyond the fill; the live runner's position."""
-        switch_lock(conn, self.spec.name, shared=False)  # runners hold it shared per transaction
+    def _catch_up(self, conn: psycopg.Connection, lock: bool = True) -> int:
+        """In the caller's transaction: hold the switch lock (or read one snapshot) and apply
+        exactly what the live runner applied beyond the fill; the live runner's position."""
+        if lock:
+            switch_lock(conn, self.spec.name, shared=False)  # runners hold it shared per transaction
         cursors: dict[int, int] = dict(conn.execute(
             f"SELECT partition, position FROM {self.live}.checkpoint WHERE topic = %s", (self.topic,)).fetchall())
         upto = max(cursors.values(), default=0)
@@ -246,11 +249,14 @@ class Rebuild:
         return upto
 
     def compare(self, now: datetime, progress: Progress | None = None) -> tuple[int, list[Change], dict[str, dict[str, int]]]:
-        """What the switch would change, at the live runner's events; nothing is kept."""
+        """What the switch would change, at the live runner's events; nothing is kept. One
+        snapshot (repeatable read) shows the live tables with the checkpoint committed with them,
+        so the comparison need not hold the runner up with the switch lock."""
         kept = self.position, self.applied
         with psycopg.connect(self.url) as conn:
+            conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
             try:
-                position = self._catch_up(conn)
+                position = self._catch_up(conn, lock=False)
                 found = changes.compare(conn, self.spec.name, self.live, self.fresh, now, _advance(progress, conn, self))
                 counts = table_diff(conn, self.live, self.fresh)
             finally:
