@@ -25,7 +25,8 @@ A runner given its code's rules version looks at the tables' at the start of a s
 each batch's transaction (after the switch lock, so a switch cannot slip in between) and on
 each heartbeat; while they differ it refuses: it writes no row, no checkpoint, no tick and
 publishes nothing, logs why once, and beats with the reason (GET /health shows it), looking
-again until the tables are rebuilt for its rules or a runner of the right code takes over.
+again until the tables are rebuilt for its rules. It keeps its leases meanwhile: a standby of
+the right code takes over once this runner is stopped.
 
 Ports (consumers/ports.py). The runner reads a `MessageSource` (the topic; on Kafka,
 infra/kafka/source.py) and writes through a `RunnerSession` (its connection, leases,

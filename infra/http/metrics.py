@@ -1,9 +1,9 @@
 """`GET /metrics` in the Prometheus text format (prometheus-client), with the metric names of
 docs/design.md: the pipeline's positions, lags and counts, read from PostgreSQL at each
 scrape (infra/postgres/status.py; the rebuild gauges only while a rebuild is prepared),
-and the command latency histogram, observed by the access
-middleware in every API process. With several API processes (TICKETING_API_WORKERS > 1)
-the histogram is kept in prometheus-client's multiprocess mode, so one scrape shows all of them.
+and the command latency histogram, observed by the access middleware in every API process.
+With several API processes (TICKETING_API_WORKERS > 1) the histogram is kept in
+prometheus-client's multiprocess mode, so one scrape shows all of them.
 """
 
 from __future__ import annotations

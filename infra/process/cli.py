@@ -178,7 +178,7 @@ def cmd_rebuild(settings: Settings, args: argparse.Namespace) -> int:
     place = (spec, store, settings.database_url, settings.events_topic, settings.partitions)
     try:
         if args.dry_run:
-            found: Any = rebuild.dry_run(*place, **run)
+            found: rebuild.DryRun | rebuild.Report = rebuild.dry_run(*place, **run)
         elif args.switch:
             found = rebuild.switch_prepared(*place, **run)
         else:
