@@ -111,10 +111,10 @@ class DryRun:
 
 
 class Rate(ProgressColumn):
-    """Events per second."""
+    """Things (events, or tickets, periods, contracts compared) per second."""
 
     def render(self, task: Task) -> Text:
-        return Text(f"{task.speed or 0:,.0f} ev/s", style="progress.data.speed")
+        return Text(f"{task.speed or 0:,.0f}/s", style="progress.data.speed")
 
 
 def bars(show: bool = True) -> Progress:
