@@ -95,7 +95,8 @@ def test_a_dry_run_names_each_flipped_verdict_switches_nothing_and_its_later_swi
     out = json.loads(cli(settings, tmp_path, "rebuild", "sla", "--switch"))
 
     assert out["switched"] is True and out["verdicts_flipped"] >= 1 and not schema_exists(url, "proj_sla__new")
-    (notice,) = rows(url, "SELECT notice_id, value FROM proj_sla.outbox WHERE topic = %s", REBUILD_TOPIC)
+    (notice,) = rows(url, "SELECT notice_id, value FROM proj_sla.outbox WHERE topic = %s ORDER BY id DESC LIMIT 1",
+                     REBUILD_TOPIC)
     assert client.get(f"/tickets/{t1}/sla").json()["response"]["status"] == "met"
     (built,) = rows(url, "SELECT rules_version, switched_at FROM proj_sla.built")
     assert built["rules_version"] == RULES_VERSION and built["switched_at"] is not None
@@ -105,10 +106,8 @@ def test_a_dry_run_names_each_flipped_verdict_switches_nothing_and_its_later_swi
     again = rebuild.rebuild(wiring.PROJECTIONS["sla"], store, url, settings.events_topic, settings.partitions,
                             show_progress=False)
     for table in ("sla_tickets", "sla_contracts"):
-        def query(schema: str) -> str:
-            return f"SELECT * FROM {schema}.{table} WHERE contract_id = %s ORDER BY 1"  # noqa: B023 - used at once
-
-        switched, clean = rows(url, query(again.old_schema), cid), rows(url, query("proj_sla"), cid)
+        switched, clean = (rows(url, f"SELECT * FROM {schema}.{table} WHERE contract_id = %s ORDER BY 1", cid)
+                           for schema in (again.old_schema, "proj_sla"))
         assert switched == clean and switched
     assert [c for c in again.business if c.contract_id == cid] == []
     # The switch was announced once, by the runner's outbox publisher.
