@@ -24,7 +24,7 @@ from psycopg.rows import dict_row
 from consumers.outbox import NOTICE_ID
 from domain.rules import RULES_VERSION
 from infra.kafka.notices import REBUILD_TOPIC, decode_rebuilt
-from infra.postgres import rebuild
+from infra.postgres import leases, rebuild
 from infra.postgres.store import ApplicationHost
 from infra.process import wiring
 from infra.settings import Settings
@@ -141,6 +141,14 @@ def test_a_dry_run_of_the_ledger_names_the_balance_shows_its_progress_and_abort_
         gauges = [float(line.split()[-1]) for name in ("position", "target_position") for line in metrics
                   if line.startswith(f'ticketing_rebuild_{name}{{projection="ledger"}}')]
         assert len(gauges) == 2 and gauges[0] == gauges[1] >= last  # the fill reached what it aimed at
+        with leases.connect(url, autocommit=True) as other:  # another rebuild of the ledger is running
+            assert leases.try_lock(other, "rebuild:ledger")
+            cli(settings, tmp_path, "rebuild", "ledger", "--abort", code=1)
+            assert "another rebuild of ledger is running" in (tmp_path / TERMINAL).read_text()
+        with psycopg.connect(url, autocommit=True) as conn:  # prepared by code of other rules
+            conn.execute("UPDATE proj_ledger__new.built SET rules_version = '1999.1.1'")
+        cli(settings, tmp_path, "rebuild", "ledger", "--switch", code=1)
+        assert "built with rules 1999.1.1" in (tmp_path / TERMINAL).read_text()
 
         assert "dropped the prepared rebuild of ledger" in cli(settings, tmp_path, "rebuild", "ledger", "--abort")
 
