@@ -279,7 +279,11 @@ class RunnerSession(Protocol):
     def head(self) -> int:
         """The event store's last position."""
 
-    def beat(self, runner: str) -> None: ...
+    def beat(self, runner: str, refused: str | None = None) -> None:
+        """The runner's heartbeat, with why it refuses to write (or None)."""
+
+    def rules_version(self) -> str | None:
+        """The rules version the read model's tables were built with (None: set up, not rebuilt)."""
 
     def park(self, partition: int, record: Record, position: int | None, reason: str) -> None:
         """Keep a message the runner could not apply (a dead letter), with the reason."""

@@ -33,6 +33,14 @@ the topic's partitions: this runner's cursors for its own, the others' checkpoin
 each batch the runner commits its offsets to the group as well, for the broker's lag
 monitoring only.
 
+Rules. A rebuilt read model records the rules version it was built with (`ticketing rebuild`).
+A runner given its code's rules version looks at the tables' at the start of a session, in
+each batch's transaction (after the switch lock, so a switch cannot slip in between) and on
+each heartbeat; while they differ it refuses: it writes no row, no checkpoint, no tick and
+publishes nothing, logs why once, and beats with the reason (GET /health shows it), looking
+again until the tables are rebuilt for its rules. It keeps its leases meanwhile: a standby of
+the right code takes over once this runner is stopped.
+
 Ports (consumers/ports.py). The runner reads a `MessageSource` (the topic; on Kafka,
 infra/kafka/source.py) and writes through a `RunnerSession` (its connection, leases,
 bookkeeping and view; on PostgreSQL, infra/postgres/checkpoints.py), which `connect` opens
@@ -56,6 +64,11 @@ from projections.envelope import Envelope
 
 log = structlog.get_logger("runner")
 BACKOFF = (0.2, 5.0)  # seconds before reconnecting: first, and at most
+REFUSED_WAIT = 0.5  # seconds between two looks at the tables' rules version while refusing
+
+
+class RulesDiffer(Exception):
+    """The read model's tables were built with rules other than this runner's code has."""
 
 
 class Runner:
@@ -78,6 +91,7 @@ class Runner:
         beat_every: float = 1.0,
         group: bool = False,
         claim_every: float = 0.5,
+        rules_version: str | None = None,
     ) -> None:
         self.projection, self.source, self.connect = projection, source, connect
         self.topic = source.topic
@@ -98,6 +112,8 @@ class Runner:
         self.watermark = 0
         self.ticking = False
         self.last_beat = -float("inf")
+        self.rules_version = rules_version  # None: write whatever the tables' rules
+        self.refused: str | None = None  # why this runner refuses to write, while it does
 
     # -- a session: connection, leases, checkpoints ----------------------------------------
 
@@ -119,6 +135,7 @@ class Runner:
             if not all(self.take(p, stop) for p in partitions):
                 return False
         self.watermark = session.watermark()  # read once the leases are ours: it is current
+        self._agrees(session.rules_version() if self.rules_version else None)
         session.commit()
         log.info("runner resumed", projection=self.projection.name, lease=self.lease,
                  cursors={p: vars(c) for p, c in self.cursors.items()})
@@ -209,10 +226,12 @@ class Runner:
     # -- batches ----------------------------------------------------------------------------
 
     def step(self) -> BatchResult | None:
-        """Poll once and apply what came, in one transaction; None if nothing came. In a group,
-        follow its rebalances before the poll, and drop what came from partitions it moved
-        during the poll (read from where the broker's policy put them, not from the runner's
-        checkpoint)."""
+        """Poll once and apply what came, in one transaction; None if nothing came (or the
+        runner refuses to write). In a group, follow its rebalances before the poll, and drop
+        what came from partitions it moved during the poll (read from where the broker's policy
+        put them, not from the runner's checkpoint)."""
+        if self.refused is not None and not self._look_again():
+            return None
         if self.group:
             self._follow_group()
         polled = self.source.poll(self.poll_ms, self.max_records)
@@ -226,6 +245,9 @@ class Runner:
         saved = {p: replace(c) for p, c in self.cursors.items()}
         try:
             result = self._commit(records, saved)
+        except RulesDiffer:  # switched to tables of other rules: nothing of the batch is kept
+            self._rewind(saved)
+            return None
         except BaseException:
             self._rewind(saved)
             raise
@@ -245,6 +267,8 @@ class Runner:
         assert self.session is not None
         try:
             return self._write(records, isolate=False)
+        except RulesDiffer:
+            raise
         except Exception as exc:  # retried event by event to find the poison
             if self.session.is_fault(exc):
                 raise
@@ -260,6 +284,8 @@ class Runner:
         # a time, each savepoint waits for its answer anyway.
         with book.batch() if not isolate else nullcontext():
             book.switch_lock(self.lease)
+            if self.rules_version is not None and not self._agrees(book.rules_version()):
+                raise RulesDiffer(self.refused)
             sort = self.applier.sort
             messages = [m for p, batch in records.items() for r in batch
                         if (m := sort(book, self.cursors[p], p, r, result)) is not None]
@@ -333,15 +359,46 @@ class Runner:
         self.last_beat = now
         self.ticking = self.ticking or self.session.try_lock(f"tick:{self.lease}")
         self.session.switch_lock(self.lease)
-        if self.ticking:
+        allowed = self.rules_version is None or self._agrees(self.session.rules_version())
+        if self.ticking and allowed:
             self.projection.tick(self.clock(), self.session.view())
-        self.session.beat(self.projection.name)
+        self.session.beat(self.projection.name, self.refused)
         self.session.commit()
         self._publish()
 
     def _publish(self) -> None:
-        if self.outbox is not None and self.ticking:
+        if self.outbox is not None and self.ticking and self.refused is None:
             self.outbox.publish()
+
+    # -- the rules version ------------------------------------------------------------------
+
+    def _agrees(self, built: str | None) -> bool:
+        """Whether this runner may write into tables built with rules `built` (None: set up,
+        not rebuilt, so any); if not, remember why and say it once."""
+        if self.rules_version is None or built is None or built == self.rules_version:
+            if self.refused is not None:
+                log.info("rules version agrees; writing again", projection=self.projection.name, rules=built)
+            self.refused = None
+            return True
+        refused = (f"the tables were built with rules {built}, this runner's code has rules {self.rules_version}:"
+                   " run the code of the tables' rules, or rebuild them with this code")
+        if refused != self.refused:
+            log.error("runner refuses to write: rules version differs", projection=self.projection.name,
+                      tables_rules=built, runner_rules=self.rules_version, why=refused)
+        self.refused = refused
+        return False
+
+    def _look_again(self) -> bool:
+        """While refusing: look at the tables' rules version again, and beat with the reason."""
+        assert self.session is not None
+        self.session.switch_lock(self.lease)
+        agrees = self._agrees(self.session.rules_version())
+        if not agrees:
+            self.session.beat(self.projection.name, self.refused)
+        self.session.commit()
+        if not agrees:
+            time.sleep(REFUSED_WAIT)
+        return agrees
 
     # -- the process ------------------------------------------------------------------------
 

@@ -119,10 +119,14 @@ class PgRunnerSession:
         row = self.db.execute(f"SELECT coalesce(max(notification_id), 0) FROM {self.store_table}").fetchone()
         return int(row[0]) if row else 0
 
-    def beat(self, runner: str) -> None:
+    def beat(self, runner: str, refused: str | None = None) -> None:
         self.db.execute(self._sql(
-            "INSERT INTO {s}.heartbeat (runner, beat_at) VALUES (%s, now())"
-            " ON CONFLICT (runner) DO UPDATE SET beat_at = now()"), (runner,))
+            "INSERT INTO {s}.heartbeat (runner, beat_at, refused) VALUES (%s, now(), %s)"
+            " ON CONFLICT (runner) DO UPDATE SET beat_at = now(), refused = EXCLUDED.refused"), (runner, refused))
+
+    def rules_version(self) -> str | None:
+        row = self.db.execute(self._sql("SELECT rules_version FROM {s}.built")).fetchone()
+        return str(row[0]) if row else None
 
     def park(self, partition: int, record: Record, position: int | None, reason: str) -> None:
         """Keep the message with the reason; an erased contract's message without its value."""

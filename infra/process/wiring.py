@@ -13,9 +13,11 @@ from kafka.errors import TopicAlreadyExistsError
 from consumers.outbox import OutboxPublisher
 from consumers.relay import Relay
 from consumers.runner import Runner
+from domain.rules import RULES_VERSION
 from domain.wallclock import Clock
 from infra import postgres
 from infra.kafka.avro import Codec, position_of
+from infra.kafka.notices import REBUILD_TOPIC
 from infra.kafka.publisher import PRODUCER, KafkaPublisher
 from infra.kafka.source import KafkaSource
 from infra.postgres.checkpoints import PgRunnerSession
@@ -39,7 +41,7 @@ def setup_database(url: str) -> None:
 
 
 def topics(settings: Settings) -> list[str]:
-    return [settings.events_topic, *(t for s in PROJECTIONS.values() for t in s.notice_topics)]
+    return [settings.events_topic, *(t for s in PROJECTIONS.values() for t in s.notice_topics), REBUILD_TOPIC]
 
 
 def ensure_topic(settings: Settings) -> None:
@@ -88,7 +90,7 @@ def runner(settings: Settings, name: str, schema: str | None = None, topic: str 
     schema = schema or spec.schema
     topic = topic or settings.events_topic
     url, store_table = settings.database_url, f"{postgres.STORE_SCHEMA}.ticketing_events"
-    defaults: dict[str, Any] = {"clock": settings.clock.now,
+    defaults: dict[str, Any] = {"clock": settings.clock.now, "rules_version": RULES_VERSION,
                                 "lease": name if schema == spec.schema else f"{name}@{schema}"}
     options = defaults | options
     source = KafkaSource(settings.kafka_bootstrap, topic, max_records=options.get("max_records", 5000),

@@ -152,6 +152,7 @@ class MemoryDatabase:
         self.relayed: tuple[int, dict[int, int]] | None = None
         self.fail_commit = False
         self.switch_locks = 0
+        self.rules_version: str | None = None  # what the tables were built with
 
 
 class MemorySession:
@@ -216,11 +217,15 @@ class MemorySession:
         self._tx()
         return self.db.head
 
-    def beat(self, runner: str) -> None:
+    def beat(self, runner: str, refused: str | None = None) -> None:
         self._tx().beats += 1
 
     def forget(self, contract_id: str) -> None:
         """Parked messages here keep no value."""
+
+    def rules_version(self) -> str | None:
+        self._tx()
+        return self.db.rules_version
 
     def park(self, partition: int, record: Any, position: int | None, reason: str) -> None:
         self._tx().parked.append((partition, record.offset, position, reason))
@@ -572,3 +577,28 @@ def test_a_group_member_that_lost_its_session_takes_its_partitions_again_from_th
     runner.run(stop=lambda: db.tables.checkpoints[1].position == 9)
     assert minutes(db) == {"t-1": 30, "t-2": 9, "t-3": 5}
     assert set(db.locks) >= {"apply:tickets:0", "apply:tickets:1"}
+
+
+def test_a_runner_refuses_to_write_into_tables_built_with_other_rules_until_they_agree(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("consumers.runner.REFUSED_WAIT", 0.0)
+    topic, db, outbox = ListTopic(), MemoryDatabase(), CountingOutbox()
+    publish(topic, 0, opened(1, "t-1"))
+    projection = Ticking()
+    runner = runner_of(topic, db, projection, outbox, rules_version="2026.12.3")
+    assert runner.resume()
+    drain(runner)
+    assert minutes(db) == {"t-1": 0} and runner.refused is None  # tables set up, not rebuilt: it writes
+    db.rules_version = "2026.12.4"  # switched to tables of newer rules while it ran
+    publish(topic, 1, opened(2, "t-2"))
+    ticks, published = projection.ticks, outbox.published
+    for _ in range(3):
+        assert runner.step() is None
+    assert runner.refused is not None and "2026.12.4" in runner.refused and "2026.12.3" in runner.refused
+    assert set(db.tables.rows) == {"t-1"} and 1 not in db.tables.checkpoints, "nothing of the batch is kept"
+    assert (projection.ticks, outbox.published) == (ticks, published), "no tick, nothing published"
+    db.rules_version = "2026.12.3"  # rebuilt for its rules again
+    drain(runner)
+    assert set(db.tables.rows) == {"t-1", "t-2"} and runner.refused is None
+    runner.close()
