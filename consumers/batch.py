@@ -19,6 +19,7 @@ from typing import NamedTuple
 import structlog
 
 from consumers.ports import Cursor, Projection, Record, RunnerSession
+from domain.personal import ERASED
 from projections.envelope import Envelope
 
 log = structlog.get_logger("runner")
@@ -102,6 +103,9 @@ class Applier:
             result.envelopes.append(m.env)
         # A view that folds rows at flush learns only then that some were already applied.
         declined = view.flush()
+        for m in messages:
+            if m.env.type == ERASED:
+                book.forget(m.env.contract_id)
         result.applied, result.ignored = result.applied - declined, result.ignored + declined
 
     def apply_each(self, book: RunnerSession, messages: list[Consumed], result: BatchResult) -> None:

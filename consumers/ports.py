@@ -177,8 +177,9 @@ class Record(Protocol):
 
 
 class MessageSource(Protocol):
-    """The events topic as one runner reads it: partitions assigned by hand, each read from a
-    position the runner sets (its checkpoints are kept in PostgreSQL, not by the broker)."""
+    """The events topic as one runner reads it: partitions assigned by hand (`assign`) or by a
+    consumer group (`subscribe`), each read from a position the runner sets (its checkpoints
+    are kept in PostgreSQL, not by the broker)."""
 
     topic: str
 
@@ -186,6 +187,27 @@ class MessageSource(Protocol):
         """The topic's partitions, once it exists; RuntimeError if it does not within `timeout` s."""
 
     def assign(self, partitions: list[int]) -> None: ...
+
+    def subscribe(self) -> None:
+        """Join the consumer group: the broker spreads the topic's partitions over its members
+        and moves them when members come and go (during polls, or between them)."""
+
+    def assignment(self) -> set[int]:
+        """The partitions the group assigns this consumer now."""
+
+    def rebalanced(self) -> set[int]:
+        """The partitions the group revoked or assigned since the last call: where each is read
+        from may have been reset by the broker's policy. A partition newly assigned comes
+        paused."""
+
+    def pause(self, partitions: list[int]) -> None:
+        """Fetch nothing from these partitions until resumed."""
+
+    def resume(self, partitions: list[int]) -> None: ...
+
+    def commit(self, offsets: Mapping[int, int]) -> None:
+        """Tell the group the next offset to read per partition, without waiting: for the
+        broker's lag monitoring only (the runner goes on from its checkpoints, never these)."""
 
     def poll(self, timeout_ms: int, max_records: int) -> Mapping[int, Sequence[Record]]:
         """The records that came, per partition, each partition's in offset order."""
@@ -235,10 +257,16 @@ class RunnerSession(Protocol):
     def cursor(self, partition: int) -> Cursor:
         """The partition's checkpoint (a fresh cursor if it has none)."""
 
+    def positions(self) -> dict[int, int]:
+        """Every partition's checkpointed position (whichever runner applies it)."""
+
     def store(self, cursors: Mapping[int, Cursor]) -> None:
         """Checkpoint these partitions."""
 
     def watermark(self) -> int: ...
+
+    def forget(self, contract_id: str) -> None:
+        """Drop the values of the contract's parked messages: its personal data is erased."""
 
     def store_watermark(self, position: int) -> None: ...
 
@@ -251,7 +279,11 @@ class RunnerSession(Protocol):
     def head(self) -> int:
         """The event store's last position."""
 
-    def beat(self, runner: str) -> None: ...
+    def beat(self, runner: str, refused: str | None = None) -> None:
+        """The runner's heartbeat, with why it refuses to write (or None)."""
+
+    def rules_version(self) -> str | None:
+        """The rules version the read model's tables were built with (None: set up, not rebuilt)."""
 
     def park(self, partition: int, record: Record, position: int | None, reason: str) -> None:
         """Keep a message the runner could not apply (a dead letter), with the reason."""

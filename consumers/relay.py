@@ -40,8 +40,10 @@ class Relay:
         self, notifications: Notifications, mapper: Any, encode: Encoder, relay_log: RelayLog,
         publisher: Publisher, topic: str, partitions: int = 1, batch_size: int = 2000, idle_sleep: float = 0.02,
         backoff: Backoff | None = None, faults: tuple[type[BaseException], ...] = (),
+        reveal: Callable[[list[Envelope]], list[Envelope]] = lambda envelopes: envelopes,
     ) -> None:
         self.notifications, self.mapper, self.encode = notifications, mapper, encode
+        self.reveal = reveal  # opens the personal fields the store keeps sealed ("" once erased)
         self.log, self.publisher = relay_log, publisher
         self.topic, self.batch_size, self.idle_sleep = topic, batch_size, idle_sleep
         self.partitions, self.backoff, self.faults = partitions, backoff or Backoff(), faults
@@ -125,15 +127,22 @@ class Relay:
     def _messages(self, notifications: Sequence[Any], partitions: int) -> tuple[list[Message], Blocked | None]:
         """The batch's messages, up to the first event that cannot be encoded."""
         messages: list[Message] = []
+        envelopes: list[Envelope] = []
+        failure: Blocked | None = None
         for n in notifications:
             try:
-                env = from_domain_event(self.mapper.to_domain_event(n), n.id)
+                envelopes.append(from_domain_event(self.mapper.to_domain_event(n), n.id))
+            except Exception as exc:  # noqa: BLE001 - whatever the store holds that we cannot decode blocks here
+                failure = Blocked(n.id, f"cannot encode: {exc!r}", broker=False)
+                break
+        for n, env in zip(notifications, self.reveal(envelopes), strict=False):
+            try:
                 value, headers = self.encode(env)
             except Exception as exc:  # noqa: BLE001 - whatever the store holds that we cannot encode blocks here
                 return messages, Blocked(n.id, f"cannot encode: {exc!r}", broker=False)
             key = env.contract_id.encode()
             messages.append(Message(key, value, headers, self.publisher.partition_of(key, partitions)))
-        return messages, None
+        return messages, failure
 
     def _advance(self, done: int, sent: Sequence[tuple[Any, Message]], failure: Blocked | None) -> int:
         """Store the position over the first `done` events sent and what blocks the next one, if anything."""

@@ -30,6 +30,7 @@ from domain.commands import (
     CancelTicket,
     ClassifyTicket,
     Command,
+    EraseContract,
     ExportContract,
     Open,
     Pause,
@@ -180,6 +181,11 @@ class TicketingApplication(Application[UUID]):
         contract.record_export(c.format, self.now())
         return self._recorded(contract, c.actor)
 
+    def _erase_contract(self, c: EraseContract) -> Recorded:
+        contract = self.contract(c.contract_id)
+        contract.erase(c.reason, self.now())
+        return self._recorded(contract, c.actor)
+
     def _open_ticket(self, c: Open) -> Recorded:
         contract = self.contract(c.contract_id)
         contract.require_active()
@@ -278,6 +284,9 @@ class TicketingApplication(Application[UUID]):
     def export_contract(self, contract_id: Id, format: str, *, actor: Actor = SYSTEM) -> Recorded:
         return self.handle(ExportContract(as_id(contract_id), format, actor=actor))
 
+    def erase_contract(self, contract_id: Id, reason: str | None = None, *, actor: Actor = SYSTEM) -> Recorded:
+        return self.handle(EraseContract(as_id(contract_id), reason, actor=actor))
+
     def open_ticket(self, contract_id: Id, title: str, reporter: str, channel: str | None = None,
                     priority: str | None = None, category: str | None = None,
                     down_since: When = None, at: When = None, *, actor: Actor = SYSTEM) -> Recorded:
@@ -337,6 +346,7 @@ _HANDLERS: dict[type[Command], Callable[[TicketingApplication, Any], Recorded]] 
     CancelContract: TicketingApplication._cancel_contract,
     ScheduleMaintenance: TicketingApplication._schedule_maintenance,
     ExportContract: TicketingApplication._export_contract,
+    EraseContract: TicketingApplication._erase_contract,
     Open: TicketingApplication._open_ticket,
     ClassifyTicket: TicketingApplication._classify,
     RecordTime: TicketingApplication._record_time,

@@ -33,6 +33,7 @@ __all__ = [
     "CancelTicket",
     "ClassifyTicket",
     "Command",
+    "EraseContract",
     "ExportContract",
     "Open",
     "Pause",
@@ -155,6 +156,21 @@ class CancelContract(Command):
 
 
 @dataclass(frozen=True)
+class EraseContract(Command):
+    """Make a cancelled contract's personal data unreadable everywhere (crypto-shredding).
+    It takes no `at`: an erasure happens when it is made. Its `reason` stays readable (it is
+    the audit's record of why), so it must not name the person."""
+
+    target = "contract_id"
+    contract_id: UUID
+    reason: str | None = None
+    actor: Actor = SYSTEM
+
+    def __post_init__(self) -> None:
+        self._normalise()
+
+
+@dataclass(frozen=True)
 class ScheduleMaintenance(Command):
     """Announce a maintenance window; its downtime does not count against availability."""
 
@@ -172,7 +188,7 @@ class ScheduleMaintenance(Command):
         self._normalise()
 
 
-EXPORT_FORMATS = ("jsonl", "avro", "mysql")
+EXPORT_FORMATS = values.EXPORT_FORMATS
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,8 @@ def _within(day: date, at: datetime, name: str) -> date:
 class Contract(Aggregate):
     """A support contract on one plan."""
 
+    erased_at: datetime | None = None  # when its personal data was erased (a class default: older snapshots lack it)
+
     @event("Signed")
     def __init__(
         self,
@@ -141,6 +143,20 @@ class Contract(Aggregate):
         """Its events were exported (a cancelled contract's too: an audit outlives it)."""
         self._exported(format, at)
 
+    def erase(self, reason: str | None, at: datetime) -> None:
+        """Its personal data is to be made unreadable (crypto-shredding: the host destroys the
+        contract's key). Only a cancelled contract is erased, and once."""
+        self.check_erasable()
+        values.text("reason", reason, values.MAX_REASON)
+        self._erased(reason, at)
+
+    def check_erasable(self) -> None:
+        """Refuse an erasure before anything is destroyed: a contract still active, or one erased already."""
+        if self.status != CANCELLED:
+            raise Conflict("only a cancelled contract can be erased: cancel it first", {"status": self.status})
+        if self.erased_at is not None:
+            raise Conflict("the contract is erased already", {"erased_at": self.erased_at.isoformat()})
+
     # -- events ---------------------------------------------------------------------------
 
     @event("CreditsAdded")
@@ -172,6 +188,12 @@ class Contract(Aggregate):
         """An audit fact: nothing about the contract changes (not even `last_at`, so that a
         back-dated command after an export is judged as before it)."""
 
+    @event("Erased")
+    def _erased(self, reason: str | None, occurred_at: datetime) -> None:
+        """Its personal fields are unreadable from now on (their key is destroyed); nothing
+        that any figure depends on changes."""
+        self.erased_at = occurred_at
+
     def state(self) -> dict[str, Any]:
         """The contract as an auditor reads it."""
         return {
@@ -186,5 +208,6 @@ class Contract(Aggregate):
             "period_starts_on": self.period_starts_on,
             "renewals": self.renewals,
             "maintenance": [list(m) for m in self.maintenance],
+            "erased_at": self.erased_at.isoformat() if self.erased_at else None,
             "version": self.version,
         }

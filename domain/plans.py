@@ -24,7 +24,7 @@ from domain.billing import ChargeRule
 from domain.durations import NO_TARGET, Duration, Target
 from domain.periods import PERIODS, zone
 from domain.sla.calendar import Calendar
-from domain.values import CLOCKS, DEFAULT_CHANNEL, PRIORITIES
+from domain.values import CLOCKS, DEFAULT_CHANNEL, EXPORT_FORMATS, PRIORITIES
 
 __all__ = ["Allowance", "Bank", "ChargeRule", "Credits", "Duration", "PlanTerms", "Target"]
 __all__ += ["parse_catalog"]
@@ -133,6 +133,9 @@ class PlanTerms:
     # active customer tokens count against it.
     named_users: int | None = None
     features: tuple[str, ...] = ()  # informational extras, e.g. "dedicated-specialist"
+    # The export the provider hands the customer when the contract is cancelled (None: none
+    # promised), offered in the cancellation's answer: datacrm's "a copy of its database (MySQL format)".
+    exit_export: str | None = None
 
     def __post_init__(self) -> None:
         provider, _, plan = str(self.plan_id).partition("/")
@@ -155,6 +158,7 @@ class PlanTerms:
         self._set("features", tuple(_ident(f, "feature") for f in self.features))
         self._set("availability_target_pct", _pct(self.availability_target_pct))
         _check(self.named_users is None or _whole(self.named_users, 1), "named_users must be > 0")
+        _check(self.exit_export in (None, *EXPORT_FORMATS), f"exit_export is one of {EXPORT_FORMATS}")
 
     def _set(self, name: str, value: Any) -> None:
         object.__setattr__(self, name, value)

@@ -24,6 +24,7 @@ CLOCKS: tuple[SlaClock, ...] = get_args(SlaClock)
 CATEGORIES: tuple[Category, ...] = get_args(Category)
 ENTRY_KINDS: tuple[EntryKind, ...] = get_args(EntryKind)
 DEFAULT_CHANNEL = "portal"
+EXPORT_FORMATS = ("jsonl", "avro", "mysql")  # a contract's export files (docs/audit.md)
 # How far ahead of the server's clock an `at` may lie: client clocks drift a little.
 FUTURE_SKEW = timedelta(seconds=5)
 

@@ -36,6 +36,11 @@ class Settings:
     json_logs: bool | None = None
     clock_offset: float = 0.0  # seconds; moves every process's clock (tests of other dates)
     renewals_interval: float = 60.0  # seconds between two renewal passes
+    # A consumer group's timeouts (`ticketing consume --group`): Kafka's own defaults. Tansu, the
+    # embedded broker, completes a join only after `group_poll_interval_ms`: give it seconds.
+    group_poll_interval_ms: int = 300_000
+    group_session_timeout_ms: int = 45_000
+    group_heartbeat_ms: int = 3_000
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -57,6 +62,9 @@ class Settings:
             json_logs=None if logs is None else logs.lower() in ("1", "true", "yes"),
             clock_offset=float(env.get("TICKETING_CLOCK_OFFSET", "0") or 0),
             renewals_interval=float(env.get("TICKETING_RENEWALS_INTERVAL", "60")),
+            group_poll_interval_ms=int(env.get("TICKETING_GROUP_POLL_INTERVAL_MS", "300000")),
+            group_session_timeout_ms=int(env.get("TICKETING_GROUP_SESSION_TIMEOUT_MS", "45000")),
+            group_heartbeat_ms=int(env.get("TICKETING_GROUP_HEARTBEAT_MS", "3000")),
         )
 
     def api_pools(self) -> tuple[int, int, int]:
@@ -86,6 +94,9 @@ class Settings:
             TICKETING_PARTITIONS=str(self.partitions),
             TICKETING_CLOCK_OFFSET=repr(self.clock_offset),
             TICKETING_RENEWALS_INTERVAL=repr(self.renewals_interval),
+            TICKETING_GROUP_POLL_INTERVAL_MS=str(self.group_poll_interval_ms),
+            TICKETING_GROUP_SESSION_TIMEOUT_MS=str(self.group_session_timeout_ms),
+            TICKETING_GROUP_HEARTBEAT_MS=str(self.group_heartbeat_ms),
         )
         if self.database_url:
             env["DATABASE_URL"] = self.database_url

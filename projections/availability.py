@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 from domain.availability import Interval, MonthlyAvailability, intersect, split_by_month, subtract
 from domain.periods import from_iso, month_bounds, months_between
+from domain.personal import ERASED
 from domain.plans import PlanTerms
 from projections.availability_rows import (
     Candidate,
@@ -128,6 +129,9 @@ class AvailabilityView(Protocol):
     def checked(self, contract_id: str) -> None:
         """Clear the contract's `dirty_since`."""
         ...
+    def erase(self, contract_id: str) -> None:
+        """Blank the personal field (the reason) of the contract's maintenance windows."""
+        ...
     def flush(self) -> int: ...
 
 
@@ -150,6 +154,9 @@ class AvailabilityProjection:
             return True
         if env.type == "Contract.MaintenanceScheduled":
             return self._scheduled(env, view)
+        if env.type == ERASED and view.contract(env.aggregate_id) is not None:
+            view.erase(env.aggregate_id)  # idempotent: a redelivery blanks what is blank already
+            return True
         return False
 
     @staticmethod
@@ -287,6 +294,9 @@ class InMemoryAvailabilityView:
     def budget_exhausted(self, notice: BudgetNotice) -> None:
         if all(n.notice_id != notice.notice_id for n in self.notices):
             self.notices.append(notice)
+
+    def erase(self, contract_id: str) -> None:
+        """The windows' reasons are not kept here: nothing to blank."""
 
     def checked(self, contract_id: str) -> None:
         self.contracts[contract_id] = self.contracts[contract_id]._replace(dirty_since=None)

@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 from domain.billing import split_allowance
 from domain.periods import local_midnight
+from domain.personal import ERASED
 from projections.envelope import Envelope, Fold, seen
 from projections.ledger_rows import Book, Entry, Notice, Period, Statement, TicketCost
 
@@ -43,6 +44,9 @@ class LedgerView(Protocol):
     def change_ticket(self, ticket_id: str, fold: Fold, *args: Any) -> bool: ...
     def add_statement(self, statement: Statement) -> None: ...
     def notify(self, notice: Notice) -> None: ...
+    def erase(self, contract_id: str) -> None:
+        """Blank the personal field (the engineer) of every entry of the contract."""
+        ...
     def flush(self) -> int: ...
 
 
@@ -57,6 +61,9 @@ class LedgerProjection:
         book = view.book(env.contract_id)
         if book is None:
             return False
+        if env.type == ERASED:
+            view.erase(env.contract_id)  # idempotent: a redelivery blanks what is blank already
+            return True
         if env.type in ("Ticket.TimeConsumed", "Ticket.Resolved"):
             return self._ticket_event(env, book, view)
         if env.type == "Contract.CreditsAdded" and book.scheme == "credits":
@@ -225,6 +232,9 @@ class InMemoryLedgerView:
 
     def notify(self, notice: Notice) -> None:
         self.notices.append(notice)
+
+    def erase(self, contract_id: str) -> None:
+        self.entries = [replace(e, engineer=None) if e.contract_id == contract_id else e for e in self.entries]
 
     def flush(self) -> int:
         return 0  # every fold ran at once

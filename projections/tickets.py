@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from domain.personal import ERASED
 from domain.values import DEFAULT_PRIORITY
 from projections.envelope import Envelope, Fold, opening, seen
 
@@ -32,6 +33,9 @@ class TicketsView(Protocol):
     """The ticket rows by key."""
 
     def change(self, ticket_id: str, fold: Fold, *args: Any) -> bool: ...
+    def erase(self, contract_id: str) -> None:
+        """Blank the personal fields (title, reporter) of every ticket of the contract."""
+        ...
     def flush(self) -> int: ...
 
 
@@ -43,6 +47,9 @@ class TicketsProjection:
     def apply(self, env: Envelope, view: TicketsView) -> bool:
         if env.type == "Ticket.Opened":
             return view.change(env.aggregate_id, opening, self._opened(env))
+        if env.type == ERASED:
+            view.erase(env.contract_id)  # idempotent: a redelivery blanks what is blank already
+            return True
         if env.type not in CHANGES:
             return False
         return view.change(env.aggregate_id, changed, env)
@@ -89,6 +96,11 @@ class InMemoryTicketsView:
         if row is not None:
             self.rows[ticket_id] = row
         return row is not None
+
+    def erase(self, contract_id: str) -> None:
+        for ticket_id, row in self.rows.items():
+            if row["contract_id"] == contract_id:
+                self.rows[ticket_id] = row | {"title": None, "reporter": None}
 
     def flush(self) -> int:
         return 0  # every fold ran at once

@@ -36,6 +36,7 @@ import httpx
 import psutil
 import psycopg
 
+from infra import sealing
 from infra.process import embedded
 from tests.backends import stop_postgres
 
@@ -228,14 +229,17 @@ def tags_in_store(url: str, types: Counter[str] | None = None) -> Counter[str]:
     counts the stored events by type."""
     found: Counter[str] = Counter()
     with psycopg.connect(url) as conn:
-        for topic, state in conn.execute("SELECT topic, state FROM es.ticketing_events"):
+        keys = {str(c): bytes(k) for c, k in conn.execute("SELECT contract_id, key FROM es.contract_keys WHERE key IS NOT NULL")}
+        for originator, topic, state in conn.execute("SELECT originator_id, topic, state FROM es.ticketing_events"):
             if types is not None:
                 types[topic.rpartition(":")[2]] += 1
             fields = json.loads(bytes(state))
-            for name in ("title", "engineer", "reason"):
+            contract_id = fields.get("contract_id") or str(originator)
+            for name in ("title", "engineer", "reason"):  # stored sealed under the contract's key
                 value = fields.get(name)
-                if isinstance(value, str) and value.startswith("c"):
-                    found[value] += 1
+                opened = sealing.open_sealed(keys.get(contract_id), contract_id, value) if isinstance(value, str) else None
+                if opened is not None and opened.startswith("c"):
+                    found[opened] += 1
     return found
 
 

@@ -42,4 +42,5 @@ def every_kind_of_event(app: TicketingApplication) -> tuple[str, dict[str, Actor
     app.cancel_ticket(tid, actor=by("Ticket.Cancelled"))
     app.cancel_contract(cid, actor=by("Contract.Cancelled"))
     app.export_contract(cid, "jsonl", actor=by("Contract.Exported"))
+    app.erase_contract(cid, "erasure request 2026-12-02", actor=by("Contract.Erased"))
     return cid, asked

@@ -34,7 +34,8 @@ class Processes:
         return f"http://127.0.0.1:{self.settings.http_port}"
 
     def start(self, name: str) -> None:
-        args = ["consume", name.removeprefix("consume-")] if name.startswith("consume-") else [name]
+        # As `ticketing run` starts them: one runner per projection, on every partition.
+        args = ["consume", name.removeprefix("consume-"), "--no-group"] if name.startswith("consume-") else [name]
         self.start_as(name, args)
 
     def start_as(self, name: str, args: list[str]) -> None:

@@ -54,6 +54,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/contracts/{contract_id}/renew"): CONTRACT_COMMAND,
     ("POST", "/contracts/{contract_id}/cancel"): CONTRACT_COMMAND,
     ("POST", "/contracts/{contract_id}/maintenance"): CONTRACT_COMMAND,
+    ("POST", "/contracts/{contract_id}/erase"): Rule(ADMIN, "contract"),
     # commands on tickets: a customer opens tickets on its contracts, cancels and reopens its tickets
     ("POST", "/tickets"): Rule(CUSTOMERS_TOO, "body"),
     ("POST", "/tickets/{ticket_id}/cancel"): Rule(CUSTOMERS_TOO, "ticket"),

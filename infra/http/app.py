@@ -63,10 +63,11 @@ class Backend:
 COMMAND = problems(404, 409, 422)
 
 
-def answer(recorded: Recorded, key: str | None = None, status: int = 200) -> Response:
+def answer(recorded: Recorded, key: str | None = None, status: int = 200, extra: dict[str, Any] | None = None) -> Response:
     """The answer as a ready response: FastAPI then skips checking it against the route's
     response model (declared for the OpenAPI schema), which this shape always meets."""
     body = {key: recorded.aggregate_id, "position": recorded.position} if key else {"position": recorded.position}
+    body |= extra or {}
     return Response(json.dumps(body, separators=(",", ":")).encode(), status_code=status,
                     media_type="application/json")
 
@@ -132,12 +133,25 @@ def contract_routes(b: Backend) -> APIRouter:
         return answer(b.execute(lambda: commands.RenewContract(
             contract_id, reason=given.reason, at=given.at, actor=caller.actor), claim))
 
-    @r.post("/contracts/{contract_id}/cancel", response_model=models.Position, responses=COMMAND)
+    @r.post("/contracts/{contract_id}/cancel", response_model=models.Cancelled, responses=COMMAND)
     def cancel_contract(contract_id: ContractId, claim: Keyed, caller: Calling,
                         body: models.Because | None = None) -> Response:
         given = body or models.Because()
-        return answer(b.execute(lambda: commands.CancelContract(
-            contract_id, reason=given.reason, at=given.at, actor=caller.actor), claim))
+        recorded = b.execute(lambda: commands.CancelContract(
+            contract_id, reason=given.reason, at=given.at, actor=caller.actor), claim)
+        # The export the plan promises on leaving (datacrm: the database as a MySQL dump).
+        promised = b.app.terms_of(b.app.contract(contract_id)).exit_export
+        offer = {"export": {"format": promised, "href": f"/contracts/{contract_id}/export?format={promised}"}}
+        return answer(recorded, extra=offer if promised else None)
+
+    @r.post("/contracts/{contract_id}/erase", response_model=models.Position, responses=COMMAND,
+            description="Erase a cancelled contract's personal data (crypto-shredding: its key is destroyed, so its"
+                        " customer, titles, reporters, engineers and reasons read as null from now on; every figure"
+                        " stays). Admin only. The `reason` stays readable: it must not name the person.")
+    def erase(contract_id: ContractId, claim: Keyed, caller: Calling, body: models.Erasure | None = None) -> Response:
+        given = body or models.Erasure()
+        return answer(b.execute(lambda: commands.EraseContract(contract_id, reason=given.reason, actor=caller.actor),
+                                claim))
 
     @r.post("/contracts/{contract_id}/maintenance", response_model=models.Position, responses=COMMAND)
     def maintenance(contract_id: ContractId, body: models.Maintenance, claim: Keyed, caller: Calling) -> Response:

@@ -1,7 +1,8 @@
 """GET /health: whether each part of the backend works, within about two seconds.
 
 Every check has a deadline, so a part that hangs answers "timeout" rather than holding the
-request; the answer names each part ("ok", "down", "blocked", "no recent heartbeat"...) but
+request; the answer names each part ("ok", "down", "blocked", "no recent heartbeat", "rules
+version differs": a runner refusing to write into tables built with other rules...) but
 never an error's text, which may carry addresses or credentials.
 """
 
@@ -29,6 +30,14 @@ async def checks(backend: Any) -> dict[str, str]:
 
 
 async def _broker(bootstrap: str) -> str:
+    """"ok" if any of the bootstrap servers (`host:port`, comma-separated: a cluster's)
+    accepts a connection, else what the first one answered."""
+    servers = [s.strip() for s in bootstrap.split(",") if s.strip()] or [""]
+    answers = await asyncio.gather(*(_server(s) for s in servers))
+    return "ok" if "ok" in answers else answers[0]
+
+
+async def _server(bootstrap: str) -> str:
     host, _, port = bootstrap.rpartition(":")
     try:
         _, writer = await asyncio.wait_for(asyncio.open_connection(host or "127.0.0.1", int(port)), DEADLINE)
@@ -59,10 +68,12 @@ async def _states(url: str, topic: str, projections: list[str]) -> dict[str, str
         for name in projections:
             try:
                 row = await (await conn.execute(
-                    f"SELECT extract(epoch FROM now() - max(beat_at)) FROM proj_{name}.heartbeat")).fetchone()
+                    f"SELECT extract(epoch FROM now() - max(beat_at)), bool_or(refused IS NOT NULL)"
+                    f" FROM proj_{name}.heartbeat")).fetchone()
             except psycopg.errors.UndefinedTable:
                 continue
-            states[name] = "ok" if row and row[0] is not None and float(row[0]) < FRESH else "no recent heartbeat"
+            fresh = row is not None and row[0] is not None and float(row[0]) < FRESH
+            states[name] = "no recent heartbeat" if not fresh else "rules version differs" if row and row[1] else "ok"
         return states
 
 

@@ -1,8 +1,9 @@
 """`GET /metrics` in the Prometheus text format (prometheus-client), with the metric names of
 docs/design.md: the pipeline's positions, lags and counts, read from PostgreSQL at each
-scrape (infra/postgres/status.py), and the command latency histogram, observed by the access
-middleware in every API process. With several API processes (TICKETING_API_WORKERS > 1)
-the histogram is kept in prometheus-client's multiprocess mode, so one scrape shows all of them.
+scrape (infra/postgres/status.py; the rebuild gauges only while a rebuild is prepared),
+and the command latency histogram, observed by the access middleware in every API process.
+With several API processes (TICKETING_API_WORKERS > 1) the histogram is kept in
+prometheus-client's multiprocess mode, so one scrape shows all of them.
 """
 
 from __future__ import annotations
@@ -59,13 +60,21 @@ class Pipeline(Collector):
         }
         pending = GaugeMetricFamily("ticketing_notices_pending", "Notices decided but not yet published",
                                     labels=["topic"])
+        rebuilds = (GaugeMetricFamily("ticketing_rebuild_position",
+                                      "The store position a prepared rebuild's fill has applied up to",
+                                      labels=["projection"]),
+                    GaugeMetricFamily("ticketing_rebuild_target_position",
+                                      "The store position a prepared rebuild's fill heads for", labels=["projection"]))
         for p in s.projections:
             for key, family in families.items():
                 family.add_metric([p.name], getattr(p, key))
             for topic, count in p.notices_pending.items():
                 pending.add_metric([topic], count)
+            for family, value in zip(rebuilds, p.rebuild or (), strict=False):
+                family.add_metric([p.name], value)
         yield from families.values()
         yield pending
+        yield from rebuilds
 
 
 def exposition(backend: Any) -> bytes:

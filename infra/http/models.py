@@ -112,6 +112,10 @@ class Because(Body):
     reason: Reason | None = None
 
 
+class Erasure(Body):
+    reason: Reason | None = Field(None, description="why (kept readable: the audit's record of the erasure)")
+
+
 class Maintenance(Body):
     starts_at: Instant = Field(description="up to two years ahead")
     ends_at: Instant
@@ -141,6 +145,17 @@ class TimeEntry(Body):
 
 class Position(BaseModel):
     position: int = Field(ge=1, description="the event-store position of the last event recorded")
+
+
+class ExitExport(BaseModel):
+    format: ExportFormat
+    href: str = Field(description="where to fetch it: GET this path (staff tokens)")
+
+
+class Cancelled(Position):
+    export: ExitExport | None = Field(None, description=(
+        "the export the plan promises the customer on cancellation (datacrm: its database as a MySQL dump);"
+        " absent when the plan promises none. POST /contracts/{id}/erase then erases its personal data."))
 
 
 class NewContract(Position):
@@ -188,11 +203,14 @@ class History(BaseModel):
     tickets: list[dict[str, Any]] = Field(description="its tickets' states as of `as_of`")
 
 
+ERASED = "null once the contract's personal data is erased (POST /contracts/{id}/erase)"
+
+
 class TicketSummary(BaseModel):
     ticket_id: Uuid
     contract_id: Uuid
-    title: str
-    reporter: str
+    title: str | None = Field(description=ERASED)
+    reporter: str | None = Field(description=ERASED)
     channel: Channel
     priority: Priority
     category: Category | None
@@ -271,7 +289,7 @@ class LedgerEntry(BaseModel):
     charge: int
     overage: int
     at: At
-    engineer: str | None
+    engineer: str | None = Field(description=f"who did the work, if given; {ERASED}")
     position: int
 
 
@@ -409,6 +427,8 @@ class PlanTermsAnswer(BaseModel):
     p1_downgrade_meets_resolution: bool
     named_users: int | None
     features: list[str]
+    exit_export: ExportFormat | None = Field(
+        None, description="the export handed to the customer when the contract is cancelled (offered in the cancellation's answer)")
     terms_format: int
 
 
@@ -432,7 +452,7 @@ class Catalog(BaseModel):
 
 class ContractSummary(BaseModel):
     contract_id: Uuid
-    customer: str
+    customer: str | None = Field(description=ERASED)
     plan: str
     status: ContractStatus
     time_zone: str
@@ -440,6 +460,7 @@ class ContractSummary(BaseModel):
     holidays: list[date]
     terms: PlanTermsAnswer = Field(description="the terms agreed when signed, copied from the plan then")
     named_users: NamedUsers
+    erased_at: At | None = Field(None, description="when its personal data was erased; null: not erased")
 
 
 class Health(BaseModel):

@@ -15,6 +15,7 @@ from projections.sla import Breach
 SLA_TOPIC = "ticketing.notices.sla.v1"
 LEDGER_TOPIC = "ticketing.notices.ledger.v1"
 AVAILABILITY_TOPIC = "ticketing.notices.availability.v1"
+REBUILD_TOPIC = "ticketing.notices.rebuild.v1"
 
 # -- SLA: a clock passed its due ----------------------------------------------------------------
 
@@ -81,3 +82,18 @@ def encode_budget(notice: BudgetNotice) -> tuple[bytes, dict[str, str]]:
 def decode_budget(value: bytes) -> dict[str, Any]:
     """The budget notice record of a message value."""
     return BUDGET_EXHAUSTED.decode(value)
+
+
+# -- rebuilds: a read model was switched to tables built with other rules -------------------------
+
+REBUILT = NoticeCodec("ticketing.v1.ProjectionRebuilt", "Projection.Rebuilt")
+
+
+def encode_rebuilt(record: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
+    """The notice's Avro value (no framing byte) and headers naming its type and schema."""
+    return REBUILT.encode(record)
+
+
+def decode_rebuilt(value: bytes) -> dict[str, Any]:
+    """The rebuild notice record of a message value."""
+    return REBUILT.decode(value)

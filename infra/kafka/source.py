@@ -1,15 +1,23 @@
 """The events topic as a projection runner reads it (`consumers.ports.MessageSource`), on
-kafka-python: partitions assigned by hand, no consumer group and no offsets committed to the
-broker (the runner keeps its checkpoints in PostgreSQL, in the transaction of its rows).
+kafka-python: partitions assigned by hand, or by a consumer group; no offsets committed to the
+broker either way (the runner keeps its checkpoints in PostgreSQL, in the transaction of its
+rows, and seeks after them itself; in a group it also commits them to the broker after each
+batch, for the broker's lag monitoring only).
+
+In a group, kafka-python runs the rebalance listener on its IO thread, while the runner may be
+in the middle of a batch: the listener only notes which partitions moved (and pauses those
+newly assigned, so nothing is fetched before the runner seeks them); the runner, between two
+polls, releases and takes the partitions' leases (consumers/runner.py).
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from kafka import KafkaConsumer, TopicPartition
+from kafka import ConsumerRebalanceListener, KafkaConsumer, OffsetAndMetadata, TopicPartition
 
 # A fetch waits up to 20 ms for 256 KiB: idle, a runner asks the broker about 50 times a second;
 # under load it takes what came in those 20 ms as one batch (one transaction), instead of
@@ -19,15 +27,26 @@ from kafka import KafkaConsumer, TopicPartition
 CONSUMER = {"enable_auto_commit": False, "fetch_max_wait_ms": 20, "fetch_min_bytes": 256 * 1024}
 
 
+
+
 class KafkaSource:
     """One consumer on one topic; the records of a poll keep kafka-python's own type (they
-    have `offset`, `value` and `headers`), so a batch costs no copying."""
+    have `offset`, `value` and `headers`), so a batch costs no copying. With `group` (a group
+    id, and `timeouts`: kafka-python's `max_poll_interval_ms`, `session_timeout_ms`,
+    `heartbeat_interval_ms`) it may join that consumer group (`subscribe`)."""
 
-    def __init__(self, bootstrap: str, topic: str, max_records: int = 5000) -> None:
+    def __init__(self, bootstrap: str, topic: str, max_records: int = 5000, group: str | None = None,
+                 timeouts: Mapping[str, int] | None = None) -> None:
         self.bootstrap, self.topic = bootstrap, topic
+        # A partition the group assigns starts where the broker's policy says until the runner
+        # seeks it: at the earliest offset, so that even a record read before the seek could
+        # only be one the runner drops as already consumed, never one past an event unread.
+        grouped = {"group_id": group, "auto_offset_reset": "earliest", **(timeouts or {})} if group else {}
         self.consumer = KafkaConsumer(bootstrap_servers=bootstrap, max_poll_records=max_records,
-                                      max_partition_fetch_bytes=8 * 1024 * 1024, **CONSUMER)
+                                      max_partition_fetch_bytes=8 * 1024 * 1024, **CONSUMER, **grouped)
         self.tps: dict[int, TopicPartition] = {}
+        self.moved: set[int] = set()
+        self.lock = threading.Lock()
 
     def _tp(self, partition: int) -> TopicPartition:
         tp = self.tps.get(partition)
@@ -46,6 +65,34 @@ class KafkaSource:
 
     def assign(self, partitions: list[int]) -> None:
         self.consumer.assign([self._tp(p) for p in partitions])
+
+    def subscribe(self) -> None:
+        self.consumer.subscribe([self.topic], listener=_Listener(self))
+
+    def assignment(self) -> set[int]:
+        return {tp.partition for tp in self.consumer.assignment() if tp.topic == self.topic}
+
+    def rebalanced(self) -> set[int]:
+        with self.lock:
+            moved, self.moved = self.moved, set()
+        return moved
+
+    def _moved(self, tps: Any, assigned: bool) -> None:
+        """On the IO thread: note the partitions; pause those assigned until the runner seeks them."""
+        mine = [tp for tp in tps if tp.topic == self.topic]
+        if assigned:
+            self.consumer.pause(*mine)
+        with self.lock:
+            self.moved |= {tp.partition for tp in mine}
+
+    def commit(self, offsets: Mapping[int, int]) -> None:
+        self.consumer.commit_async({self._tp(p): OffsetAndMetadata(offset, "", -1) for p, offset in offsets.items()})
+
+    def pause(self, partitions: list[int]) -> None:
+        self.consumer.pause(*(self._tp(p) for p in partitions))
+
+    def resume(self, partitions: list[int]) -> None:
+        self.consumer.resume(*(self._tp(p) for p in partitions))
 
     def poll(self, timeout_ms: int, max_records: int) -> Mapping[int, Sequence[Any]]:
         polled = self.consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
@@ -73,3 +120,16 @@ class KafkaSource:
 
     def close(self) -> None:
         self.consumer.close()
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]  # kafka-python is untyped
+    """A consumer group's rebalances, told to the source (on kafka-python's IO thread)."""
+
+    def __init__(self, source: KafkaSource) -> None:
+        self.source = source
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        self.source._moved(revoked, assigned=False)
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        self.source._moved(assigned, assigned=True)

@@ -15,6 +15,7 @@ import base64
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, suppress
 from typing import Any
+from uuid import UUID
 
 import psycopg
 from psycopg.types.json import Jsonb
@@ -84,6 +85,11 @@ class PgRunnerSession:
             (self.topic, partition)).fetchone()
         return Cursor(*row) if row else Cursor()
 
+    def positions(self) -> dict[int, int]:
+        rows = self.db.execute(self._sql("SELECT partition, position FROM {s}.checkpoint WHERE topic = %s"),
+                               (self.topic,)).fetchall()
+        return {int(p): int(position) for p, position in rows}
+
     def store(self, cursors: Mapping[int, Cursor]) -> None:
         with self.db.cursor() as cur:
             cur.executemany(self._sql(
@@ -100,8 +106,8 @@ class PgRunnerSession:
     def store_watermark(self, position: int) -> None:
         self.db.execute(self._sql(
             "INSERT INTO {s}.watermark (topic, position) VALUES (%s, %s)"
-            " ON CONFLICT (topic) DO UPDATE SET position = EXCLUDED.position, updated_at = now()"),
-            (self.topic, position))
+            " ON CONFLICT (topic) DO UPDATE SET position = greatest({s}.watermark.position, EXCLUDED.position),"
+            " updated_at = now()"), (self.topic, position))  # runners of a group raise it side by side
 
     def tally(self, applied: int, ignored: int) -> None:
         self.db.execute(self._sql(
@@ -120,17 +126,29 @@ class PgRunnerSession:
         row = self.db.execute(f"SELECT coalesce(max(notification_id), 0) FROM {self.store_table}").fetchone()
         return int(row[0]) if row else 0
 
-    def beat(self, runner: str) -> None:
+    def beat(self, runner: str, refused: str | None = None) -> None:
         self.db.execute(self._sql(
-            "INSERT INTO {s}.heartbeat (runner, beat_at) VALUES (%s, now())"
-            " ON CONFLICT (runner) DO UPDATE SET beat_at = now()"), (runner,))
+            "INSERT INTO {s}.heartbeat (runner, beat_at, refused) VALUES (%s, now(), %s)"
+            " ON CONFLICT (runner) DO UPDATE SET beat_at = now(), refused = EXCLUDED.refused"), (runner, refused))
+
+    def rules_version(self) -> str | None:
+        row = self.db.execute(self._sql("SELECT rules_version FROM {s}.built")).fetchone()
+        return str(row[0]) if row else None
 
     def park(self, partition: int, record: Record, position: int | None, reason: str) -> None:
+        """Keep the message with the reason; an erased contract's message without its value."""
+        key = getattr(record, "key", None)
+        contract_id = key.decode(errors="replace") if isinstance(key, bytes) else None
+        store = self.store_table.rsplit(".", 1)[0]
         self.db.execute(self._sql(
-            "INSERT INTO {s}.dead_letter (topic, partition, kafka_offset, position, reason, value, headers)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s)"),
-            (self.topic, partition, record.offset, position, reason, record.value,
-             Jsonb(headers_json(record.headers))))
+            "INSERT INTO {s}.dead_letter (topic, partition, kafka_offset, position, reason, value, headers, contract_id)"
+            f" VALUES (%s, %s, %s, %s, %s, CASE WHEN {store}.erased(%s) THEN NULL ELSE %s END, %s, %s)"),
+            (self.topic, partition, record.offset, position, reason, _uuid_or_none(contract_id), record.value,
+             Jsonb(headers_json(record.headers)), contract_id))
+
+    def forget(self, contract_id: str) -> None:
+        """Drop the values of the erased contract's parked messages (they hold its personal fields)."""
+        self.db.execute(self._sql("UPDATE {s}.dead_letter SET value = NULL WHERE contract_id = %s"), (contract_id,))
 
     def view(self) -> View:
         return self.view_factory(self.db)
@@ -155,3 +173,11 @@ class PgRunnerSession:
     def close(self) -> None:
         with suppress(psycopg.Error):
             self.db.close()
+
+
+def _uuid_or_none(text: str | None) -> str | None:
+    """The key as the erasure check reads it: a contract id, or nothing (a key that is no id)."""
+    try:
+        return str(UUID(text)) if text else None
+    except ValueError:
+        return None

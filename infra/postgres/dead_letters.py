@@ -71,11 +71,10 @@ class StoreEvents:
         page = self.host.recorder.select_notifications(start=position, limit=1, stop=position)
         if not page or page[0].id != position:
             return None
-        n = page[0]
-        return self.host.to_envelope(n.id, n.originator_id, n.originator_version, n.topic, n.state)
+        return self.host.published(page)[0]  # as the relay published it
 
     def envelopes_of(self, contract_id: str) -> list[Envelope]:
-        return self.host.envelopes_of(contract_id)
+        return self.host.envelopes_of(contract_id, erased_as="")  # as the relay published them
 
 
 @dataclass(frozen=True)

@@ -1,40 +1,87 @@
-"""Rebuild a projection without downtime: fill fresh tables straight from the event store
-while the old ones keep serving, then switch atomically and say what changed.
+"""Rebuild a projection without downtime: fill fresh tables from the event store (or from the
+events topic) while the old ones keep serving, see what the new rules change, then switch
+atomically, or drop the prepared tables.
 
-The fill runs in pages of the notification log, one transaction per page. The switch takes
-the projection's switch lock exclusively (each of the runner's transactions takes it shared,
-so the switch waits for the batch in flight and the next batch for the switch), applies from
-the store the events the live runner had applied since the fill (per partition, by its
-checkpoint), copies its checkpoint and notices, and swaps the two schemas by renaming them
-in the same transaction: readers see the old tables or the new, never a mix, and the runner
-goes on from the same offsets. If the runner lagged behind the fill, it reads again events
-the new tables already hold: each row knows the last position applied to it, so the
-projection ignores them. Notices the rebuild decides again are not published again:
-a notice already sent keeps its id, and one the new rules decide about history is recorded
-as sent (a rebuild does not re-announce the past). The old schema is kept, renamed, for
-comparison, until `--drop-old`.
+The fill runs in pages, one transaction per page, into the schema `proj_<name>__new`, whose
+`built` row records the rules version of this code, where it reads from, and the position
+applied so far and aimed at (GET /metrics shows both). `--dry-run` stops there and compares:
+in one snapshot of the live tables and the live runner's checkpoint (committed together, so
+they agree; the runner goes on meanwhile) it applies from the store what the live runner had
+applied beyond the fill (per partition, by its checkpoint), compares the business figures of
+the two schemas (infra/postgres/changes.py) at exactly the same events, then rolls that
+catch-up back: the prepared tables stay where the fill stopped, and nothing is switched.
+`--switch` fills on from there to the head and switches.
+
+The switch takes the projection's switch lock exclusively (each of the runner's transactions
+takes it shared, so the switch waits for the batch in flight and the next batch for the
+switch), does the same catch-up, compares the same way, copies the runner's checkpoint and
+notices, records in the new outbox one `Projection.Rebuilt` notice (sent once by the runner's
+outbox publisher, like every notice: decided in the transaction that switches, so a crash
+either switches and sends, or neither), and swaps the two schemas by renaming them in the same
+transaction: readers see the old tables or the new, never a mix, and the runner goes on from the
+same offsets. If the runner lagged behind the fill, it reads again events the new tables
+already hold: each row knows the last position applied to it, so the projection ignores them.
+Notices the rebuild decides again are not published again: a notice already sent keeps its
+id, and one the new rules decide about history is recorded as sent (a rebuild does not
+re-announce the past). The old schema is kept, renamed, for comparison, until `--drop-old`.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import psycopg
 import structlog
-from rich.progress import Progress
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn, TimeRemainingColumn
+from rich.text import Text
 
+from domain.rules import RULES_VERSION
 from infra import postgres
+from infra.kafka import history
+from infra.kafka.notices import REBUILD_TOPIC, encode_rebuilt
 from infra.kafka.publisher import partition_for
+from infra.postgres import changes, leases
+from infra.postgres.changes import Change
 from infra.postgres.checkpoints import switch_lock
+from infra.postgres.outbox import enqueue
 from infra.postgres.store import ApplicationHost
 from infra.postgres.views import ProjectionSpec
 from projections.envelope import Envelope
 
 log = structlog.get_logger("rebuild")
 PAGE = 5000
-BOOKKEEPING = {"checkpoint", "outbox", "watermark", "heartbeat", "dead_letter", "tally"}
+BOOKKEEPING = {"checkpoint", "outbox", "watermark", "heartbeat", "dead_letter", "tally", "built"}
+SOURCES = ("store", "kafka")
+Clock = Callable[[], datetime]
+
+
+class NotPrepared(Exception):
+    """No prepared rebuild of this projection: `ticketing rebuild P --dry-run` prepares one."""
+
+
+class PreparedWithOtherRules(Exception):
+    """The prepared rebuild was built by code of other rules: `--abort` it and prepare again."""
+
+
+class RebuildRunning(Exception):
+    """Another rebuild of this projection is running (its tables are one prepared schema)."""
+
+
+@contextmanager
+def alone(url: str, spec: ProjectionSpec) -> Iterator[None]:
+    """Hold the lease `rebuild:<name>` meanwhile: one rebuild of a projection at a time."""
+    conn = leases.connect(url, autocommit=True)
+    try:
+        if not leases.try_lock(conn, f"rebuild:{spec.name}"):
+            raise RebuildRunning(f"another rebuild of {spec.name} is running (server pid"
+                                 f" {leases.holder(conn, f'rebuild:{spec.name}')} holds its lease)")
+        yield
+    finally:
+        conn.close()
 
 
 @dataclass
@@ -44,37 +91,118 @@ class Report:
     seconds: float
     changed: dict[str, dict[str, int]]
     old_schema: str
+    business: list[Change] = field(default_factory=list)
 
     @property
     def rate(self) -> float:
         return self.events / self.seconds if self.seconds else float("inf")
 
 
-class Rebuild:
-    """One rebuild of one projection into a fresh schema."""
+@dataclass
+class DryRun:
+    """What switching the prepared tables would change, as of the live runner's `position`."""
 
-    def __init__(self, spec: ProjectionSpec, store: ApplicationHost, url: str, topic: str) -> None:
+    projection: str
+    events: int
+    seconds: float
+    position: int
+    changed: dict[str, dict[str, int]]
+    business: list[Change]
+
+
+class Rate(ProgressColumn):
+    """Things (events, or tickets, periods, contracts compared) per second."""
+
+    def render(self, task: Task) -> Text:
+        return Text(f"{task.speed or 0:,.0f}/s", style="progress.data.speed")
+
+
+def bars(show: bool = True) -> Progress:
+    """A progress display with rate and time left (on stderr, like logs: stdout stays the report)."""
+    from rich.console import Console
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), Rate(),
+                    TimeRemainingColumn(), disable=not show, console=Console(stderr=True))
+
+
+class Rebuild:
+    """One rebuild of one projection into the schema `proj_<name>__new`."""
+
+    def __init__(self, spec: ProjectionSpec, store: ApplicationHost, url: str, topic: str, partitions: int = 1,
+                 bootstrap: str | None = None) -> None:
         self.spec, self.store, self.url, self.topic = spec, store, url, topic
+        self.partitions, self.bootstrap = partitions, bootstrap
         self.live = spec.schema
         self.fresh = f"{spec.schema}__new"
         self.projection = spec.make()
         self.position = 0
         self.applied = 0
 
-    def prepare(self) -> None:
+    # -- preparing --------------------------------------------------------------------------
+
+    def prepare(self, source: str = "store") -> None:
         with psycopg.connect(self.url, autocommit=True) as conn:
             conn.execute(f"DROP SCHEMA IF EXISTS {self.fresh} CASCADE")
             for name in ("checkpoint", "dead_letter", "outbox", *self.spec.sql_files):
                 postgres.execute_file(conn, name, self.fresh)
+            conn.execute(f"INSERT INTO {self.fresh}.built (rules_version, source, position, target)"
+                         " VALUES (%s, %s, 0, 0)", (RULES_VERSION, source))
 
-    def _pages(self, upto: int) -> Any:
+    def resume(self) -> None:
+        """Go on with the rebuild a dry run prepared, from where its fill stopped."""
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            try:
+                row = conn.execute(f"SELECT rules_version, position FROM {self.fresh}.built").fetchone()
+            except psycopg.errors.UndefinedTable:
+                row = None
+        if row is None:
+            raise NotPrepared(f"no prepared rebuild of {self.spec.name}: run `ticketing rebuild {self.spec.name}"
+                              " --dry-run` first")
+        if row[0] != RULES_VERSION:
+            raise PreparedWithOtherRules(f"the prepared rebuild of {self.spec.name} was built with rules {row[0]},"
+                                         f" this code has rules {RULES_VERSION}: `--abort` it and prepare it again")
+        self.position = int(row[1])
+
+    def target(self, source: str, as_live: bool) -> int:
+        """Where a fill heads: the store's head, or all the topic is known to hold (the relay's
+        acknowledged position); for a comparison (`as_live`), no further than the live runner
+        consumed, so that both schemas stand at the same events."""
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            upto = self.store.head() if source == "store" else self._relayed(conn)[0]
+            if as_live:
+                row = conn.execute(f"SELECT position FROM {self.live}.watermark WHERE topic = %s",
+                                   (self.topic,)).fetchone()
+                upto = min(upto, int(row[0])) if row and row[0] else upto
+        return upto
+
+    def _relayed(self, conn: psycopg.Connection) -> tuple[int, dict[int, int]]:
+        row = conn.execute("SELECT position, partitions FROM relay.position WHERE topic = %s", (self.topic,)).fetchone()
+        if row is None:
+            return 0, {}
+        return int(row[0]), {int(p): int(last) for p, (_, last) in row[1].items()}
+
+    # -- filling ----------------------------------------------------------------------------
+
+    def _store_pages(self, upto: int) -> Iterator[list[Envelope]]:
         start = self.position + 1
         while start <= upto:
             page = self.store.recorder.select_notifications(start=start, limit=PAGE, stop=upto)
             if not page:
                 return
-            yield [self.store.to_envelope(n.id, n.originator_id, n.originator_version, n.topic, n.state) for n in page]
+            yield self.store.published(page)
             start = page[-1].id + 1
+
+    def _topic_pages(self, upto: int, progress: Progress) -> Iterator[list[Envelope]]:
+        assert self.bootstrap, "reading the topic needs the broker's address (KAFKA_BOOTSTRAP_SERVERS)"
+        task = progress.add_task(f"read {self.topic}", total=max(upto - self.position, 0))
+        after = self.position
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            _, last = self._relayed(conn)
+        read = history.read(self.bootstrap, self.topic, after, upto, last,
+                            seen=lambda p: progress.update(task, completed=max(0, min(p, upto) - after)))
+        progress.update(task, completed=max(upto - after, 0))
+        for i in range(0, len(read), PAGE):
+            yield read[i:i + PAGE]
 
     def _apply(self, conn: psycopg.Connection, envelopes: list[Envelope]) -> None:
         view = self.spec.view(conn, self.fresh)
@@ -83,36 +211,90 @@ class Rebuild:
         view.flush()
         self.applied += len(envelopes)
 
-    def fill(self, upto: int, progress: Progress | None = None) -> None:
-        """Apply every event up to `upto`, one transaction per page."""
-        task = progress.add_task(f"rebuild {self.spec.name}", total=upto - self.position) if progress else None
+    def fill(self, upto: int, progress: Progress | None = None, source: str = "store") -> None:
+        """Apply every event up to `upto`, one transaction per page, each recording the position."""
+        progress = progress or bars(show=False)
+        pages = self._store_pages(upto) if source == "store" else self._topic_pages(upto, progress)
+        task = progress.add_task(f"rebuild {self.spec.name} from the {source}", total=max(upto - self.position, 0))
+        start = self.position
         with psycopg.connect(self.url) as conn:
-            for envelopes in self._pages(upto):
+            with conn.transaction():
+                conn.execute(f"UPDATE {self.fresh}.built SET target = %s", (upto,))
+            for envelopes in pages:
                 with conn.transaction(), conn.pipeline():
                     self._apply(conn, envelopes)
-                self.position = envelopes[-1].position
-                if progress and task is not None:
-                    progress.update(task, completed=self.position)
+                    self.position = envelopes[-1].position
+                    conn.execute(f"UPDATE {self.fresh}.built SET position = %s", (self.position,))
+                progress.update(task, completed=self.position - start)
+            with conn.transaction():  # nothing beyond the last page: the fill stands at its target
+                self.position = max(self.position, upto)
+                conn.execute(f"UPDATE {self.fresh}.built SET position = %s", (self.position,))
+        progress.update(task, completed=max(upto - start, 0))
 
-    def switch(self, partitions: int) -> str:
-        """Catch up to exactly what the live runner applied, then swap the schemas."""
-        old = f"{self.live}__old_{int(time.time())}"
-        with psycopg.connect(self.url) as conn, conn.transaction():
+    # -- at the switch lock: compare, switch ---------------------------------------------------
+
+    def _catch_up(self, conn: psycopg.Connection, lock: bool = True) -> int:
+        """In the caller's transaction: hold the switch lock (or read one snapshot) and apply
+        exactly what the live runner applied beyond the fill; the live runner's position."""
+        if lock:
             switch_lock(conn, self.spec.name, shared=False)  # runners hold it shared per transaction
-            cursors: dict[int, int] = dict(conn.execute(
-                f"SELECT partition, position FROM {self.live}.checkpoint WHERE topic = %s",
-                (self.topic,),
-            ).fetchall())
-            upto = max(cursors.values(), default=0)
-            for envelopes in self._pages(upto):
-                caught = [e for e in envelopes
-                          if e.position <= cursors.get(partition_for(e.contract_id.encode(), partitions), 0)]
-                self._apply(conn, caught)
-                self.position = envelopes[-1].position
+        cursors: dict[int, int] = dict(conn.execute(
+            f"SELECT partition, position FROM {self.live}.checkpoint WHERE topic = %s", (self.topic,)).fetchall())
+        upto = max(cursors.values(), default=0)
+        for envelopes in self._store_pages(upto):
+            caught = [e for e in envelopes
+                      if e.position <= cursors.get(partition_for(e.contract_id.encode(), self.partitions), 0)]
+            self._apply(conn, caught)
+            self.position = envelopes[-1].position
+        return upto
+
+    def compare(self, now: datetime, progress: Progress | None = None) -> tuple[int, list[Change], dict[str, dict[str, int]]]:
+        """What the switch would change, at the live runner's events; nothing is kept. One
+        snapshot (repeatable read) shows the live tables with the checkpoint committed with them,
+        so the comparison need not hold the runner up with the switch lock."""
+        kept = self.position, self.applied
+        with psycopg.connect(self.url) as conn:
+            conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+            try:
+                position = self._catch_up(conn, lock=False)
+                found = changes.compare(conn, self.spec.name, self.live, self.fresh, now, _advance(progress, conn, self))
+                counts = table_diff(conn, self.live, self.fresh)
+            finally:
+                conn.rollback()  # the catch-up too: the prepared tables stay where the fill stopped
+        self.position, self.applied = kept
+        return position, found, counts
+
+    def switch(self, now: datetime, progress: Progress | None = None) -> tuple[str, list[Change]]:
+        """Catch up to exactly what the live runner applied, announce, then swap the schemas."""
+        with psycopg.connect(self.url) as conn, conn.transaction():
+            position = self._catch_up(conn)
+            stamp = int(time.time())  # two switches within a second: the later one takes the next number
+            while conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (f"{self.live}__old_{stamp}",)).fetchone():
+                stamp += 1
+            old = f"{self.live}__old_{stamp}"
+            found = changes.compare(conn, self.spec.name, self.live, self.fresh, now, _advance(progress, conn, self))
             self._carry_bookkeeping(conn)
+            self._announce(conn, position, found, now)
             conn.execute(f"ALTER SCHEMA {self.live} RENAME TO {old}")
             conn.execute(f"ALTER SCHEMA {self.fresh} RENAME TO {self.live}")
-        return old
+        return old, found
+
+    def _announce(self, conn: psycopg.Connection, position: int, found: list[Change], now: datetime) -> None:
+        """The switch's notice, in its transaction, in the new outbox (sent once by the runner)."""
+        try:
+            with conn.transaction():
+                previous = conn.execute(f"SELECT rules_version FROM {self.live}.built").fetchone()
+        except psycopg.errors.UndefinedTable:  # tables set up before rules were recorded
+            previous = None
+        conn.execute(f"UPDATE {self.fresh}.built SET switched_at = %s, position = greatest(position, %s)",
+                     (now, position))
+        notice_id = f"rebuild:{self.spec.name}:{RULES_VERSION}:{now.isoformat()}"
+        record = {"notice_id": notice_id,
+                  "projection": self.spec.name, "rules_version": RULES_VERSION,
+                  "previous_rules_version": previous[0] if previous else None, "position": position,
+                  "changes": len(found), "verdicts_flipped": changes.flipped(found), "switched_at": now}
+        value, headers = encode_rebuilt(record)
+        enqueue(conn, self.fresh, notice_id, REBUILD_TOPIC, self.spec.name, value, headers)
 
     def _carry_bookkeeping(self, conn: psycopg.Connection) -> None:
         new, live = self.fresh, self.live
@@ -129,38 +311,99 @@ class Rebuild:
 
     def diff(self, old: str) -> dict[str, dict[str, int]]:
         """Per read-model table: rows before, after, and rows that differ either way."""
-        out: dict[str, dict[str, int]] = {}
         with psycopg.connect(self.url) as conn:
-            tables = [r[0] for r in conn.execute(
-                "SELECT table_name FROM information_schema.tables WHERE table_schema = %s", (self.live,)
-            ).fetchall() if r[0] not in BOOKKEEPING]
-            for t in sorted(tables):
-                def count(query: str) -> int:
-                    row = conn.execute(query).fetchone()
-                    return int(row[0]) if row else 0
+            return table_diff(conn, old, self.live)
 
-                out[t] = {
-                    "before": count(f"SELECT count(*) FROM {old}.{t}"),
-                    "after": count(f"SELECT count(*) FROM {self.live}.{t}"),
-                    "only_before": count(f"SELECT count(*) FROM (SELECT * FROM {old}.{t} EXCEPT ALL SELECT * FROM {self.live}.{t}) d"),
-                    "only_after": count(f"SELECT count(*) FROM (SELECT * FROM {self.live}.{t} EXCEPT ALL SELECT * FROM {old}.{t}) d"),
-                }
-        return out
+
+def table_diff(conn: psycopg.Connection, before: str, after: str) -> dict[str, dict[str, int]]:
+    """Per read-model table of `after`: rows before, after, and rows that differ either way."""
+    out: dict[str, dict[str, int]] = {}
+    tables = [r[0] for r in conn.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = %s", (after,)
+    ).fetchall() if r[0] not in BOOKKEEPING]
+
+    def count(query: str) -> int:
+        row = conn.execute(query).fetchone()
+        return int(row[0]) if row else 0
+
+    for t in sorted(tables):
+        out[t] = {
+            "before": count(f"SELECT count(*) FROM {before}.{t}"),
+            "after": count(f"SELECT count(*) FROM {after}.{t}"),
+            "only_before": count(f"SELECT count(*) FROM (SELECT * FROM {before}.{t} EXCEPT ALL SELECT * FROM {after}.{t}) d"),
+            "only_after": count(f"SELECT count(*) FROM (SELECT * FROM {after}.{t} EXCEPT ALL SELECT * FROM {before}.{t}) d"),
+        }
+    return out
+
+
+def _advance(progress: Progress | None, conn: psycopg.Connection, job: Rebuild) -> Callable[[int], None]:
+    """A bar for the comparison (on large read models, the long step after the fill)."""
+    if progress is None:
+        return lambda _: None
+    total = sum(changes.size(conn, job.spec.name, schema) for schema in (job.live, job.fresh))
+    task = progress.add_task(f"compare {job.spec.name}", total=total)
+    return lambda n: progress.advance(task, n)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
 
 
 def rebuild(spec: ProjectionSpec, store: ApplicationHost, url: str, topic: str, partitions: int,
-            show_progress: bool = True) -> Report:
-    job = Rebuild(spec, store, url, topic)
-    job.prepare()
+            show_progress: bool = True, source: str = "store", bootstrap: str | None = None,
+            clock: Clock = _now) -> Report:
+    """Build and switch at once (`ticketing rebuild P`)."""
+    job = Rebuild(spec, store, url, topic, partitions, bootstrap)
+    with alone(url, spec):
+        job.prepare(source)
+        return _fill_and_switch(job, source, show_progress, clock)
+
+
+def switch_prepared(spec: ProjectionSpec, store: ApplicationHost, url: str, topic: str, partitions: int,
+                    show_progress: bool = True, source: str = "store", bootstrap: str | None = None,
+                    clock: Clock = _now) -> Report:
+    """Switch the rebuild a dry run prepared, filled on from where it stopped (`--switch`)."""
+    job = Rebuild(spec, store, url, topic, partitions, bootstrap)
+    with alone(url, spec):
+        job.resume()
+        return _fill_and_switch(job, source, show_progress, clock)
+
+
+def _fill_and_switch(job: Rebuild, source: str, show_progress: bool, clock: Clock) -> Report:
     started = time.perf_counter()
-    with Progress(disable=not show_progress) as progress:
-        job.fill(store.head(), progress)
-    old = job.switch(partitions)
+    with bars(show_progress) as progress:
+        job.fill(job.target(source, as_live=False), progress, source)
+        old, found = job.switch(clock(), progress)
     seconds = time.perf_counter() - started
-    report = Report(spec.name, job.applied, seconds, job.diff(old), old)
-    log.info("rebuilt", projection=spec.name, events=job.applied, seconds=round(seconds, 2),
-             rate=round(report.rate), old_schema=old, changed=report.changed)
+    report = Report(job.spec.name, job.applied, seconds, job.diff(old), old, found)
+    log.info("rebuilt", projection=job.spec.name, events=job.applied, seconds=round(seconds, 2),
+             rate=round(report.rate), old_schema=old, changed=report.changed, rules=RULES_VERSION,
+             business_changes=len(found), verdicts_flipped=changes.flipped(found))
     return report
+
+
+def dry_run(spec: ProjectionSpec, store: ApplicationHost, url: str, topic: str, partitions: int,
+            show_progress: bool = True, source: str = "store", bootstrap: str | None = None,
+            clock: Clock = _now) -> DryRun:
+    """Prepare the new tables and say what switching them would change (`--dry-run`)."""
+    job = Rebuild(spec, store, url, topic, partitions, bootstrap)
+    started = time.perf_counter()
+    with alone(url, spec), bars(show_progress) as progress:
+        job.prepare(source)
+        job.fill(job.target(source, as_live=True), progress, source)
+        position, found, counts = job.compare(clock(), progress)
+    seconds = time.perf_counter() - started
+    log.info("rebuild prepared", projection=spec.name, events=job.applied, position=position, rules=RULES_VERSION,
+             business_changes=len(found), verdicts_flipped=changes.flipped(found))
+    return DryRun(spec.name, job.applied, seconds, position, counts, found)
+
+
+def abort(url: str, spec: ProjectionSpec) -> bool:
+    """Drop the prepared rebuild (`--abort`); whether there was one."""
+    with alone(url, spec), psycopg.connect(url, autocommit=True) as conn:
+        found = conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (f"{spec.schema}__new",)).fetchone()
+        conn.execute(f"DROP SCHEMA IF EXISTS {spec.schema}__new CASCADE")
+    return found is not None
 
 
 def drop_old(url: str, spec: ProjectionSpec) -> list[str]:

@@ -4,7 +4,8 @@ waiting in the outboxes, heartbeats and the holders of the single-writer leases.
 `GET /metrics` and `ticketing status` show the same figures.
 
 Lags are in events (the head minus a position) and in seconds (how long the oldest event not
-yet past that position has been committed; 0 when nothing waits).
+yet past that position has been committed; 0 when nothing waits). A rebuild being prepared
+(`proj_<name>__new`) shows the position its fill has applied and the one it heads for.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ class ProjectionStatus:
     notices_pending: dict[str, int]
     heartbeat_age: float | None
     leases: dict[str, int | None]  # lease name -> server pid of its holder (None: nobody)
+    rebuild: tuple[int, int] | None = None  # a prepared rebuild's position and target (None: none)
+    refused: str | None = None  # why its runner refuses to write (a rules version that differs)
 
 
 @dataclass(frozen=True)
@@ -95,8 +98,17 @@ def read(url: str, topic: str, projections: list[str], store_table: str, partiti
                 heartbeat_age=_float(_one(conn, f"SELECT extract(epoch FROM now() - max(beat_at)) FROM {schema}.heartbeat")),
                 leases={lease: leases.holder(conn, lease)
                         for lease in (*(f"apply:{name}:{p}" for p in range(partitions)), f"tick:{name}")},
+                rebuild=_rebuild(conn, f"{schema}__new"),
+                refused=_one(conn, f"SELECT max(refused) FROM {schema}.heartbeat"),
             ))
         return status
+
+
+def _rebuild(conn: psycopg.Connection, schema: str) -> tuple[int, int] | None:
+    if _one(conn, "SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,)) is None:
+        return None
+    found = _one(conn, f"SELECT array[position, target] FROM {schema}.built")
+    return (int(found[0]), int(found[1])) if found else None
 
 
 def _float(value: Any) -> float | None:

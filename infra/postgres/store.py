@@ -25,7 +25,7 @@ from uuid import UUID
 import psycopg
 from eventsourcing.persistence import IntegrityError, Notification, Recording, StoredEvent
 
-from domain import chain
+from domain import chain, personal
 from domain.application import Recorded, TicketingApplication, _project
 from domain.chain import Link
 from domain.commands import Command, as_id
@@ -36,6 +36,7 @@ from domain.wallclock import Clock
 from infra import postgres
 from infra.kafka.avro import Codec, EncodeError
 from infra.postgres.group_commit import GroupCommitter
+from infra.postgres.keys import ContractKeys, Opener, reveal_envelope
 from infra.postgres.recorder import Append, Claim, TicketingRecorder
 from infra.postgres.repository import CommittedCache
 from infra.postgres.usage import StoredUsage
@@ -78,6 +79,7 @@ class HostedApplication(TicketingApplication):
     repository: CommittedCache  # what construct_repository below makes
     check: Callable[[Iterable[Any]], None] = staticmethod(lambda events: None)
     commit: Callable[[Append], list[int]]
+    keys: ContractKeys
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._terms: dict[UUID, PlanTerms] = {}
@@ -103,10 +105,21 @@ class HostedApplication(TicketingApplication):
         pending = [(a, a.collect_events()) for a in aggregates]
         events = [e for _, collected in pending for e in collected]
         self.check(events)
-        stored = [self.mapper.to_stored_event(e) for e in events]
+        for event in events:
+            if type(event).__qualname__ == personal.ERASED:
+                # The key goes first, once the domain has accepted the erasure: a crash before
+                # the event is stored leaves the data unreadable already, and a retry records it.
+                self.keys.erase(event.originator_id)
+        sealed, sealed_values = self.keys.seal_events(events)
+        stored = [self.mapper.to_stored_event(e) for e in sealed]
         contracts = [UUID(str(getattr(e, "contract_id", None) or e.originator_id)) for e in events]
         ids = self.commit(Append(stored, contracts, CLAIM.get()))
         for aggregate, collected in pending:
+            # What is cached holds its personal fields as stored: sealed, never in clear.
+            for name in personal.AGGREGATE_ATTRIBUTES.get(type(aggregate).__qualname__, ()):
+                value = sealed_values.get((str(aggregate.id), name))
+                if value is not None:
+                    setattr(aggregate, name, value)
             self.repository.committed(aggregate)
             self._snapshot(aggregate, collected)
         return [Recording(e, _notification(s, i)) for e, s, i in zip(events, stored, ids, strict=True)]
@@ -147,7 +160,7 @@ class ApplicationHost:
             conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
             env = postgres.store_env(url, schema, pool_size)
             self.app = HostedApplication(catalog, env=env, clock=clock)
-            for name in ("event_index", "idempotency", "chain", "append"):
+            for name in ("event_index", "idempotency", "chain", "keys", "append"):
                 conn.execute(postgres.sql(name, schema))
             conn.execute("SELECT pg_advisory_unlock(hashtext('ticketing-store-setup'))")
         self.app.check = EventCheck(Codec())
@@ -155,6 +168,7 @@ class ApplicationHost:
         self.app.commit = GroupCommitter(recorder).commit
         self.pool = postgres.make_pool(url, max_size=aux_pool, name="store-reads")
         self.app.usage = self.usage = StoredUsage(self.app, self.pool, schema, self.table)
+        self.app.keys = self.keys = ContractKeys(self.pool, schema)
         self._locks = [threading.Lock() for _ in range(256)]
 
     def close(self) -> None:
@@ -206,12 +220,15 @@ class ApplicationHost:
 
     # -- audit reads ------------------------------------------------------------------------
 
-    def envelopes_of(self, contract_id: str, known_at: datetime | None = None) -> list[Envelope]:
+    def envelopes_of(self, contract_id: str, known_at: datetime | None = None,
+                     erased_as: str | None = None) -> list[Envelope]:
         """Every event of the contract and its tickets, in store order; with `known_at`, only
-        those committed at or before it (what the store knew then)."""
-        return [envelope for envelope, _ in self.recorded_of(contract_id, known_at)]
+        those committed at or before it (what the store knew then). Erased personal fields
+        read as `erased_as` (None, as the API shows them; "" as the topics carry them)."""
+        return [envelope for envelope, _ in self.recorded_of(contract_id, known_at, erased_as)]
 
-    def recorded_of(self, contract_id: str, known_at: datetime | None = None) -> list[tuple[Envelope, Link]]:
+    def recorded_of(self, contract_id: str, known_at: datetime | None = None,
+                    erased_as: str | None = None) -> list[tuple[Envelope, Link]]:
         """`envelopes_of`, each with its link in the contract's hash chain (domain/chain.py):
         its commit time, its stored bytes and the hash stored with it."""
         rows = self._query(
@@ -220,7 +237,15 @@ class ApplicationHost:
             " AND (%s::timestamptz IS NULL OR committed_at <= %s) ORDER BY notification_id",
             (UUID(contract_id), contract_id, known_at, known_at),
         )
-        return [(self.to_envelope(*row[:5]), _link(contract_id, row)) for row in rows]
+        opener = self.keys.opener(contract_id)  # read now, after the events: an erasure since shows
+        return [(reveal_envelope(self.to_envelope(*row[:5]), opener, erased_as), _link(contract_id, row))
+                for row in rows]
+
+    def shown(self, kind: str, state: dict[str, Any], opener: Opener | None = None) -> dict[str, Any]:
+        """An aggregate's `state()` as shown: its personal fields opened with its contract's key
+        as it stands now (None once erased)."""
+        cid = state.get("contract_id") or state.get("ticket_id")
+        return self.keys.reveal_state(kind, state, opener or self.keys.opener(str(cid)))
 
     def proof(self, contract_id: str | UUID) -> dict[str, Any]:
         """The head of the contract's hash chain: what an auditor keeps to check an export later."""
@@ -256,6 +281,13 @@ class ApplicationHost:
             " WHERE originator_id = %s AND originator_version = 1", (UUID(ticket_id),))
         return str(rows[0][0]) if rows and rows[0][0] else None
 
+    def published(self, notifications: Iterable[Notification]) -> list[Envelope]:
+        """Notifications as the relay publishes them: envelopes whose personal fields are opened
+        with their contract's key as it stands now ("" once erased). What a rebuild from the
+        store applies, so that it equals a run from the topic."""
+        return self.keys.reveal([self.to_envelope(n.id, n.originator_id, n.originator_version, n.topic, n.state)
+                                 for n in notifications], erased_as="")
+
     def to_envelope(self, position: int, originator_id: Any, version: int, topic: str, state: bytes) -> Envelope:
         stored = StoredEvent(originator_id, version, topic, bytes(state))
         return from_domain_event(self.app.mapper.to_domain_event(stored), position)
@@ -274,14 +306,15 @@ class ApplicationHost:
         for e in events:
             versions[e.aggregate_id] = e.aggregate_version
         contract: Contract = self.app.repository.get(UUID(cid), version=versions.pop(cid))
-        tickets: list[dict[str, Any]] = [self.app.repository.get(UUID(i), version=v).state()
+        opener = self.keys.opener(cid)
+        tickets: list[dict[str, Any]] = [self.shown("Ticket", self.app.repository.get(UUID(i), version=v).state(), opener)
                                          for i, v in versions.items()]
         return {
             "as_of": as_of.isoformat(),
             **known,
             "events": [{**e.as_json(), "committed_at": link.committed_at.isoformat(),
                         "hash": (link.stored_hash or b"").hex()} for e, link in recorded],
-            "contract": contract.state(),
+            "contract": self.shown("Contract", contract.state(), opener),
             "tickets": tickets,
         }
 

@@ -15,6 +15,7 @@ request: a rotation or a revocation takes effect on the next request in every AP
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import hmac
 import re
@@ -36,7 +37,8 @@ from domain import access
 from domain.actors import Actor, Caller
 from domain.errors import ConcurrentChange, Conflict, InvalidInput, NotFound
 from domain.wallclock import Clock, SystemClock
-from infra import postgres
+from infra import postgres, sealing
+from infra.postgres.keys import ContractKeys
 
 SCHEMA = "access"
 _PRESENTED = re.compile(r"tk_([0-9a-f]{32})_([A-Za-z0-9_-]{20,100})")
@@ -84,9 +86,13 @@ class Issued:
 class TokenStore:
     """Create, list, rotate and revoke tokens; tell who presents one."""
 
-    def __init__(self, url: str, named_users: NamedUsers, clock: Clock | None = None) -> None:
+    def __init__(self, url: str, named_users: NamedUsers, clock: Clock | None = None,
+                 keys: ContractKeys | None = None) -> None:
         self.clock = clock or SystemClock()
         self.named_users = named_users
+        # A customer token's name is personal: sealed under its (first) contract's key, it is
+        # erased with that contract (docs/audit.md). Staff tokens' names stay in clear.
+        self.keys = keys
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute("SELECT pg_advisory_lock(hashtext('ticketing-access-setup'))")
             conn.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
@@ -112,6 +118,13 @@ class TokenStore:
         limits = {c: self._limit(c) for c in token.contracts} if token.role == "customer" else {}
         presented, hashed = new_secret(token.id)
         self._stamp(token, actor)
+        given = token.name
+        if given is not None and token.role == "customer" and self.keys is not None:
+            sealed = self.keys.seal(token.contracts[0], given)
+            for pending in token.pending_events:
+                if hasattr(pending, "name"):
+                    object.__setattr__(pending, "name", sealed)  # events are frozen once built
+            token.name = sealed
 
         def change(curs: Any) -> None:
             curs.execute(f"LOCK TABLE {SCHEMA}.tokens IN SHARE ROW EXCLUSIVE MODE")
@@ -126,7 +139,7 @@ class TokenStore:
                 (token.id, hashed, token.role, token.contracts, token.name, now, expires_at))
 
         self._save(token, change)
-        return Issued(token.state(), presented)
+        return Issued({**token.state(), "name": given}, presented)
 
     def rotate(self, actor: Actor, token_id: UUID, key: str | None = None) -> Issued:
         """A new secret for the same token; the old one is dead from this commit on."""
@@ -165,7 +178,7 @@ class TokenStore:
             f"SELECT token_id, role, contracts, name, created_at, expires_at, rotated_at, revoked_at"
             f" FROM {SCHEMA}.tokens ORDER BY created_at, token_id").fetchall())
         now = self.clock.now()
-        return [self._shown(row, now) for row in rows]
+        return self._opened([self._shown(row, now) for row in rows])
 
     def get(self, token_id: UUID) -> dict[str, Any]:
         """One token (no secret) and its events, each with who made it and when."""
@@ -177,7 +190,19 @@ class TokenStore:
             events.append({"type": type(e).__qualname__, "version": e.originator_version,
                            "occurred_at": e.occurred_at.isoformat(),  # type: ignore[attr-defined]  # every Token event has it
                            "actor": getattr(e, "actor", None) or {"kind": "system"}, **fields})
-        return {**self._shown(token.state(), self.clock.now()), "events": events}
+        shown = self._opened([self._shown(token.state(), self.clock.now())])[0]
+        for shown_event in events:
+            if "name" in shown_event:  # the name as the token shows it: opened, or None once erased
+                shown_event["name"] = shown["name"]
+        return {**shown, "events": events}
+
+    def _opened(self, shown: builtins.list[dict[str, Any]]) -> builtins.list[dict[str, Any]]:
+        """Tokens as shown: a sealed name opened with its contract's key as it stands now (None once erased)."""
+        sealed = [t for t in shown if sealing.is_sealed(t.get("name")) and t.get("contracts")]
+        if not sealed or self.keys is None:
+            return shown
+        openers = self.keys.openers(t["contracts"][0] for t in sealed)
+        return [{**t, "name": openers[t["contracts"][0]].open(t["name"])} if t in sealed else t for t in shown]
 
     def caller(self, presented: str) -> Caller | None:
         """Who presents this token, or None when it names no active token (unknown, wrong

@@ -25,7 +25,7 @@ def build_app(settings: Settings) -> FastAPI:
     projections = sorted(PROJECTIONS)
     keys = Keys(store.pool, store.schema)
     waits = Watermarks(url, settings.events_topic, projections, store.table)
-    tokens = TokenStore(url, store.named_users, settings.clock)
+    tokens = TokenStore(url, store.named_users, settings.clock, store.keys)
     backend = Backend(settings, store, reads, projections, keys, waits, tokens)
     return create_app(backend, [routes(backend) for routes in ROUTES])
 

@@ -103,7 +103,10 @@ def cmd_relay(settings: Settings, _: argparse.Namespace) -> int:
 def cmd_consume(settings: Settings, args: argparse.Namespace) -> int:
     from infra.process import wiring
 
-    runner = wiring.runner(settings, args.projection)
+    # A consumer group where Kafka is given (a cluster, shared by runners on several machines);
+    # `ticketing run` says `--no-group`: its one runner per projection reads every partition.
+    group = settings.kafka_bootstrap is not None if args.group is None else args.group
+    runner = wiring.runner(settings, args.projection, group=group)
     try:
         runner.run(_stopper())
     finally:
@@ -148,24 +151,78 @@ def cmd_setup(settings: Settings, _: argparse.Namespace) -> int:
 
 
 def cmd_rebuild(settings: Settings, args: argparse.Namespace) -> int:
+    """Rebuild a projection: build and switch at once; or `--dry-run` (build the new tables, say
+    what would change, switch nothing), then `--switch` or `--abort` the prepared tables."""
     import json
+    from pathlib import Path
 
-    from infra.postgres import rebuild
+    from rich.console import Console
+
+    from domain.rules import RULES_VERSION
+    from infra.postgres import changes, rebuild
     from infra.process import wiring
 
     assert settings.database_url
     spec = PROJECTIONS[args.projection]
+    if args.abort:
+        try:
+            dropped = rebuild.abort(settings.database_url, spec)
+        except rebuild.RebuildRunning as refused:
+            print(f"ticketing rebuild: {refused}", file=sys.stderr)
+            return 1
+        print(f"{'dropped the prepared' if dropped else 'no prepared'} rebuild of {spec.name}")
+        return 0
+    if args.source == "kafka" and not settings.kafka_bootstrap:
+        print("ticketing rebuild --from kafka: set KAFKA_BOOTSTRAP_SERVERS (the broker's address)", file=sys.stderr)
+        return 2
     store = wiring.event_store(settings)
+    run = {"show_progress": True, "source": args.source, "bootstrap": settings.kafka_bootstrap,
+           "clock": settings.clock.now}
+    place = (spec, store, settings.database_url, settings.events_topic, settings.partitions)
     try:
-        report = rebuild.rebuild(spec, store, settings.database_url, settings.events_topic, settings.partitions)
+        if args.dry_run:
+            found: rebuild.DryRun | rebuild.Report = rebuild.dry_run(*place, **run)
+        elif args.switch:
+            found = rebuild.switch_prepared(*place, **run)
+        else:
+            found = rebuild.rebuild(*place, **run)
+    except (rebuild.NotPrepared, rebuild.PreparedWithOtherRules, rebuild.RebuildRunning) as refused:
+        print(f"ticketing rebuild: {refused}", file=sys.stderr)
+        return 1
     finally:
         store.close()
-    print(json.dumps({"projection": report.projection, "events": report.events,
-                      "events_per_s": round(report.rate), "old_schema": report.old_schema,
-                      "changed": report.changed}, indent=2))
-    if args.drop_old:
+    _print_changes(Console(stderr=True), found.business, spec.name)
+    out: dict[str, Any] = {"projection": spec.name, "rules_version": RULES_VERSION, "events": found.events,
+                           "events_per_s": round(found.events / found.seconds) if found.seconds else 0,
+                           "changed": found.changed, "business_changes": len(found.business),
+                           "verdicts_flipped": changes.flipped(found.business)}
+    if isinstance(found, rebuild.DryRun):
+        out |= {"switched": False, "compared_at_position": found.position}
+    else:
+        out |= {"switched": True, "old_schema": found.old_schema}
+    if args.dry_run or args.switch:
+        files = changes.write_files(found.business, spec.name, RULES_VERSION, settings.clock.now(), Path.cwd())
+        out["files"] = [str(f) for f in files]
+    print(json.dumps(out, indent=2))
+    if args.drop_old and not args.dry_run:
         rebuild.drop_old(settings.database_url, spec)
     return 0
+
+
+def _print_changes(console: Any, found: list[Any], projection: str) -> None:
+    """The summary table: per figure, how many changed, and a few of them."""
+    from rich.table import Table
+
+    from infra.postgres import changes
+
+    table = Table("figure", "changed", "appeared or vanished", "verdict", "first of them",
+                  title=f"{projection}: {len(found)} business changes, {changes.flipped(found)} verdicts flipped")
+    for name, count, appeared in changes.summary(found):
+        first = next(c for c in found if c.field == name)
+        where = " ".join(x for x in (first.contract_id, first.ticket_id, first.clock, first.period) if x)
+        table.add_row(name, str(count), str(appeared), "yes" if name in changes.VERDICTS else "",
+                      f"{where}: {first.before} -> {first.after}")
+    console.print(table)
 
 
 def cmd_tokens(settings: Settings, args: argparse.Namespace) -> int:
@@ -183,7 +240,7 @@ def cmd_tokens(settings: Settings, args: argparse.Namespace) -> int:
     url = settings.database_url or embedded.start_postgres(settings.data_dir)
     settings = settings.with_servers(url, settings.kafka_bootstrap or "")
     store = wiring.event_store(settings)
-    tokens = TokenStore(url, store.named_users, settings.clock)
+    tokens = TokenStore(url, store.named_users, settings.clock, store.keys)
     try:
         if args.action == "create":
             expires = values.instant(args.expires_at) if args.expires_at else None
@@ -289,15 +346,17 @@ def cmd_status(settings: Settings, _: argparse.Namespace) -> int:
         return "free" if pid is None else f"held (pid {pid})"
 
     table = Table("part", "position", "lag (events)", "lag (s)", "applied", "ignored", "parked", "notices pending",
-                  "heartbeat", "leases")
+                  "heartbeat", "leases", "rebuild prepared")
     relay_state = f"blocked at {s.relay_blocked}" if s.relay_blocked is not None else ""
     table.add_row("relay", str(s.relay_position), str(s.relay_lag_events), f"{s.relay_lag_seconds:.1f}", "", "", "",
-                  relay_state, age(s.relay_heartbeat_age), f"relay: {holder(s.relay_lease)}")
+                  relay_state, age(s.relay_heartbeat_age), f"relay: {holder(s.relay_lease)}", "")
     for p in s.projections:
         table.add_row(p.name, str(p.position), str(p.lag_events), f"{p.lag_seconds:.1f}", str(p.applied),
                       str(p.ignored), f"{p.parked} ({p.dead_letters} waiting)",
                       ", ".join(f"{t}: {n}" for t, n in p.notices_pending.items()) or "0",
-                      age(p.heartbeat_age), "; ".join(f"{k}: {holder(v)}" for k, v in p.leases.items()))
+                      age(p.heartbeat_age) + (f", refuses: {p.refused}" if p.refused else ""),
+                      "; ".join(f"{k}: {holder(v)}" for k, v in p.leases.items()),
+                      f"at {p.rebuild[0]} of {p.rebuild[1]}" if p.rebuild else "")
     out.print(table)
     return 0
 
@@ -358,14 +417,26 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("relay", help="the event store to Kafka relay alone").set_defaults(func=cmd_relay)
     consume = sub.add_parser("consume", help="one projection's consumer")
     consume.add_argument("projection", choices=sorted(PROJECTIONS))
+    consume.add_argument("--group", action=argparse.BooleanOptionalAction, default=None,
+                         help="join the projection's consumer group, sharing the partitions with its other runners"
+                              " (default: when KAFKA_BOOTSTRAP_SERVERS is set); --no-group reads every partition,"
+                              " a second runner waiting as a standby")
     consume.set_defaults(func=cmd_consume)
     renew = sub.add_parser("renewals", help="renew hour banks whose period ended (about once a minute)")
     renew.add_argument("--once", action="store_true", help="one pass, then exit")
     renew.add_argument("--interval", type=float, default=None,
                        help="seconds between passes (default: TICKETING_RENEWALS_INTERVAL, else 60)")
     renew.set_defaults(func=cmd_renewals)
-    rebuild = sub.add_parser("rebuild", help="rebuild a projection from the event store into new tables, then switch")
+    rebuild = sub.add_parser("rebuild", help="rebuild a projection into new tables, then switch; or see first"
+                             " what it would change (--dry-run), then --switch or --abort")
     rebuild.add_argument("projection", choices=sorted(PROJECTIONS))
+    mode = rebuild.add_mutually_exclusive_group()
+    mode.add_argument("--dry-run", action="store_true", help="build the new tables and report what would change"
+                      " (summary here, the full list as rebuild-<projection>-<time>.csv and .json); switch nothing")
+    mode.add_argument("--switch", action="store_true", help="switch the tables a dry run prepared (caught up first)")
+    mode.add_argument("--abort", action="store_true", help="drop the tables a dry run prepared")
+    rebuild.add_argument("--from", dest="source", choices=["store", "kafka"], default="store",
+                         help="read the events from the event store (default) or from the events topic")
     rebuild.add_argument("--drop-old", action="store_true", help="drop the tables it replaced")
     rebuild.set_defaults(func=cmd_rebuild)
     sub.add_parser("plans", help="list the plan catalog").set_defaults(func=cmd_plans)

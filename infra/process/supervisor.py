@@ -62,7 +62,7 @@ def children() -> list[Child]:
         Child("api", ["api"]),
         Child("relay", ["relay"]),
         Child("renewals", ["renewals"]),
-        *(Child(f"consume-{name}", ["consume", name]) for name in PROJECTIONS),
+        *(Child(f"consume-{name}", ["consume", name, "--no-group"]) for name in PROJECTIONS),
     ]
 
 

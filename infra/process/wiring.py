@@ -13,9 +13,11 @@ from kafka.errors import TopicAlreadyExistsError
 from consumers.outbox import OutboxPublisher
 from consumers.relay import Relay
 from consumers.runner import Runner
+from domain.rules import RULES_VERSION
 from domain.wallclock import Clock
 from infra import postgres
 from infra.kafka.avro import Codec, position_of
+from infra.kafka.notices import REBUILD_TOPIC
 from infra.kafka.publisher import PRODUCER, KafkaPublisher
 from infra.kafka.source import KafkaSource
 from infra.postgres.checkpoints import PgRunnerSession
@@ -39,7 +41,7 @@ def setup_database(url: str) -> None:
 
 
 def topics(settings: Settings) -> list[str]:
-    return [settings.events_topic, *(t for s in PROJECTIONS.values() for t in s.notice_topics)]
+    return [settings.events_topic, *(t for s in PROJECTIONS.values() for t in s.notice_topics), REBUILD_TOPIC]
 
 
 def ensure_topic(settings: Settings) -> None:
@@ -65,7 +67,8 @@ def relay(settings: Settings, store: ApplicationHost, topic: str | None = None, 
     topic = topic or settings.events_topic
     publisher = KafkaPublisher(settings.kafka_bootstrap, options=RELAY_PRODUCER)
     return Relay(store.recorder, store.app.mapper, Codec().encode, PgRelayLog(settings.database_url, topic),
-                 publisher, topic, settings.partitions, faults=postgres.FAULTS, **options)
+                 publisher, topic, settings.partitions, faults=postgres.FAULTS,
+                 reveal=lambda envelopes: store.keys.reveal(envelopes, erased_as=""), **options)
 
 
 def outbox(settings: Settings, schema: str, **options: Any) -> OutboxPublisher:
@@ -76,26 +79,34 @@ def outbox(settings: Settings, schema: str, **options: Any) -> OutboxPublisher:
 
 
 def runner(settings: Settings, name: str, schema: str | None = None, topic: str | None = None,
-           **options: Any) -> Runner:
+           group: bool = False, **options: Any) -> Runner:
     """The runner of one projection; `schema` and `topic` default to the live ones. Its leases
     are named after the projection (`apply:<name>:<partition>`, `tick:<name>`), or, in a
     schema of its own, after both (`<name>@<schema>`), so runners of scratch copies (tests,
-    benchmarks) are not standbys of the live one."""
+    benchmarks) are not standbys of the live one. With `group`, it joins the consumer group
+    `<topic>.<lease>` instead of reading every partition."""
     assert settings.database_url and settings.kafka_bootstrap
     spec = PROJECTIONS[name]
     schema = schema or spec.schema
     topic = topic or settings.events_topic
     url, store_table = settings.database_url, f"{postgres.STORE_SCHEMA}.ticketing_events"
-    defaults: dict[str, Any] = {"clock": settings.clock.now,
+    defaults: dict[str, Any] = {"clock": settings.clock.now, "rules_version": RULES_VERSION,
                                 "lease": name if schema == spec.schema else f"{name}@{schema}"}
     options = defaults | options
-    source = KafkaSource(settings.kafka_bootstrap, topic, max_records=options.get("max_records", 5000))
+    source = KafkaSource(settings.kafka_bootstrap, topic, max_records=options.get("max_records", 5000),
+                         group=f"{topic}.{options['lease']}" if group else None, timeouts=group_timeouts(settings))
 
     def connect() -> PgRunnerSession:
         return PgRunnerSession(url, schema, topic, lambda conn: spec.view(conn, schema), store_table)
 
     return Runner(spec.make(), source, connect, Codec().decode, position_of,
-                  outbox=outbox(settings, schema), **options)
+                  outbox=outbox(settings, schema), group=group, **options)
+
+
+def group_timeouts(settings: Settings) -> dict[str, int]:
+    return {"max_poll_interval_ms": settings.group_poll_interval_ms,
+            "session_timeout_ms": settings.group_session_timeout_ms,
+            "heartbeat_interval_ms": settings.group_heartbeat_ms}
 
 
 def create_tables(url: str, name: str, schema: str) -> None:

@@ -91,7 +91,7 @@ def test_a_signed_contract_reads_back_from_the_store_at_once_with_its_agreed_ter
     assert signed == {
         "contract_id": cid, "customer": "Globex", "plan": "bpm/business", "status": "active",
         "time_zone": "Europe/Samara", "starts_on": "2026-02-01", "holidays": ["2026-02-23", "2026-03-09"],
-        "terms": as_json(CATALOG["bpm/business"].to_dict()), "named_users": 1,
+        "terms": as_json(CATALOG["bpm/business"].to_dict()), "named_users": 1, "erased_at": None,
     }
     # The terms are the ones the Signed event copied, read back unchanged.
     events = read(client, f"/contracts/{cid}/history")["events"]

@@ -63,10 +63,10 @@ def clean_rebuild(store: ApplicationHost, upto: int | None = None) -> dict[str, 
     start = 1
     while True:
         page = store.recorder.select_notifications(start=start, limit=5000)
-        for n in page:
-            if upto is not None and n.id > upto:
+        for env in store.published(page):
+            if upto is not None and env.position > upto:
                 return view.rows
-            projection.apply(store.to_envelope(n.id, n.originator_id, n.originator_version, n.topic, n.state), view)
+            projection.apply(env, view)
         if len(page) < 5000:
             return view.rows
         start = page[-1].id + 1

@@ -67,11 +67,12 @@ def test_commit_times_never_go_back_as_positions_go_up(store: ApplicationHost) -
 
 def test_an_altered_event_is_named_by_its_position(servers: Settings, store: ApplicationHost) -> None:
     cid = _contract_with_tickets(store)
-    opened = store.recorded_of(cid)[1][0]  # the first ticket's opening: its reporter becomes someone else
-    statement = ("UPDATE es.ticketing_events SET state = convert_to(replace(convert_from(state, 'UTF8'), 'ana', 'eve'),"
+    opened = store.recorded_of(cid)[1][0]  # the first ticket's opening: its channel becomes another
+    assert opened.data["channel"] == "portal"
+    statement = ("UPDATE es.ticketing_events SET state = convert_to(replace(convert_from(state, 'UTF8'), 'portal', 'email'),"
                  " 'UTF8') WHERE notification_id = %s")
     with tampered(servers, statement, (opened.position,)):
-        assert store.recorded_of(cid)[1][0].data["reporter"] == "eve"
+        assert store.recorded_of(cid)[1][0].data["channel"] == "email"
         verdict = next(store.verify_chains(cid))
         assert not verdict.ok and verdict.broken_at == opened.position
     assert next(store.verify_chains(cid)).ok  # put back: whole again

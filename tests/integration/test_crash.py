@@ -56,4 +56,4 @@ def test_killing_the_relay_and_a_consumer_mid_stream_loses_nothing_and_applies_n
     built = {k: v for k, v in full.items() if k not in later}
     assert len(clean) >= TICKETS
     assert built == {k: v for k, v in clean.items() if k not in later}
-    assert sum(r["minutes"] for r in built.values() if r["title"].startswith("ticket ")) >= 35 * TICKETS
+    assert sum(r["minutes"] for r in built.values() if (r["title"] or "").startswith("ticket ")) >= 35 * TICKETS

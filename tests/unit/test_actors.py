@@ -34,7 +34,7 @@ COMMANDS = [getattr(commands, name) for name in commands.__all__ if name not in 
 
 
 def test_every_command_names_its_actor_last_and_the_system_when_none_is_given() -> None:
-    assert len(COMMANDS) == 16
+    assert len(COMMANDS) == 17
     for command in COMMANDS:
         last = dataclasses.fields(command)[-1]
         assert (last.name, last.default) == ("actor", SYSTEM), command.__name__

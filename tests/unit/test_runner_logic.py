@@ -77,6 +77,54 @@ class ListTopic:
         pass
 
 
+class GroupTopic(ListTopic):
+    """One group member's consumer of a topic (`held` may be shared with other members'):
+    `rebalance` plays the broker, moving partitions to it and from it; a partition assigned
+    (again) is read from `reset_to` (the broker's policy) and comes paused. `during_poll`, if
+    set, runs inside the next poll, before it reads."""
+
+    def __init__(self, held: list[list[Rec]] | None = None, reset_to: int = 0) -> None:
+        super().__init__()
+        if held is not None:
+            self.held = held
+        self.reset_to, self.moved, self.paused = reset_to, set[int](), set[int]()
+        self.during_poll: Callable[[], None] | None = None
+        self.committed: dict[int, int] = {}
+
+    def subscribe(self) -> None:
+        pass
+
+    def rebalance(self, partitions: list[int], pause: bool = True) -> None:
+        """`pause=False`: records come before the listener pauses them (kafka-python resets
+        the positions, then calls the listener)."""
+        self.moved |= set(self.assigned) | set(partitions)
+        self.place = dict.fromkeys(partitions, self.reset_to)
+        self.assigned, self.paused = list(partitions), set(partitions) if pause else set()
+
+    def assignment(self) -> set[int]:
+        return set(self.assigned)
+
+    def rebalanced(self) -> set[int]:
+        moved, self.moved = self.moved, set()
+        return moved
+
+    def pause(self, partitions: list[int]) -> None:
+        self.paused |= set(partitions)
+
+    def resume(self, partitions: list[int]) -> None:
+        self.paused -= set(partitions)
+
+    def commit(self, offsets: Mapping[int, int]) -> None:
+        self.committed.update(offsets)
+
+    def poll(self, timeout_ms: int, max_records: int) -> Mapping[int, Sequence[Rec]]:
+        if self.during_poll is not None:
+            self.during_poll, during = None, self.during_poll
+            during()
+        polled = super().poll(timeout_ms, max_records)
+        return {p: records for p, records in polled.items() if p not in self.paused}
+
+
 class ConnectionLost(Exception):
     """The memory database's stand-in for a dropped connection."""
 
@@ -104,6 +152,7 @@ class MemoryDatabase:
         self.relayed: tuple[int, dict[int, int]] | None = None
         self.fail_commit = False
         self.switch_locks = 0
+        self.rules_version: str | None = None  # what the tables were built with
 
 
 class MemorySession:
@@ -143,6 +192,9 @@ class MemorySession:
         found = self._tx().checkpoints.get(partition)
         return Cursor(found.offset, found.position) if found else Cursor()
 
+    def positions(self) -> dict[int, int]:
+        return {p: c.position for p, c in self._tx().checkpoints.items()}
+
     def store(self, cursors: Mapping[int, Cursor]) -> None:
         self._tx().checkpoints.update({p: Cursor(c.offset, c.position) for p, c in cursors.items()})
 
@@ -150,7 +202,8 @@ class MemorySession:
         return self._tx().watermark
 
     def store_watermark(self, position: int) -> None:
-        self._tx().watermark = position
+        tx = self._tx()
+        tx.watermark = max(tx.watermark, position)  # as PostgreSQL's: runners of a group raise it side by side
 
     def tally(self, applied: int, ignored: int) -> None:
         tables = self._tx()
@@ -164,8 +217,15 @@ class MemorySession:
         self._tx()
         return self.db.head
 
-    def beat(self, runner: str) -> None:
+    def beat(self, runner: str, refused: str | None = None) -> None:
         self._tx().beats += 1
+
+    def forget(self, contract_id: str) -> None:
+        """Parked messages here keep no value."""
+
+    def rules_version(self) -> str | None:
+        self._tx()
+        return self.db.rules_version
 
     def park(self, partition: int, record: Any, position: int | None, reason: str) -> None:
         self._tx().parked.append((partition, record.offset, position, reason))
@@ -432,3 +492,113 @@ def test_only_the_holder_of_the_tick_lease_ticks_and_publishes_the_outbox_until_
     one.close()
     other.step()
     assert right.ticks == 1 and right_outbox.published > 0 and "tick:tickets" in db.locks
+
+
+def member(topic: GroupTopic, db: MemoryDatabase, **options: Any) -> Runner:
+    runner = runner_of(topic, db, group=True, claim_every=0.0, **options)
+    assert runner.resume()
+    return runner
+
+
+def three_tickets(topic: ListTopic) -> None:
+    two_tickets(topic)
+    publish(topic, 1, opened(6, "t-3"), timed(7, "t-3", 4), timed(8, "t-2", 2))
+
+
+def test_in_a_group_a_runner_applies_only_what_the_group_assigns_it_and_whose_lease_it_holds() -> None:
+    one, db = GroupTopic(), MemoryDatabase()
+    other = GroupTopic(one.held)
+    two_tickets(one)
+    first, second = member(one, db), member(other, db)
+    one.rebalance([0, 1])  # the first member alone
+    drain(first)
+    assert minutes(db) == {"t-1": 30, "t-2": 7}
+    publish(one, 1, opened(6, "t-3"), timed(7, "t-3", 4))
+    one.rebalance([0])  # the second joins: partition 1 moves to it
+    other.rebalance([1])
+    assert second.step() is None, "the first one still holds partition 1's lease: it waits"
+    assert 1 in other.paused and second.cursors == {}
+    assert first.step() is None and set(first.cursors) == {0} and "apply:tickets:1" not in db.locks
+    drain(second)
+    assert set(second.cursors) == {1} and (1, 2) in other.seeks, "on after partition 1's checkpoint"
+    publish(one, 0, timed(9, "t-1", 1))
+    publish(one, 1, timed(10, "t-2", 2))
+    drain(first)
+    drain(second)
+    assert minutes(db) == {"t-1": 31, "t-2": 9, "t-3": 4}
+    assert (db.tables.applied, db.tables.ignored) == (9, 0), "each event applied once, none twice"
+    assert (one.committed[0], other.committed[1]) == (4, 5), "the group is told the next offsets, for its lag"
+
+
+def test_a_partition_moved_during_a_poll_is_read_again_from_its_checkpoint_not_where_the_broker_put_it() -> None:
+    topic, db = GroupTopic(), MemoryDatabase()
+    two_tickets(topic)
+    runner = member(topic, db)
+    topic.rebalance([0, 1])
+    drain(runner)
+    publish(topic, 1, opened(6, "t-3"), timed(7, "t-3", 4), timed(8, "t-2", 2))  # offsets 2, 3, 4
+    topic.reset_to = 4  # a policy that would skip offsets 2 and 3
+    topic.during_poll = lambda: topic.rebalance([0, 1], pause=False)  # revoked and assigned again, mid-poll
+    assert runner.step() is None, "what came of the moved partitions is dropped"
+    assert runner.cursors == {}, "their leases released"
+    drain(runner)
+    assert (1, 2) in topic.seeks[-2:], "taken again, and read on after the checkpoint"
+    assert minutes(db) == {"t-1": 30, "t-2": 9, "t-3": 4}
+    assert db.tables.checkpoints == {0: Cursor(2, 5), 1: Cursor(4, 8)}
+
+
+def test_in_a_group_the_watermark_is_the_least_position_over_every_partitions_checkpoint() -> None:
+    one, db = GroupTopic(), MemoryDatabase()
+    other = GroupTopic(one.held)
+    two_tickets(one)
+    first, second = member(one, db), member(other, db)
+    one.rebalance([0])
+    other.rebalance([1])
+    drain(first)
+    assert db.tables.checkpoints == {0: Cursor(2, 5)} and db.tables.watermark == 0, "partition 1: nothing yet"
+    drain(second)
+    assert db.tables.watermark == 4, "min(5, 4): the other runner's checkpoint counts"
+    publish(one, 0, timed(9, "t-1", 1))
+    drain(first)
+    assert db.tables.watermark == 4, "partition 1 is still at 4"
+    db.relayed = (9, {0: 9, 1: 4})
+    assert first.step() is None and db.tables.watermark == 9, "idle, every partition past what was relayed to it"
+
+
+def test_a_group_member_that_lost_its_session_takes_its_partitions_again_from_their_checkpoints() -> None:
+    topic, db = GroupTopic(), MemoryDatabase()
+    three_tickets(topic)
+    runner = member(topic, db)
+    topic.rebalance([0, 1])
+    drain(runner)
+    assert runner.session is not None
+    runner.session.close()
+    publish(topic, 1, timed(9, "t-3", 1))
+    runner.run(stop=lambda: db.tables.checkpoints[1].position == 9)
+    assert minutes(db) == {"t-1": 30, "t-2": 9, "t-3": 5}
+    assert set(db.locks) >= {"apply:tickets:0", "apply:tickets:1"}
+
+
+def test_a_runner_refuses_to_write_into_tables_built_with_other_rules_until_they_agree(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("consumers.runner.REFUSED_WAIT", 0.0)
+    topic, db, outbox = ListTopic(), MemoryDatabase(), CountingOutbox()
+    publish(topic, 0, opened(1, "t-1"))
+    projection = Ticking()
+    runner = runner_of(topic, db, projection, outbox, rules_version="2026.12.3")
+    assert runner.resume()
+    drain(runner)
+    assert minutes(db) == {"t-1": 0} and runner.refused is None  # tables set up, not rebuilt: it writes
+    db.rules_version = "2026.12.4"  # switched to tables of newer rules while it ran
+    publish(topic, 1, opened(2, "t-2"))
+    ticks, published = projection.ticks, outbox.published
+    for _ in range(3):
+        assert runner.step() is None
+    assert runner.refused is not None and "2026.12.4" in runner.refused and "2026.12.3" in runner.refused
+    assert set(db.tables.rows) == {"t-1"} and 1 not in db.tables.checkpoints, "nothing of the batch is kept"
+    assert (projection.ticks, outbox.published) == (ticks, published), "no tick, nothing published"
+    db.rules_version = "2026.12.3"  # rebuilt for its rules again
+    drain(runner)
+    assert set(db.tables.rows) == {"t-1", "t-2"} and runner.refused is None
+    runner.close()

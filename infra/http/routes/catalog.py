@@ -55,11 +55,12 @@ def routes(backend: Any) -> APIRouter:
     def contract(contract: Contract) -> dict[str, Any]:
         found = backend.app.contract(contract)  # NotFound (404) when no contract has this id
         terms = backend.app.terms_of(found)  # the agreed terms, read in the current terms format
-        state = found.state()
+        state = backend.store.shown("Contract", found.state())  # the customer opened, or None once erased
         return {
             "contract_id": state["contract_id"], "customer": state["customer"], "plan": state["plan"],
             "status": state["status"], "time_zone": state["time_zone"], "starts_on": state["starts_on"],
             "holidays": state["holidays"], "terms": terms.to_dict(), "named_users": terms.named_users,
+            "erased_at": state["erased_at"],
         }
 
     return r

@@ -13,6 +13,7 @@ from domain.errors import NotFound
 from infra.http import models
 from infra.http.errors import Declared
 from infra.http.queries import Contract, KnownAt, Ticket, as_known, waited
+from infra.postgres.keys import shown_columns
 from infra.postgres.views.ledger import book_from_row
 from projections import replay
 from projections.ledger_rows import Period
@@ -26,7 +27,8 @@ Label = Annotated[str | None, Query(pattern=models.NO_NUL, description=(
 def routes(backend: Any) -> APIRouter:
     r = APIRouter(route_class=Declared, tags=["ledger"])
     reads = backend.reads
-    entry_cols = ", ".join(models.LedgerEntry.model_fields)  # what the answer declares, no more
+    # What the answer declares, no more; the engineer reads as null once the contract is erased.
+    entry_cols = shown_columns(models.LedgerEntry.model_fields, ("engineer",))
     statement_cols = ", ".join(models.TicketStatement.model_fields)
 
     @r.get("/contracts/{contract_id}/ledger", response_model=models.Ledger)

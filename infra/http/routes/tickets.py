@@ -10,10 +10,12 @@ from domain.errors import NotFound
 from infra.http import models
 from infra.http.errors import Declared
 from infra.http.queries import Contract, Ticket, waited
+from infra.postgres.keys import shown_columns
 
 Waited = Annotated[None, waited("tickets")]
 # The columns the answer declares, no more: a column added to the table is not published by accident.
-COLUMNS = ", ".join(models.TicketSummary.model_fields)
+# Title and reporter read as null once the contract is erased.
+COLUMNS = shown_columns(models.TicketSummary.model_fields, ("title", "reporter"))
 
 
 def routes(backend: Any) -> APIRouter:

@@ -26,3 +26,18 @@ CREATE TABLE IF NOT EXISTS {schema}.tally (
     applied bigint NOT NULL DEFAULT 0,
     ignored bigint NOT NULL DEFAULT 0
 );
+-- What a rebuild built these tables with (one row; none: tables set up, not rebuilt): the
+-- rules version of its code, where it read from, the store position its fill has applied up
+-- to and the one it heads for (GET /metrics shows both while a rebuild is prepared), and when
+-- the tables were switched in. A runner whose code has other rules refuses to write into them.
+CREATE TABLE IF NOT EXISTS {schema}.built (
+    one           boolean PRIMARY KEY DEFAULT true CHECK (one),
+    rules_version text NOT NULL,
+    source        text NOT NULL,
+    position      bigint NOT NULL,
+    target        bigint NOT NULL,
+    prepared_at   timestamptz NOT NULL DEFAULT now(),
+    switched_at   timestamptz
+);
+-- Why the runner refuses to write (a rules version that differs from the tables'), or null.
+ALTER TABLE {schema}.heartbeat ADD COLUMN IF NOT EXISTS refused text;

@@ -16,7 +16,8 @@ CREATE TABLE IF NOT EXISTS {schema}.dead_letter (
     status       text   NOT NULL DEFAULT 'parked' CHECK (status IN ('parked', 'applied', 'discarded')),
     settled_at   timestamptz,
     settled_by   text,
-    settled_why  text
+    settled_why  text,
+    contract_id  text
 );
 -- Databases made before dead letters could be retried or discarded: the same columns, in the
 -- same order (a rebuild's switch copies the table with SELECT *).
@@ -28,5 +29,8 @@ ALTER TABLE {schema}.dead_letter
         CHECK (status IN ('parked', 'applied', 'discarded')),
     ADD COLUMN IF NOT EXISTS settled_at  timestamptz,
     ADD COLUMN IF NOT EXISTS settled_by  text,
-    ADD COLUMN IF NOT EXISTS settled_why text;
+    ADD COLUMN IF NOT EXISTS settled_why text,
+    -- the contract a parked message is about (its key): an erasure drops the value of its
+    -- contract's parked messages (docs/audit.md)
+    ADD COLUMN IF NOT EXISTS contract_id text;
 CREATE INDEX IF NOT EXISTS dead_letter_parked_idx ON {schema}.dead_letter (position) WHERE status = 'parked';

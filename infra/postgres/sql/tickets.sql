@@ -14,3 +14,5 @@ CREATE TABLE IF NOT EXISTS {schema}.tickets (
     position    bigint NOT NULL
 );
 CREATE INDEX IF NOT EXISTS tickets_contract_idx ON {schema}.tickets (contract_id);
+-- An erased contract's tickets keep their row without their personal fields (docs/audit.md).
+ALTER TABLE {schema}.tickets ALTER COLUMN title DROP NOT NULL, ALTER COLUMN reporter DROP NOT NULL;

@@ -68,6 +68,7 @@ class PgAvailabilityView:
         self.contracts: Rows[str, Terms] = Rows(self._contracts)
         self.tickets: Rows[str, OutageFacts] = Rows(self._tickets)
         self.windows: list[tuple[str, int, Interval, str | None]] = []
+        self.erased: list[str] = []
 
     def _sql(self, text: str) -> Any:
         return text.replace("{s}", self.schema)
@@ -85,6 +86,9 @@ class PgAvailabilityView:
 
     def change(self, ticket_id: str, fold: Fold, *args: Any) -> bool:
         return self.tickets.change(ticket_id, fold, args)
+
+    def erase(self, contract_id: str) -> None:
+        self.erased.append(contract_id)
 
     def _contracts(self, ids: list[str]) -> dict[str, Terms]:
         rows = self.conn.execute(self._sql(
@@ -141,6 +145,10 @@ class PgAvailabilityView:
                 for f in moved for n, (start, end) in enumerate(new[f.ticket_id])
             ])
         self.windows = []
+        if self.erased:  # after the inserts: windows this batch wrote are blanked too
+            self.conn.execute(self._sql("UPDATE {s}.availability_maintenance SET reason = NULL WHERE contract_id = ANY(%s)"),
+                              (self.erased,))
+            self.erased = []
         return declined
 
     def _insert(self, table: str, rows: list[dict[str, Any]], on_conflict: str | None = None) -> None:

@@ -71,6 +71,7 @@ class PgLedgerView:
         self.dirty_periods: set[tuple[str, str]] = set()
         self.entries: list[tuple[Any, ...]] = []
         self.statements: list[tuple[Any, ...]] = []
+        self.erased: list[str] = []
 
     def _rows(self, query: str, keys: list[str]) -> list[dict[str, Any]]:
         with self.conn.cursor(row_factory=psycopg.rows.dict_row) as cur:
@@ -122,6 +123,9 @@ class PgLedgerView:
         self.statements.append((s.ticket_id, s.position, s.contract_id, s.resolved_at, s.period, s.unit,
                                 s.minutes, s.charge, s.overage, s.balance_after))
 
+    def erase(self, contract_id: str) -> None:
+        self.erased.append(contract_id)
+
     def notify(self, notice: Notice) -> None:
         value, headers = encode_balance(notice)
         enqueue(self.conn, self.schema, notice.notice_id, LEDGER_TOPIC, notice.contract_id, value, headers)
@@ -147,6 +151,10 @@ class PgLedgerView:
                                           for t in self.tickets.take_changed().values()],
                          _update("(ticket_id)", _COLUMNS["tickets"][2:]))
             self._insert(cur, "statements", self.statements)
+            if self.erased:  # after the inserts: entries this batch wrote are blanked too
+                cur.execute(f"UPDATE {self.schema}.entries SET engineer = NULL WHERE contract_id = ANY(%s)",
+                            (self.erased,))
+                self.erased = []
         self.periods.take_changed()
         self.dirty_periods.clear()
         self.entries, self.statements = [], []

@@ -24,6 +24,7 @@ class PgTicketsView:
     def __init__(self, conn: psycopg.Connection, schema: str) -> None:
         self.conn, self.schema = conn, schema
         self.rows: Rows[str, dict[str, Any]] = Rows(self._load)
+        self.erased: list[str] = []
 
     def _load(self, ids: list[str]) -> dict[str, dict[str, Any]]:
         with self.conn.cursor(row_factory=dict_row) as cur:
@@ -32,6 +33,9 @@ class PgTicketsView:
     def change(self, ticket_id: str, fold: Fold, *args: Any) -> bool:
         return self.rows.change(ticket_id, fold, args)
 
+    def erase(self, contract_id: str) -> None:
+        self.erased.append(contract_id)
+
     def flush(self) -> int:
         """Write the batch; how many of its changes were declined (events already applied)."""
         declined = self.rows.settle()
@@ -39,6 +43,10 @@ class PgTicketsView:
         if changed:
             rows = [{c: _json(row[c]) for c in COLUMNS} for row in changed.values()]
             self.conn.execute(_statements(self.schema)["upsert"], (json.dumps(rows),))
+        if self.erased:  # after the upsert: rows this batch wrote are blanked too
+            self.conn.execute(_statements(self.schema)["erase"], (self.erased,))
+            self.rows.loaded.clear()
+            self.erased = []
         return declined
 
 
@@ -57,6 +65,7 @@ def _statements(schema: str) -> dict[str, Any]:
     columns = sql.SQL(", ").join(map(sql.Identifier, COLUMNS))
     return {
         "load": sql.SQL("SELECT * FROM {} WHERE ticket_id = ANY(%s)").format(table),
+        "erase": sql.SQL("UPDATE {} SET title = NULL, reporter = NULL WHERE contract_id = ANY(%s)").format(table),
         "upsert": sql.SQL(
             "INSERT INTO {table} ({columns}) SELECT {columns} FROM jsonb_populate_recordset(NULL::{table}, %s::jsonb)"
             " ON CONFLICT (ticket_id) DO UPDATE SET ({columns}) = ROW({excluded})"
