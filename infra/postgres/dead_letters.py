@@ -43,6 +43,7 @@ from psycopg.rows import dict_row
 from consumers.ports import Headers
 from infra.postgres import leases
 from infra.postgres.checkpoints import is_fault, switch_lock
+from infra.postgres.rebuild import BOOKKEEPING
 from infra.postgres.store import ApplicationHost
 from infra.postgres.views import ProjectionSpec
 from projections.envelope import Envelope
@@ -272,7 +273,8 @@ class Retry:
         with conn.transaction():
             tables = [r[0] for r in conn.execute(
                 "SELECT table_name FROM information_schema.columns WHERE table_schema = %s"
-                " AND column_name = 'contract_id' ORDER BY table_name", (schema,)).fetchall()]
+                " AND column_name = 'contract_id' AND NOT table_name = ANY(%s) ORDER BY table_name",
+                (schema, sorted(BOOKKEEPING))).fetchall()]  # the read model's rows, not the runner's books
             for table in tables:
                 conn.execute(f'DELETE FROM {schema}."{table}" WHERE contract_id = %s', (contract_id,))
             parked = {int(r[0]) for r in conn.execute(

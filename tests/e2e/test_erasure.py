@@ -122,7 +122,7 @@ def test_datacrm_cancellation_offers_the_dump_and_erasure_leaves_nothing_of_the_
     other = contract(client, "crm-experts/gold")
     assert "export" not in post(client, f"/contracts/{other}/cancel")
 
-    erased = post(client, f"/contracts/{cid}/erase", reason="erasure request (ticket 4711)")
+    erased = post(client, f"/contracts/{cid}/erase", reason="erasure requested by the customer in writing")
     assert client.post(f"/contracts/{cid}/erase", json={}).status_code == 409  # once
     after = _reports(client, cid, erased["position"])
 
@@ -142,7 +142,7 @@ def test_datacrm_cancellation_offers_the_dump_and_erasure_leaves_nothing_of_the_
     assert answered[0]["title"] is None and answered[0]["reporter"] is None
     assert not [n for n in needles if n in json.dumps(answered)]
     last_event = answered[2]["events"][-1]
-    assert last_event["type"] == "Contract.Erased" and last_event["reason"] == "erasure request (ticket 4711)"
+    assert last_event["type"] == "Contract.Erased" and last_event["reason"] == "erasure requested by the customer in writing"
     # Nothing of the customer is readable anywhere in the database: store, read models, keys.
     assert _readable_anywhere(db, needles) == []
     # The hash chain still verifies, over the very bytes stored before the erasure.
