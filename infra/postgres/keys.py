@@ -36,7 +36,6 @@ class Opener:
     contract_id: str
     key: bytes | None
     erased: bool
-    keyed: bool
 
     def open(self, value: Any) -> Any:
         if value is None or self.erased:
@@ -45,7 +44,8 @@ class Opener:
             return sealing.open_sealed(self.key, self.contract_id, value)
         return value  # stored in clear, before sealing began
 
-    def fields(self, kind: str, data: dict[str, Any], fields: Iterable[str]) -> dict[str, Any]:
+    def opened(self, data: dict[str, Any], fields: Iterable[str]) -> dict[str, Any]:
+        """`data` with these of its fields opened."""
         names = [f for f in fields if f in data]
         return data if not names else {**data, **{f: self.open(data[f]) for f in names}}
 
@@ -133,9 +133,9 @@ class ContractKeys:
         rows = postgres.run(self.pool, lambda conn: conn.execute(
             f"SELECT contract_id, key, erased_at FROM {self.table} WHERE contract_id = ANY(%s)",
             ([UUID(i) for i in ids],)).fetchall())
-        found = {str(r[0]): Opener(str(r[0]), bytes(r[1]) if r[1] is not None else None, r[2] is not None, True)
+        found = {str(r[0]): Opener(str(r[0]), bytes(r[1]) if r[1] is not None else None, r[2] is not None)
                  for r in rows}
-        return {i: found.get(i) or Opener(i, None, False, False) for i in ids}
+        return {i: found.get(i) or Opener(i, None, False) for i in ids}
 
     def opener(self, contract_id: str | UUID) -> Opener:
         return self.openers([str(contract_id)])[str(contract_id)]
@@ -151,7 +151,7 @@ class ContractKeys:
 
     def reveal_state(self, kind: str, state: dict[str, Any], opener: Opener) -> dict[str, Any]:
         """An aggregate's `state()` with its personal attributes opened."""
-        return opener.fields(kind, state, personal.AGGREGATE_ATTRIBUTES.get(kind, ()))
+        return opener.opened(state, personal.AGGREGATE_ATTRIBUTES.get(kind, ()))
 
 
 def reveal_envelope(env: Envelope, opener: Opener | None, erased_as: str | None = None) -> Envelope:
