@@ -296,7 +296,7 @@ def cmd_verify(settings: Settings, args: argparse.Namespace) -> int:
     `--store` the stored hash chains: every contract's, or one's. Exit 1 naming the first event
     whose bytes no longer give the link stored with it."""
     if not args.store:
-        return _verify_file(args.target)
+        return _verify_file(args.target, args.json)
     from infra.process import embedded, wiring
 
     url = settings.database_url or embedded.start_postgres(settings.data_dir)
@@ -361,7 +361,7 @@ def cmd_status(settings: Settings, _: argparse.Namespace) -> int:
     return 0
 
 
-def _verify_file(path: str | None) -> int:
+def _verify_file(path: str | None, as_json: bool = False) -> int:
     """`ticketing verify FILE`: the export's chain, head and fields, from the file alone."""
     from pathlib import Path
 
@@ -385,8 +385,39 @@ def _verify_file(path: str | None) -> int:
 
         print(f"figures as of {report.header.exported_at.isoformat()}, rules {RULES_VERSION}"
               f" (the export's: {report.header.rules_version}):")
-        print(json.dumps(figures(report.envelopes, report.header.exported_at), indent=2, sort_keys=True, default=str))
+        found = figures(report.envelopes, report.header.exported_at)
+        if as_json:
+            print(json.dumps(found, indent=2, sort_keys=True, default=str))
+        else:
+            _print_figures(found)
     return 0 if report.ok else 1
+
+
+def _print_figures(found: dict[str, Any]) -> None:
+    """The figures at a glance: per month its tickets, SLA verdicts and availability; per
+    ledger period what was granted, used and is left (`--json` prints every figure)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    def clocks(stats: dict[str, Any]) -> str:
+        judged = {s: stats[s] for s in ("met", "missed", "breached") if stats.get(s)}
+        return ", ".join(f"{n} {s}" for s, n in judged.items()) or "-"
+
+    months = Table("month", "tickets", "response", "resolution", "downtime min", "availability", "target", "met",
+                   title="SLA and availability", title_justify="left")
+    for month, sla in found["sla"].items():
+        up = found["availability"].get(month) or {}
+        pct, target = up.get("availability_pct"), up.get("target_pct")
+        months.add_row(month, str(sla["tickets"]), clocks(sla["all"]["response"]), clocks(sla["all"]["resolution"]),
+                       str(up.get("downtime_minutes", "-")), "-" if pct is None else f"{pct} %",
+                       "-" if target is None else f"{target} %", {"True": "yes", "False": "NO"}.get(str(up.get("met")), "-"))
+    ledger = Table("period", "unit", "granted", "used", "balance", "overage", title="ledger", title_justify="left")
+    for label, book in found["ledger"].items():
+        ledger.add_row(label, str(book["unit"]), str(book["granted"]), str(book["used"]), str(book["balance"]),
+                       str(book.get("overage", 0)))
+    out = Console(width=120)
+    out.print(months)
+    out.print(ledger)
 
 
 def cmd_run(settings: Settings, _: argparse.Namespace) -> int:
@@ -444,6 +475,7 @@ def main(argv: list[str] | None = None) -> int:
                    ).set_defaults(func=cmd_status)
     verify = sub.add_parser("verify", help="check an export file (no database, no broker), or the stored hash chains")
     verify.add_argument("--store", action="store_true", help="check the store's chains (every contract's, or one's)")
+    verify.add_argument("--json", action="store_true", help="print every figure of the export as JSON (default: a summary)")
     verify.add_argument("target", nargs="?", default=None, metavar="FILE | CONTRACT_ID",
                         help="the export file to check; with --store, the one contract to check (default: all)")
     verify.set_defaults(func=cmd_verify)

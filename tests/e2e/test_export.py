@@ -62,12 +62,12 @@ def reads(client: httpx.Client, cid: str, tickets: list[str], position: int) -> 
     return answers
 
 
-def verify(path: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+def verify(path: Path, tmp_path: Path, *options: str) -> subprocess.CompletedProcess[str]:
     """`ticketing verify FILE` with no database and no broker: no DATABASE_URL, no broker, and a
     data directory that does not exist (an embedded PostgreSQL would be started there)."""
     nowhere = tmp_path / "no-data-dir"
     env = {"PATH": "/usr/bin:/bin", "TICKETING_DATA_DIR": str(nowhere), "HOME": str(tmp_path)}
-    done = subprocess.run([sys.executable, "-m", "infra.process.cli", "verify", str(path)], env=env,
+    done = subprocess.run([sys.executable, "-m", "infra.process.cli", "verify", str(path), *options], env=env,
                           capture_output=True, text=True, timeout=60)
     assert not nowhere.exists()
     return done
@@ -129,7 +129,10 @@ def test_an_export_reaches_the_proof_taken_then_and_verifies_from_the_file_alone
 
     whole = tmp_path / f"whole.{kind}"
     whole.write_bytes(data)
-    done = verify(whole, tmp_path)
+    summary = verify(whole, tmp_path)
+    assert summary.returncode == 0 and "WHOLE" in summary.stdout, summary.stdout + summary.stderr
+    assert MONTH in summary.stdout and "availability" in summary.stdout and "ledger" in summary.stdout
+    done = verify(whole, tmp_path, "--json")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "WHOLE" in done.stdout and cid in done.stdout and proof["head_hash"] in done.stdout
     # the figures it recomputes from the file alone are the API's answers as known at the export
