@@ -162,6 +162,10 @@ def cmd_rebuild(settings: Settings, args: argparse.Namespace) -> int:
     from infra.postgres import changes, rebuild
     from infra.process import wiring
 
+    if not settings.database_url:
+        from infra.process import embedded
+
+        settings = settings.with_servers(embedded.start_postgres(settings.data_dir), settings.kafka_bootstrap or "")
     assert settings.database_url
     spec = PROJECTIONS[args.projection]
     if args.abort:
@@ -191,7 +195,7 @@ def cmd_rebuild(settings: Settings, args: argparse.Namespace) -> int:
         return 1
     finally:
         store.close()
-    _print_changes(Console(stderr=True), found.business, spec.name)
+    _print_changes(Console(stderr=True, emoji=False, width=None if sys.stderr.isatty() else 160), found.business, spec.name)
     out: dict[str, Any] = {"projection": spec.name, "rules_version": RULES_VERSION, "events": found.events,
                            "events_per_s": round(found.events / found.seconds) if found.seconds else 0,
                            "changed": found.changed, "business_changes": len(found.business),
@@ -333,7 +337,7 @@ def cmd_status(settings: Settings, _: argparse.Namespace) -> int:
     broker = settings.kafka_bootstrap or seen.get("kafka_bootstrap") or f"127.0.0.1:{settings.kafka_port}"
     s = status.read(url, settings.events_topic, sorted(PROJECTIONS), f"{postgres.STORE_SCHEMA}.ticketing_events",
                     settings.partitions)
-    out = Console()
+    out = Console(emoji=False, width=None if sys.stdout.isatty() else 200)  # a file or a pipe gets whole lines
     out.print(f"API      {seen.get('http', f'http://{settings.http_host}:{settings.http_port}')}")
     out.print(f"broker   {broker}  (a consumer: bootstrap_servers={broker!r}, topic {settings.events_topic!r},"
               " Avro: docs/wire-format.md)")
@@ -415,7 +419,7 @@ def _print_figures(found: dict[str, Any]) -> None:
     for label, book in found["ledger"].items():
         ledger.add_row(label, str(book["unit"]), str(book["granted"]), str(book["used"]), str(book["balance"]),
                        str(book.get("overage", 0)))
-    out = Console(width=120)
+    out = Console(emoji=False, width=None if sys.stdout.isatty() else 120)
     out.print(months)
     out.print(ledger)
 
@@ -504,7 +508,35 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = Settings.from_env()
     logs.configure(settings.json_logs)
+    if args.func is not cmd_run:
+        settings = _beside_the_running(settings)
     return int(args.func(settings, args))
+
+
+def _beside_the_running(settings: Settings) -> Settings:
+    """An operator's command (rebuild, dead-letters, tokens, export, status...) run next to
+    `ticketing run` on the same TICKETING_DATA_DIR works on that backend's PostgreSQL and
+    broker, which it names in `run.json`; DATABASE_URL and KAFKA_BOOTSTRAP_SERVERS, when set,
+    come first. Without either, a command that needs the database starts the embedded one."""
+    import json
+
+    running = settings.data_dir / "run.json"
+    if (settings.database_url and settings.kafka_bootstrap) or not running.exists():
+        return settings
+    try:
+        seen = json.loads(running.read_text())
+    except (OSError, ValueError):
+        return settings
+    url = settings.database_url or seen.get("database_url") or ""
+    broker = settings.kafka_bootstrap or seen.get("kafka_bootstrap") or ""
+    if url and not settings.database_url:
+        import psycopg
+
+        try:  # a run.json left by a backend whose PostgreSQL is gone names nothing
+            psycopg.connect(url, connect_timeout=3).close()
+        except psycopg.Error:
+            return settings
+    return settings.with_servers(url, broker) if url else settings
 
 
 if __name__ == "__main__":

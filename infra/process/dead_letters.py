@@ -115,7 +115,7 @@ def _list_dead_letters(url: str, targets: list[dead_letters.Letters], args: argp
         table.add_row(d.ref, d.projection, str(d.position if d.position is not None else "-"),
                       f"{d.partition}/{d.kafka_offset}", *what, f"{d.parked_at:%Y-%m-%d %H:%M:%S}",
                       str(d.attempts), status, d.reason)
-    Console(width=200).print(table)
+    Console(emoji=False, width=200).print(table)
     return 0
 
 

@@ -40,6 +40,13 @@ def test_the_embedded_broker_listens_where_a_local_consumer_is_told_to_look(tmp_
         finally:
             consumer.close()
         assert dict(first.headers)[H_TYPE] == b"Contract.Signed"
+        # An operator's command beside it, on the same data dir, works on the same backend.
+        dry = subprocess.run([*COMMAND[:-1], "rebuild", "tickets", "--dry-run"], env=env, capture_output=True, cwd=tmp_path,
+                             text=True, timeout=120)
+        assert dry.returncode == 0, dry.stderr
+        assert json.loads(dry.stdout)["events"] >= 1
+        assert subprocess.run([*COMMAND[:-1], "rebuild", "tickets", "--abort"], env=env, capture_output=True,
+                              timeout=120).returncode == 0
     finally:
         stop(proc)
 
