@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -32,6 +33,15 @@ def _contract_with_tickets(store: ApplicationHost, tickets: int = 2) -> str:
 def tampered(servers: Settings, statement: str, params: tuple[object, ...]) -> Iterator[None]:
     """Change the stored events behind the store's back, and put them back afterwards."""
     assert servers.database_url
+    with psycopg.connect(servers.database_url, autocommit=True) as conn:
+        # A live relay (the session's backend, if one runs) must have published the untouched
+        # events first: what it would publish of the altered bytes would stay in the read models.
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and conn.execute(
+                "SELECT to_regclass('relay.position') IS NOT NULL AND EXISTS (SELECT 1 FROM relay.position"
+                " WHERE topic = %s AND position < (SELECT max(notification_id) FROM es.ticketing_events))",
+                (servers.events_topic,)).fetchone()[0]:
+            time.sleep(0.05)
     with psycopg.connect(servers.database_url) as conn:
         saved = conn.execute("SELECT notification_id, state, originator_version FROM es.ticketing_events"
                              " ORDER BY notification_id").fetchall()
