@@ -140,9 +140,6 @@ class ContractKeys:
     def opener(self, contract_id: str | UUID) -> Opener:
         return self.openers([str(contract_id)])[str(contract_id)]
 
-    def erased(self, contract_ids: Iterable[str]) -> set[str]:
-        return {i for i, o in self.openers(contract_ids).items() if o.erased}
-
     def reveal(self, envelopes: Sequence[Envelope], erased_as: str | None = None) -> list[Envelope]:
         """The envelopes with their personal fields opened; an erased field reads as
         `erased_as` (None for the API, "" for the topics)."""

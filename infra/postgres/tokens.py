@@ -198,11 +198,13 @@ class TokenStore:
 
     def _opened(self, shown: builtins.list[dict[str, Any]]) -> builtins.list[dict[str, Any]]:
         """Tokens as shown: a sealed name opened with its contract's key as it stands now (None once erased)."""
-        sealed = [t for t in shown if sealing.is_sealed(t.get("name")) and t.get("contracts")]
-        if not sealed or self.keys is None:
+        def sealed(t: dict[str, Any]) -> bool:
+            return sealing.is_sealed(t.get("name")) and bool(t.get("contracts"))
+
+        if self.keys is None or not any(sealed(t) for t in shown):
             return shown
-        openers = self.keys.openers(t["contracts"][0] for t in sealed)
-        return [{**t, "name": openers[t["contracts"][0]].open(t["name"])} if t in sealed else t for t in shown]
+        openers = self.keys.openers(t["contracts"][0] for t in shown if sealed(t))
+        return [{**t, "name": openers[t["contracts"][0]].open(t["name"])} if sealed(t) else t for t in shown]
 
     def caller(self, presented: str) -> Caller | None:
         """Who presents this token, or None when it names no active token (unknown, wrong
