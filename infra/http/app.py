@@ -355,7 +355,9 @@ class AccessMiddleware:
 
     async def _caller(self, presented: str | None) -> Caller | None:
         if presented and not (self.admin_token and hmac.compare_digest(presented.encode(), self.admin_token.encode())):
-            found = await run_in_threadpool(self.backend.tokens.caller, presented)
+            kept, found = self.backend.tokens.kept_caller(presented)  # no thread hop for a kept token
+            if not kept:
+                found = await run_in_threadpool(self.backend.tokens.caller, presented)
             return access.settle(presented, self.admin_token, lambda _: found)
         return access.settle(presented, self.admin_token, lambda _: None)
 

@@ -9,8 +9,11 @@ take a contract's last named user).
 
 A token reads `tk_<token id, 32 hex digits>_<secret>`: the id finds the row, the secret's
 SHA-256 is compared in constant time. Secrets are 256 random bits, so a plain hash suffices
-(no password stretching is needed against guessing). Lookups go to PostgreSQL on every
-request: a rotation or a revocation takes effect on the next request in every API process.
+(no password stretching is needed against guessing). The API keeps the rows of tokens
+presented recently (infra/postgres/token_cache.py) while it hears every change to the table:
+a rotation or a revocation takes effect on the next request in the process that made it,
+and in every other API process as soon as PostgreSQL delivers the change's notification
+(milliseconds after it commits).
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from domain.errors import ConcurrentChange, Conflict, InvalidInput, NotFound
 from domain.wallclock import Clock, SystemClock
 from infra import postgres, sealing
 from infra.postgres.keys import ContractKeys
+from infra.postgres.token_cache import CHANNEL, TokenCache, TokenRow
 
 SCHEMA = "access"
 _PRESENTED = re.compile(r"tk_([0-9a-f]{32})_([A-Za-z0-9_-]{20,100})")
@@ -87,8 +91,10 @@ class TokenStore:
     """Create, list, rotate and revoke tokens; tell who presents one."""
 
     def __init__(self, url: str, named_users: NamedUsers, clock: Clock | None = None,
-                 keys: ContractKeys | None = None) -> None:
+                 keys: ContractKeys | None = None, cache: TokenCache | None = None) -> None:
         self.clock = clock or SystemClock()
+        # The rows of tokens presented recently, in the API (a one-off command reads the table).
+        self.cache = cache
         self.named_users = named_users
         # A customer token's name is personal: sealed under its (first) contract's key, it is
         # erased with that contract (docs/audit.md). Staff tokens' names stay in clear.
@@ -104,6 +110,8 @@ class TokenStore:
         self.pool = postgres.make_pool(url, max_size=3, name="access")
 
     def close(self) -> None:
+        if self.cache is not None:
+            self.cache.stop()
         self.pool.close()
         self.app.close()
 
@@ -154,6 +162,7 @@ class TokenStore:
                 self._use_key(curs, actor, key)
             curs.execute(f"UPDATE {SCHEMA}.tokens SET secret_hash = %s, rotated_at = %s WHERE token_id = %s",
                          (hashed, now, token.id))
+            self._notify(curs, token.id)
 
         self._save(token, change)
         return Issued(token.state(), presented)
@@ -166,6 +175,7 @@ class TokenStore:
 
         def change(curs: Any) -> None:
             curs.execute(f"UPDATE {SCHEMA}.tokens SET revoked_at = %s WHERE token_id = %s", (now, token.id))
+            self._notify(curs, token.id)
 
         self._save(token, change)
         return token.state()
@@ -213,18 +223,42 @@ class TokenStore:
         if parsed is None:
             return None
         token_id, secret = parsed
-        row = postgres.run(self.pool, lambda conn: conn.execute(
+        row = self.cache.get(token_id) if self.cache is not None else None
+        if row is None:
+            since = self.cache.begin() if self.cache is not None else 0
+            row = self._row(token_id)
+            if row is None:
+                hmac.compare_digest(digest(secret), bytes(32))  # the same work as for a known id
+                return None
+            if self.cache is not None:
+                self.cache.keep(token_id, row, since)
+        return self._check(token_id, secret, row)
+
+    def kept_caller(self, presented: str) -> tuple[bool, Caller | None]:
+        """`(True, caller)` when the answer needs no read of the table (a malformed token, or
+        a kept row); `(False, None)` when `caller` must read it."""
+        parsed = parse(presented)
+        if parsed is None:
+            return True, None
+        token_id, secret = parsed
+        row = self.cache.get(token_id) if self.cache is not None else None
+        return (False, None) if row is None else (True, self._check(token_id, secret, row))
+
+    def _row(self, token_id: UUID) -> TokenRow | None:
+        found = postgres.run(self.pool, lambda conn: conn.execute(
             f"SELECT secret_hash, role, contracts, expires_at, revoked_at FROM {SCHEMA}.tokens WHERE token_id = %s",
             (token_id,)).fetchone())
-        if row is None:
-            hmac.compare_digest(digest(secret), bytes(32))  # the same work as for a known id
+        if found is None:
             return None
-        hashed, role, contracts, expires_at, revoked_at = row
-        if not hmac.compare_digest(digest(secret), bytes(hashed)):
+        hashed, role, contracts, expires_at, revoked_at = found
+        return TokenRow(bytes(hashed), role, frozenset(str(c) for c in contracts), expires_at, revoked_at)
+
+    def _check(self, token_id: UUID, secret: str, row: TokenRow) -> Caller | None:
+        if not hmac.compare_digest(digest(secret), row.secret_hash):
             return None
-        if revoked_at is not None or (expires_at is not None and expires_at <= self.clock.now()):
+        if row.revoked_at is not None or (row.expires_at is not None and row.expires_at <= self.clock.now()):
             return None
-        return Caller(Actor("token", str(token_id), role), role, frozenset(str(c) for c in contracts))
+        return Caller(Actor("token", str(token_id), row.role), row.role, row.contracts)
 
     # -- helpers ----------------------------------------------------------------------------
 
@@ -251,6 +285,13 @@ class TokenStore:
     def _save(self, token: access.Token, change: Callable[[Any], None]) -> None:
         with self._conflicts():
             self.app.save(token, token_change=change)
+        if self.cache is not None:  # this process's next request reads the committed row
+            self.cache.drop(token.id)
+
+    @staticmethod
+    def _notify(curs: Any, token_id: UUID) -> None:
+        """Tell every API process's cache, when this transaction commits, that the row changed."""
+        curs.execute("SELECT pg_notify(%s, %s)", (CHANNEL, str(token_id)))
 
     @contextmanager
     def _conflicts(self) -> Iterator[None]:

@@ -10,6 +10,7 @@ from infra.http.queries import ReadModels, Watermarks
 from infra.http.routes import ROUTES
 from infra.postgres.idempotency import Keys
 from infra.postgres.store import ApplicationHost
+from infra.postgres.token_cache import TokenCache
 from infra.postgres.tokens import TokenStore
 from infra.process.catalog import load_catalog
 from infra.registry import PROJECTIONS
@@ -25,7 +26,7 @@ def build_app(settings: Settings) -> FastAPI:
     projections = sorted(PROJECTIONS)
     keys = Keys(store.pool, store.schema)
     waits = Watermarks(url, settings.events_topic, projections, store.table)
-    tokens = TokenStore(url, store.named_users, settings.clock, store.keys)
+    tokens = TokenStore(url, store.named_users, settings.clock, store.keys, TokenCache(url).start())
     backend = Backend(settings, store, reads, projections, keys, waits, tokens)
     return create_app(backend, [routes(backend) for routes in ROUTES])
 

@@ -14,6 +14,7 @@ from domain.actors import BOOTSTRAP, SYSTEM, Actor
 from domain.errors import Conflict, InvalidInput, NotFound
 from domain.wallclock import ShiftedClock
 from infra.postgres.store import ApplicationHost
+from infra.postgres.token_cache import TokenCache
 from infra.postgres.tokens import TokenStore
 from infra.settings import Settings
 
@@ -24,7 +25,7 @@ def tokens(servers: Settings, store: ApplicationHost) -> Iterator[TokenStore]:
         return store.app.terms_of(store.app.contract(contract_id)).named_users
 
     assert servers.database_url
-    made = TokenStore(servers.database_url, named_users)
+    made = TokenStore(servers.database_url, named_users, cache=TokenCache(servers.database_url).start())  # as the API's
     yield made
     made.close()
 

@@ -1,7 +1,7 @@
 -- The access tokens as they stand (docs/design.md, Access): one row per token, written in the
--- same transaction as the token's event (infra/postgres/tokens.py), read on every request that
--- presents a token, so a rotation or a revocation takes effect on the next request in every
--- API process. Only a SHA-256 hash of each secret is kept (secrets are 256 random bits).
+-- same transaction as the token's event (infra/postgres/tokens.py), which also notifies the
+-- API processes that keep recently presented rows (infra/postgres/token_cache.py). Only a
+-- SHA-256 hash of each secret is kept (secrets are 256 random bits).
 CREATE TABLE IF NOT EXISTS {schema}.tokens (
     token_id    uuid        PRIMARY KEY,
     secret_hash bytea       NOT NULL,
