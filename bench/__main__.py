@@ -23,7 +23,7 @@ def main() -> int:
         print(f"\n{name}: {(module.__doc__ or '').strip()}")
         result = module.run()
         rows.extend(result if isinstance(result, list) else [result])
-    commands_rows = [r for r in rows if isinstance(r, dict) and r.get("unit") == "commands/s"][:3]
+    commands_rows = [r for r in rows if isinstance(r, dict) and r.get("unit") == "commands/s"][:4]
     print("\ncommands over HTTP beside a no-op FastAPI endpoint (bench/commands.py)")
     print(commands.table(commands_rows))
     print("\nsummary")

@@ -8,18 +8,23 @@ server), the backend's commands without idempotency keys, and with a key on ever
 (what a client that retries sends). Both are served by uvicorn with the same worker count
 (TICKETING_API_WORKERS, default 1) and, where installed, the same loop and HTTP parser.
 Printed side by side: rate, p50 and p99 latency, and each command rate as a share of the
-no-op's. `python -m bench.commands URL [URL ...]` drives running backends (for example an
+no-op's. Where the caller can stop the relay and the runners (`make bench`), the plain load
+runs once more with them stopped: the command path alone (API and PostgreSQL), which on a
+machine of few cores otherwise shares them with the consumers; they are then started again
+and the time they take to catch up is printed. `python -m bench.commands URL [URL ...]` drives running backends (for example an
 older checkout's, to compare side by side).
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import subprocess
 import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -96,19 +101,24 @@ def noop_ceiling() -> dict[str, Any]:
         server.wait(10)
 
 
-def side_by_side(base: str) -> list[dict[str, Any]]:
+def side_by_side(base: str, quiet: Callable[[], contextlib.AbstractContextManager[Any]] | None = None,
+                 ) -> list[dict[str, Any]]:
     """The ceiling, then the backend at `base` without and with idempotency keys, as an agent
-    (the token is issued on the open API of `make run`, where a request without one is admin)."""
+    (the token is issued on the open API of `make run`, where a request without one is admin);
+    then, given `quiet` (stops the consumers for the span of a `with`), the command path alone."""
     issued = httpx.post(f"{base}/tokens", json={"role": "agent", "name": "bench"}, timeout=30)
     assert issued.status_code == 201, issued.text
     token = issued.json()["token"]
     ceiling = noop_ceiling()
-    plain = drive(base, "http commands, agent token (16 clients)", token=token)
-    keyed = drive(base, "http commands, agent token, Idempotency-Key", keys=True, token=token)
-    for row in (plain, keyed):
+    rows = [drive(base, "http commands, agent token (16 clients)", token=token),
+            drive(base, "http commands, agent token, Idempotency-Key", keys=True, token=token)]
+    if quiet is not None:
+        with quiet():
+            rows.append(drive(base, "the same, relay and runners stopped", token=token))
+    for row in rows:
         row["of_ceiling"] = f"{100 * row['rate'] / ceiling['rate']:.0f}%"
-    print(table([ceiling, plain, keyed]), flush=True)
-    return [ceiling, plain, keyed]
+    print(table([ceiling, *rows]), flush=True)
+    return [ceiling, *rows]
 
 
 def table(rows: list[dict[str, Any]]) -> str:

@@ -3,7 +3,8 @@
 Workloads (stated so the figures can be compared run to run):
 - http: 16 concurrent clients send 4,000 ticket commands over HTTP (open, respond, time,
   pause, resume, classify, in a cycle) on 16 contracts; per-request latency; beside the same
-  load on a bare no-op FastAPI app (bench/commands.py), and again with idempotency keys.
+  load on a bare no-op FastAPI app (bench/commands.py), again with idempotency keys, and
+  again with the relay and the runners stopped (then the time they take to catch up).
 - relay: 30,000 events already in the store, relayed by a fresh relay to a fresh topic.
 - consumer: the ticket-list projection consumes those 30,000 events from the topic's start.
 - rebuild: the ticket-list projection rebuilt straight from the store (30,000+ events).
@@ -14,14 +15,19 @@ Workloads (stated so the figures can be compared run to run):
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import signal
 import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 
 from bench import commands
 from bench.stats import summary
@@ -124,6 +130,30 @@ def end_to_end(base: str, rate: int = 200, seconds: int = 10) -> dict[str, Any]:
                    latencies, unit="commands/s")
 
 
+@contextlib.contextmanager
+def consumers_stopped(procs: Processes, store: ApplicationHost, url: str) -> Iterator[None]:
+    """Stop the relay and the runners for the span of the `with`; then start them again and
+    print how long they take to bring every projection up to the store's head."""
+    stopped = [name for name in procs.names if name != "api"]
+    for name in stopped:
+        procs.kill(name, signal.SIGTERM)
+    try:
+        yield
+    finally:
+        for name in stopped:
+            procs.start(name)
+        head, started = store.head(), time.perf_counter()
+        marks = " UNION ALL ".join(f"SELECT position FROM proj_{p}.watermark" for p in wiring.PROJECTIONS)
+        with psycopg.connect(url, autocommit=True) as conn:
+            while True:
+                reached = [row[0] for row in conn.execute(marks).fetchall()]
+                if len(reached) == len(wiring.PROJECTIONS) and min(reached) >= head:
+                    break
+                time.sleep(0.05)
+        print(f"relay and runners caught up {head:,} positions in {time.perf_counter() - started:.1f} s",
+              flush=True)
+
+
 def run() -> list[dict[str, Any]]:
     data = Path(tempfile.mkdtemp(prefix="ticketing-bench-"))
     url = embedded.start_postgres(data)
@@ -135,7 +165,8 @@ def run() -> list[dict[str, Any]]:
     procs = Processes(settings)
     procs.start_all()
     try:
-        rows = [*commands.side_by_side(procs.base_url), end_to_end(procs.base_url)]
+        quiet = functools.partial(consumers_stopped, procs, store, url)
+        rows = [*commands.side_by_side(procs.base_url, quiet), end_to_end(procs.base_url)]
         rows += relay_and_consumer(settings, store)
         rows += rebuilds(settings, store)
         return rows
