@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, nullcontext, suppress
 from dataclasses import replace
 from datetime import datetime
+from operator import itemgetter
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -242,9 +243,12 @@ class ApplicationHost:
         rows = self._query(
             f"SELECT notification_id, originator_id, originator_version, topic, state, committed_at, chain_hash"
             f" FROM {self.table} WHERE (originator_id = %s OR {self.schema}.contract_of(state) = %s)"
-            " AND (%s::timestamptz IS NULL OR committed_at <= %s) ORDER BY notification_id",
+            " AND (%s::timestamptz IS NULL OR committed_at <= %s)",
             (UUID(contract_id), contract_id, known_at, known_at),
         )
+        # In store order, sorted here: PostgreSQL sorts these wide rows (states and all) on disk
+        # once they outgrow its work_mem (about ten thousand events at the default 4 MB).
+        rows.sort(key=itemgetter(0))
         opener = self.keys.opener(contract_id)  # read now, after the events: an erasure since shows
         decoded = []
         for row in rows:
