@@ -34,13 +34,19 @@ def seal(key: bytes, contract_id: str, value: str) -> str:
     return PREFIX + base64.urlsafe_b64encode(nonce + sealed).decode()
 
 
-def open_sealed(key: bytes | None, contract_id: str, value: str) -> str | None:
+def cipher(key: bytes) -> AESGCM:
+    """A key made ready to open many values: making it costs more than one opening does."""
+    return AESGCM(key)
+
+
+def open_sealed(key: bytes | AESGCM | None, contract_id: str, value: str) -> str | None:
     """The text a sealed value holds; None when the key is gone or the value was not sealed
-    under it for this contract."""
+    under it for this contract. `key` may be given as its `cipher`."""
     if key is None or not is_sealed(value):
         return None
     try:
         raw = base64.urlsafe_b64decode(value[len(PREFIX):])
-        return AESGCM(key).decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], contract_id.encode()).decode()
+        opening = cipher(key) if isinstance(key, bytes) else key
+        return opening.decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], contract_id.encode()).decode()
     except (InvalidTag, ValueError):
         return None

@@ -14,10 +14,12 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Any
 from uuid import UUID
 
 import psycopg
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from psycopg_pool import ConnectionPool
 
 from domain import personal
@@ -37,11 +39,16 @@ class Opener:
     key: bytes | None
     erased: bool
 
+    @cached_property
+    def _cipher(self) -> AESGCM | None:
+        """The key made ready once for the many fields one reader opens (a contract's history)."""
+        return None if self.key is None else sealing.cipher(self.key)
+
     def open(self, value: Any) -> Any:
         if value is None or self.erased:
             return None
         if sealing.is_sealed(value):
-            return sealing.open_sealed(self.key, self.contract_id, value)
+            return sealing.open_sealed(self._cipher, self.contract_id, value)
         return value  # stored in clear, before sealing began
 
     def opened(self, data: dict[str, Any], fields: Iterable[str]) -> dict[str, Any]:

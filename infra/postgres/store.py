@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, nullcontext, suppress
 from dataclasses import replace
 from datetime import datetime
+from operator import itemgetter
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -231,15 +232,30 @@ class ApplicationHost:
                     erased_as: str | None = None) -> list[tuple[Envelope, Link]]:
         """`envelopes_of`, each with its link in the contract's hash chain (domain/chain.py):
         its commit time, its stored bytes and the hash stored with it."""
+        _, decoded = self._decoded_of(contract_id, known_at, erased_as)
+        return [(envelope, link) for _, envelope, link in decoded]
+
+    def _decoded_of(self, contract_id: str, known_at: datetime | None = None, erased_as: str | None = None,
+                    ) -> tuple[Opener, list[tuple[Any, Envelope, Link]]]:
+        """`recorded_of` with each event's domain event beside its envelope (both made of one
+        decoding; the domain event's personal fields as stored, sealed), and the opener that
+        opened the envelopes."""
         rows = self._query(
             f"SELECT notification_id, originator_id, originator_version, topic, state, committed_at, chain_hash"
             f" FROM {self.table} WHERE (originator_id = %s OR {self.schema}.contract_of(state) = %s)"
-            " AND (%s::timestamptz IS NULL OR committed_at <= %s) ORDER BY notification_id",
+            " AND (%s::timestamptz IS NULL OR committed_at <= %s)",
             (UUID(contract_id), contract_id, known_at, known_at),
         )
+        # In store order, sorted here: PostgreSQL sorts these wide rows (states and all) on disk
+        # once they outgrow its work_mem (about ten thousand events at the default 4 MB).
+        rows.sort(key=itemgetter(0))
         opener = self.keys.opener(contract_id)  # read now, after the events: an erasure since shows
-        return [(reveal_envelope(self.to_envelope(*row[:5]), opener, erased_as), _link(contract_id, row))
-                for row in rows]
+        decoded = []
+        for row in rows:
+            event = self._domain_event(*row[1:5])
+            envelope = reveal_envelope(from_domain_event(event, row[0]), opener, erased_as)
+            decoded.append((event, envelope, _link(contract_id, row)))
+        return opener, decoded
 
     def shown(self, kind: str, state: dict[str, Any], opener: Opener | None = None) -> dict[str, Any]:
         """An aggregate's `state()` as shown: its personal fields opened with its contract's key
@@ -289,34 +305,51 @@ class ApplicationHost:
                                  for n in notifications], erased_as="")
 
     def to_envelope(self, position: int, originator_id: Any, version: int, topic: str, state: bytes) -> Envelope:
-        stored = StoredEvent(originator_id, version, topic, bytes(state))
-        return from_domain_event(self.app.mapper.to_domain_event(stored), position)
+        return from_domain_event(self._domain_event(originator_id, version, topic, state), position)
+
+    def _domain_event(self, originator_id: Any, version: int, topic: str, state: bytes) -> Any:
+        return self.app.mapper.to_domain_event(StoredEvent(originator_id, version, topic, bytes(state)))
 
     def history(self, contract_id: str | UUID, as_of: datetime, known_at: datetime | None = None) -> dict[str, Any]:
         """The audit view: events up to `as_of` (business time) that were committed by
         `known_at` (commit time; default: now), and the state they add up to."""
         cid = str(as_id(contract_id))
-        recorded = [(e, link) for e, link in self.recorded_of(cid, known_at) if e.occurred_at <= as_of]
-        events = [e for e, _ in recorded]
+        opener, decoded = self._decoded_of(cid, known_at)
+        recorded = [(e, link) for _, e, link in decoded if e.occurred_at <= as_of]
         known = {"known_at": known_at.isoformat() if known_at else None}
-        if not any(e.aggregate_id == cid for e in events):
+        if not any(e.aggregate_id == cid for e, _ in recorded):
             self.app.contract(cid)  # 404 when the contract does not exist at all
             return {"as_of": as_of.isoformat(), **known, "events": [], "contract": None, "tickets": []}
         versions: dict[str, int] = {}
-        for e in events:
+        for e, _ in recorded:
             versions[e.aggregate_id] = e.aggregate_version
-        contract: Contract = self.app.repository.get(UUID(cid), version=versions.pop(cid))
-        opener = self.keys.opener(cid)
-        tickets: list[dict[str, Any]] = [self.shown("Ticket", self.app.repository.get(UUID(i), version=v).state(), opener)
-                                         for i, v in versions.items()]
+        states = self._states_at(versions, decoded)
+        contract: Contract = states.pop(cid)
         return {
             "as_of": as_of.isoformat(),
             **known,
             "events": [{**e.as_json(), "committed_at": link.committed_at.isoformat(),
                         "hash": (link.stored_hash or b"").hex()} for e, link in recorded],
             "contract": self.shown("Contract", contract.state(), opener),
-            "tickets": tickets,
+            "tickets": [self.shown("Ticket", ticket.state(), opener) for ticket in states.values()],
         }
+
+    def _states_at(self, versions: dict[str, int], decoded: list[tuple[Any, Envelope, Link]]) -> dict[str, Any]:
+        """Each aggregate at its version (in the order `versions` names them), replayed from
+        the contract's events already read rather than loaded by a query each. Those hold
+        every event of the contract and of its tickets (each carries the contract's id) that
+        was committed by `known_at`; commit time follows the store's order, so that is each
+        aggregate's first versions, and the replay is what the repository loads, snapshot or
+        not. Only events stored before commit times were recorded (they have none, so
+        `known_at` leaves them out) can be missing: such an aggregate loads from the repository."""
+        events: dict[str, list[Any]] = {aggregate_id: [] for aggregate_id in versions}
+        for event, envelope, _ in decoded:
+            mine = events.get(envelope.aggregate_id)
+            if mine is not None and envelope.aggregate_version <= versions[envelope.aggregate_id]:
+                mine.append(event)
+        return {aggregate_id: _project(None, mine) if len(mine) == versions[aggregate_id]
+                else self.app.repository.get(UUID(aggregate_id), version=versions[aggregate_id])
+                for aggregate_id, mine in events.items()}
 
     def _query(self, query: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         return postgres.run(self.pool, lambda conn: conn.execute(query, params).fetchall())

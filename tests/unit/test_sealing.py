@@ -19,6 +19,7 @@ def test_a_sealed_value_opens_with_its_key_for_its_contract(value: str) -> None:
     sealed = sealing.seal(key, contract, value)
     assert sealing.is_sealed(sealed)
     assert sealing.open_sealed(key, contract, sealed) == value
+    assert sealing.open_sealed(sealing.cipher(key), contract, sealed) == value  # the key made ready once
 
 
 @given(TEXT)
@@ -26,6 +27,7 @@ def test_a_sealed_value_opens_with_no_other_key_nor_for_another_contract(value: 
     key, contract = sealing.new_key(), str(uuid.uuid4())
     sealed = sealing.seal(key, contract, value)
     assert sealing.open_sealed(sealing.new_key(), contract, sealed) is None
+    assert sealing.open_sealed(sealing.cipher(sealing.new_key()), contract, sealed) is None
     assert sealing.open_sealed(key, str(uuid.uuid4()), sealed) is None
     assert sealing.open_sealed(None, contract, sealed) is None  # a destroyed key opens nothing
 
