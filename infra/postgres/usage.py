@@ -24,11 +24,12 @@ another ticket while a ticket is being opened (in this process or another) is no
 check: opening a ticket locks nothing of its contract's usage, and reserves nothing, so such
 an entry may take the balance below zero, which the ledger shows as overage.
 
-The rows are found by the contract index (`contract_of(state)`, with the position) and by the
-topic the library gives the event class (`get_topic(Ticket.TimeConsumed)`), never by a topic
-written out here, and are decoded by the application's own mapper: renaming or moving the
-class (with `register_topic`) keeps this read working, and a stored form the mapper cannot read
-fails loudly rather than counting as no usage.
+The rows are found by the contract index (`contract_of(state)`, with the position) and each is
+decoded by the application's own mapper, then counted if it is a `Ticket.TimeConsumed`: no
+topic is compared, so entries stored under an older topic of a renamed or moved class (one the
+class was registered under with `register_topic`) still count, and a stored form the mapper
+cannot read fails loudly rather than counting as no usage. Only a contract's first check in a
+process decodes its whole history; later ones decode the few events stored since.
 """
 
 from __future__ import annotations
@@ -40,7 +41,6 @@ from typing import Any
 
 from eventsourcing.application import Application, LRUCache
 from eventsourcing.persistence import StoredEvent
-from eventsourcing.utils import get_topic
 from psycopg_pool import ConnectionPool
 
 from domain.billing import Usage
@@ -59,23 +59,21 @@ class StoredUsage:
     def __init__(self, app: Application[Any], pool: ConnectionPool, schema: str, table: str) -> None:
         self.mapper = app.mapper
         self.pool = pool
-        self.topic = get_topic(self.event_class)
-        # The head and the new entries in one statement, so they come from one snapshot.
+        # The head and the contract's new events in one statement, so from one snapshot.
         self.query = (
             f"WITH head AS (SELECT coalesce(max(notification_id), 0) AS position FROM {table})"
             " SELECT head.position, e.originator_id, e.originator_version, e.topic, e.state FROM head"
             f" LEFT JOIN {table} e ON {schema}.contract_of(e.state) = %s AND e.notification_id > %s"
-            " AND e.topic = %s"
         )
         self.kept: LRUCache[str, tuple[int, Counter[tuple[str, int]]]] = LRUCache(maxsize=MAX_CONTRACTS)
         self.lock = threading.Lock()
 
     def __call__(self, contract_id: str) -> Usage:
         position, counts = self._kept(contract_id)
-        rows = postgres.run(self.pool, lambda conn: conn.execute(
-            self.query, (contract_id, position, self.topic)).fetchall())
+        rows = postgres.run(self.pool, lambda conn: conn.execute(self.query, (contract_id, position)).fetchall())
         head = rows[0][0]
-        new = Counter(self._entry(*row[1:]) for row in rows if row[1] is not None)
+        events = (self._decoded(*row[1:]) for row in rows if row[1] is not None)
+        new = Counter((e.kind, int(e.minutes)) for e in events if isinstance(e, self.event_class))
         if new:
             counts = counts + new  # a new Counter: what is kept is never changed in place
         with self.lock:
@@ -89,6 +87,5 @@ class StoredUsage:
         except KeyError:
             return 0, Counter()
 
-    def _entry(self, originator_id: Any, version: int, topic: str, state: bytes) -> tuple[str, int]:
-        entry = self.mapper.to_domain_event(StoredEvent(originator_id, version, topic, bytes(state)))
-        return entry.kind, int(entry.minutes)  # type: ignore[attr-defined]  # fields of the @event-made class
+    def _decoded(self, originator_id: Any, version: int, topic: str, state: bytes) -> Any:
+        return self.mapper.to_domain_event(StoredEvent(originator_id, version, topic, bytes(state)))
