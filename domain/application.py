@@ -59,10 +59,12 @@ __all__ = ["Recorded", "TicketingApplication", "UsageReader", "as_id"]
 
 
 class UsageReader(Protocol):
-    """The port the credit check asks: every time entry recorded on the tickets of a
-    contract, as (kind, minutes), in store order."""
+    """The port the credit check asks: how many time entries of each (kind, minutes) are
+    recorded on the tickets of a contract. Counts, not the entries themselves, because that
+    is all a charge depends on (domain/billing.py), and counts a host can keep up to date as
+    entries are recorded, rather than read the contract's whole history on every check."""
 
-    def __call__(self, contract_id: str) -> Iterable[tuple[str, int]]: ...
+    def __call__(self, contract_id: str) -> billing.Usage: ...
 
 
 @dataclass(frozen=True)
@@ -212,8 +214,8 @@ class TicketingApplication(Application[UUID]):
     def credit_balance(self, contract: Contract, terms: PlanTerms) -> int:
         """The credits left, by the one rule the ledger also counts with (domain/billing.py)."""
         assert terms.credits is not None
-        entries = self.usage(str(contract.id)) if self.usage else ()
-        return billing.credit_balance(contract.credits_granted, terms.credits.charges, entries)
+        usage = self.usage(str(contract.id)) if self.usage else {}
+        return billing.credit_balance(contract.credits_granted, terms.credits.charges, usage)
 
     def _refuse_without_credits(self, contract: Contract, terms: PlanTerms) -> None:
         if terms.credits is None:

@@ -5,19 +5,22 @@ minimums, 15-credit rounding blocks, flat update charges; a kind the plan does n
 costs nothing), what it debits from an hour bank (exact minutes), how much of a periodic
 allowance (``datacrm``: 2 h of guidance per quarter, never carried over) covers it, and what
 is left of the credits granted. The application's refusal to open a ticket without credits
-and the ledger's balance both use these, so the two never disagree. Which period an entry
+and the ledger's balance both use these, so the two never disagree. An entry's charge depends
+on its kind and minutes alone, so the credits used follow from how many entries there are of
+each (kind, minutes): the credit check counts them that way (`Usage`). Which period an entry
 falls in is domain/periods.py's business.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
 __all__ = [
     "DOLIBARR_RULES",
     "ChargeRule",
+    "Usage",
     "balance",
     "credit_balance",
     "credit_charge",
@@ -53,6 +56,10 @@ DOLIBARR_RULES: Mapping[str, ChargeRule] = MappingProxyType(
     }
 )
 
+# How many time entries there are of each (kind, minutes).
+Usage = Mapping[tuple[str, int], int]
+
+
 def _require_positive_minutes(minutes: int) -> None:
     if minutes <= 0:
         raise ValueError(f"minutes must be > 0, got {minutes}")
@@ -79,9 +86,11 @@ def balance(granted: int, used: int) -> int:
     return granted - used
 
 
-def credit_balance(granted: int, charges: Mapping[str, ChargeRule], entries: Iterable[tuple[str, int]]) -> int:
-    """The credits left of ``granted`` after the time entries ``(kind, minutes)``."""
-    return balance(granted, sum(entry_charge(charges, kind, minutes) for kind, minutes in entries))
+def credit_balance(granted: int, charges: Mapping[str, ChargeRule], usage: Usage) -> int:
+    """The credits left of ``granted`` after the time entries counted in ``usage``: each
+    charged as the ledger charges it, one entry at a time (`entry_charge`)."""
+    return balance(granted, sum(entry_charge(charges, kind, minutes) * count
+                                for (kind, minutes), count in usage.items()))
 
 
 def hour_bank_charge(minutes: int) -> int:

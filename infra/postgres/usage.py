@@ -1,45 +1,91 @@
-"""The credit check's port on PostgreSQL: a contract's time entries, read from the events table.
+"""The credit check's port on PostgreSQL: a contract's time entries, counted from the events table.
 
-The application asks `UsageReader` (domain/application.py) for every time entry recorded on a
-contract's tickets before it opens one more on a credit plan. The rows are found by the
-contract index (`contract_of(state)`) and by the topic the library gives the event class
-(`get_topic(Ticket.TimeConsumed)`), never by a topic written out here, and are decoded by the
-application's own mapper: renaming or moving the class (with `register_topic`) keeps this
-read working, and a stored form the mapper cannot read fails loudly rather than counting as
-no usage.
+The application asks `UsageReader` (domain/application.py) how many time entries of each
+(kind, minutes) a contract's tickets hold before it opens one more on a credit plan. Reading
+them all on every check would cost more as the contract's history grows, so each contract's
+counts are kept here up to a store position, and a check reads only the entries stored after
+it, in one statement that also answers the store's head, so the kept position moves on even
+when nothing new was recorded.
+
+Keeping counts is safe because a row with a lower position can never appear after a reader saw
+a higher one. The append (sql/append.sql, as the library's own insert) locks the events table
+in EXCLUSIVE mode, takes the rows' positions from the table's sequence (one value at a time: it
+keeps no per-session cache) and holds the lock until it commits; PostgreSQL makes a commit
+visible before it releases the transaction's locks (`CommitTransaction`, in its xact.c). So an
+append's positions are handed out only once every earlier append is visible, and the one
+snapshot a statement reads with holds every row up to the head it reads. The relay tails the
+store on the same guarantee. Rows are never deleted nor rewritten, and an erasure seals only
+personal fields (domain/personal.py): a time entry's kind and minutes stay readable.
+
+Each process keeps its own counts, which changes nothing for concurrent writers: every check
+still counts, from the store, every entry committed before it starts (as reading the whole
+history did), only without reading again what it had counted. As before, an entry recorded on
+another ticket while a ticket is being opened (in this process or another) is not seen by that
+check: opening a ticket locks nothing of its contract's usage, and reserves nothing, so such
+an entry may take the balance below zero, which the ledger shows as overage.
+
+The rows are found by the contract index (`contract_of(state)`, with the position) and each is
+decoded by the application's own mapper, then counted if it is a `Ticket.TimeConsumed`: no
+topic is compared, so entries stored under an older topic of a renamed or moved class (one the
+class was registered under with `register_topic`) still count, and a stored form the mapper
+cannot read fails loudly rather than counting as no usage. Only a contract's first check in a
+process decodes its whole history; later ones decode the few events stored since.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections import Counter
+from types import MappingProxyType
 from typing import Any
 
-from eventsourcing.application import Application
+from eventsourcing.application import Application, LRUCache
 from eventsourcing.persistence import StoredEvent
-from eventsourcing.utils import get_topic
 from psycopg_pool import ConnectionPool
 
+from domain.billing import Usage
 from domain.ticket import Ticket
 from infra import postgres
 
+MAX_CONTRACTS = 10_000  # counts kept for this many contracts (the most recently checked)
+
 
 class StoredUsage:
-    """`UsageReader` on the events table: (kind, minutes) of each `Ticket.TimeConsumed`."""
+    """`UsageReader` on the events table: `Ticket.TimeConsumed` entries counted by (kind,
+    minutes), kept per contract and brought up to date with what was stored since."""
 
     event_class = Ticket.TimeConsumed  # type: ignore[attr-defined]  # made by the aggregate's @event decorator
 
     def __init__(self, app: Application[Any], pool: ConnectionPool, schema: str, table: str) -> None:
         self.mapper = app.mapper
         self.pool = pool
-        self.topic = get_topic(self.event_class)
+        # The head and the contract's new events in one statement, so from one snapshot.
         self.query = (
-            f"SELECT originator_id, originator_version, topic, state FROM {table}"
-            f" WHERE {schema}.contract_of(state) = %s AND topic = %s ORDER BY notification_id"
+            f"WITH head AS (SELECT coalesce(max(notification_id), 0) AS position FROM {table})"
+            " SELECT head.position, e.originator_id, e.originator_version, e.topic, e.state FROM head"
+            f" LEFT JOIN {table} e ON {schema}.contract_of(e.state) = %s AND e.notification_id > %s"
         )
+        self.kept: LRUCache[str, tuple[int, Counter[tuple[str, int]]]] = LRUCache(maxsize=MAX_CONTRACTS)
+        self.lock = threading.Lock()
 
-    def __call__(self, contract_id: str) -> Iterator[tuple[str, int]]:
-        rows = postgres.run(self.pool, lambda conn: conn.execute(
-            self.query, (contract_id, self.topic)).fetchall())
-        for originator_id, version, topic, state in rows:
-            entry = self.mapper.to_domain_event(StoredEvent(originator_id, version, topic, bytes(state)))
-            yield entry.kind, int(entry.minutes)  # type: ignore[attr-defined]  # fields of the @event-made class
+    def __call__(self, contract_id: str) -> Usage:
+        position, counts = self._kept(contract_id)
+        rows = postgres.run(self.pool, lambda conn: conn.execute(self.query, (contract_id, position)).fetchall())
+        head = rows[0][0]
+        events = (self._decoded(*row[1:]) for row in rows if row[1] is not None)
+        new = Counter((e.kind, int(e.minutes)) for e in events if isinstance(e, self.event_class))
+        if new:
+            counts = counts + new  # a new Counter: what is kept is never changed in place
+        with self.lock:
+            if self._kept(contract_id)[0] < head:  # another thread may have gone further meanwhile
+                self.kept.put(contract_id, (head, counts))
+        return MappingProxyType(counts)
+
+    def _kept(self, contract_id: str) -> tuple[int, Counter[tuple[str, int]]]:
+        try:
+            return self.kept.get(contract_id)
+        except KeyError:
+            return 0, Counter()
+
+    def _decoded(self, originator_id: Any, version: int, topic: str, state: bytes) -> Any:
+        return self.mapper.to_domain_event(StoredEvent(originator_id, version, topic, bytes(state)))

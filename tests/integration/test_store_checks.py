@@ -1,22 +1,17 @@
 """What the store refuses before anything is written: an event its Avro schema cannot carry,
-or one the broker would not take, so that whatever is stored can be relayed; and the credit
-check, which reads a contract's time entries back from the events table; and a command whose
+or one the broker would not take, so that whatever is stored can be relayed; and a command whose
 first attempt decided on a cached state that another writer has since changed."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
-from uuid import UUID, uuid4
+from uuid import UUID
 
 import pytest
-from eventsourcing.utils import get_topic
 
 from domain import commands
 from domain.errors import Conflict, InvalidInput
 from domain.ticket import Ticket
 from infra.postgres.store import ApplicationHost
-from infra.process import wiring
 
 
 def test_an_event_beyond_its_schema_is_refused_and_nothing_is_stored(store: ApplicationHost) -> None:
@@ -38,52 +33,13 @@ def test_an_event_over_the_message_size_is_refused_and_nothing_is_stored(store: 
     assert store.head() == head
 
 
-# -- the credit check's port: time entries read back from the events table -------------------
+# -- a command's first attempt decides on the cached state unchecked -------------------------
 
 
 def stored_topics(store: ApplicationHost, ticket_id: str) -> list[str]:
     rows = store._query(f"SELECT topic FROM {store.table} WHERE originator_id = %s ORDER BY originator_version",
                         (UUID(ticket_id),))
     return [topic for (topic,) in rows]
-
-
-def test_the_credit_check_reads_time_entries_under_the_topic_their_class_is_stored_with(
-        store: ApplicationHost) -> None:
-    cid = store.app.sign_contract("Acme", "dolibarr/credits", "2026-01-01").aggregate_id
-    store.app.add_credits(cid, 100)
-    tid = store.handle(commands.Open(cid, "t", "r")).aggregate_id
-    store.handle(commands.RecordTime(tid, 50, "intervention"))
-    store.handle(commands.RecordTime(tid, 1, "query"))
-    # The port asks for the topic the library gives the class, which is what the mapper wrote.
-    assert store.usage.topic == get_topic(Ticket.TimeConsumed) == stored_topics(store, tid)[-1]
-    assert list(store.usage(cid)) == [("intervention", 50), ("query", 1)]
-    assert list(store.usage(str(uuid4()))) == []
-
-
-def test_a_credit_contract_whose_credits_are_spent_refuses_a_new_ticket_until_it_buys_more(
-        store: ApplicationHost) -> None:
-    cid = store.handle(commands.Sign("Acme", "dolibarr/credits", "2026-01-01")).aggregate_id
-    store.handle(commands.BuyCredits(cid, 60))
-    tid = store.handle(commands.Open(cid, "t", "r")).aggregate_id
-    store.handle(commands.RecordTime(tid, 40, "intervention"))  # 45 credits: 15 left
-    store.handle(commands.Open(cid, "t2", "r"))
-    store.handle(commands.RecordTime(tid, 10, "query"))  # 15 more: none left
-    with pytest.raises(Conflict, match="no credits left") as refused:
-        store.handle(commands.Open(cid, "t3", "r"))
-    assert refused.value.detail == {"balance": 0}
-    store.handle(commands.BuyCredits(cid, 15))
-    store.handle(commands.Open(cid, "t3", "r"))
-
-
-# -- a command's first attempt decides on the cached state unchecked -------------------------
-
-
-@pytest.fixture
-def other(servers: Any) -> Iterator[ApplicationHost]:
-    """A second writer on the same store, with a cache of its own (as another API process)."""
-    host = wiring.event_store(servers)
-    yield host
-    host.close()
 
 
 def test_a_refusal_on_a_cached_state_that_another_writer_changed_is_decided_again_on_the_store(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -19,7 +20,7 @@ def app() -> TicketingApplication:
     entries: dict[str, list[tuple[str, int]]] = {}
     application = TicketingApplication(
         load_catalog(), env={"PERSISTENCE_MODULE": "eventsourcing.popo"}, clock=FixedClock(NOW),
-        usage=lambda cid: entries.get(cid, []),
+        usage=lambda cid: Counter(entries.get(cid, [])),
     )
     application.entries = entries
     return application

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -12,7 +13,9 @@ from hypothesis import strategies as st
 from domain.billing import (
     DOLIBARR_RULES,
     ChargeRule,
+    credit_balance,
     credit_charge,
+    entry_charge,
     hour_bank_charge,
     split_allowance,
 )
@@ -110,6 +113,35 @@ def test_dolibarr_charges_above_the_minimum_are_whole_15_credit_blocks(
 def test_a_flat_rule_ignores_the_minutes(flat: int, minutes: int, other: int) -> None:
     rule = ChargeRule(minimum=0, block=15, flat=flat)
     assert credit_charge(rule, minutes) == credit_charge(rule, other) == flat
+
+
+# The credit balance, from time entries counted by (kind, minutes).
+
+charge_plans = st.dictionaries(
+    st.sampled_from(["query", "intervention", "update"]),
+    st.one_of(block_rules, st.builds(ChargeRule, minimum=st.just(0), block=st.just(15),
+                                     flat=st.integers(min_value=0, max_value=600))),
+)
+# Few distinct minutes, so that entries repeat and are counted more than once; "work" is a
+# kind no credit plan charges.
+time_entries = st.lists(
+    st.tuples(st.sampled_from(["query", "intervention", "update", "work"]), st.integers(min_value=1, max_value=40)),
+    max_size=60,
+)
+
+
+def test_a_balance_counts_each_entry_by_the_dolibarr_rules() -> None:
+    usage = {("intervention", 70): 1, ("query", 1): 2, ("work", 30): 3}  # 75 + 2 x 15 + nothing
+    assert credit_balance(120, DOLIBARR_RULES, usage) == 15
+    assert credit_balance(120, DOLIBARR_RULES, {}) == 120
+
+
+@given(st.integers(min_value=0, max_value=100_000), charge_plans, time_entries)
+def test_a_balance_from_counted_entries_equals_the_balance_entry_by_entry(
+    granted: int, charges: dict[str, ChargeRule], entries: list[tuple[str, int]]
+) -> None:
+    one_by_one = granted - sum(entry_charge(charges, kind, minutes) for kind, minutes in entries)
+    assert credit_balance(granted, charges, Counter(entries)) == one_by_one
 
 
 @given(minutes_worked)

@@ -5,7 +5,7 @@ credit check and the ledger count credits by the one rule of domain/billing.py."
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid4
 
@@ -26,12 +26,11 @@ NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 CATALOG = load_catalog()
 
 
-def logged_usage(app: TicketingApplication, contract_id: str) -> Iterator[tuple[str, int]]:
+def logged_usage(app: TicketingApplication, contract_id: str) -> Counter[tuple[str, int]]:
     """A `UsageReader` on the application's own notification log, decoded by its mapper."""
-    for notification in app.recorder.select_notifications(start=1, limit=10**6):
-        event = app.mapper.to_domain_event(notification)
-        if isinstance(event, Ticket.TimeConsumed) and event.contract_id == contract_id:
-            yield event.kind, event.minutes
+    events = (app.mapper.to_domain_event(n) for n in app.recorder.select_notifications(start=1, limit=10**6))
+    return Counter((e.kind, e.minutes) for e in events
+                   if isinstance(e, Ticket.TimeConsumed) and e.contract_id == contract_id)
 
 
 def application() -> TicketingApplication:
