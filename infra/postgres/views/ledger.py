@@ -12,6 +12,7 @@ event. Notices go to the outbox in the same transaction, keyed by contract id.
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from typing import Any
 
 import psycopg
@@ -95,6 +96,11 @@ class PgLedgerView:
         return {r[0]: TicketCost(*r) for r in rows}
 
     # -- the rows the projection gets and puts ----------------------------------------------
+
+    def prefetch(self, contracts: Collection[str], tickets: Collection[str]) -> None:
+        self.books.prefetch(contracts)
+        self.periods.prefetch(contracts)
+        self.tickets.prefetch(tickets)
 
     def book(self, contract_id: str) -> Book | None:
         return self.books.get(contract_id)
