@@ -305,6 +305,11 @@ class Rebuild:
             conn.execute(f"INSERT INTO {new}.{table} SELECT * FROM {live}.{table}")
         conn.execute(f"DELETE FROM {new}.outbox n USING {live}.outbox o WHERE n.notice_id = o.notice_id")
         conn.execute(f"UPDATE {new}.outbox SET published_at = now() WHERE published_at IS NULL")
+        # Left are the notices only the rebuild decided, under ids of its own outbox, which the
+        # live one may hold for other notices (its runner's, earlier switches' announcements):
+        # they move past both outboxes' highest ids (read under the switch lock), in order.
+        conn.execute(f"UPDATE {new}.outbox SET id = id + (SELECT coalesce(greatest("
+                     f"(SELECT max(id) FROM {new}.outbox), (SELECT max(id) FROM {live}.outbox)), 0))")
         conn.execute(f"INSERT INTO {new}.outbox SELECT * FROM {live}.outbox")
         for table in ("outbox", "dead_letter"):  # copied ids: the next one must come after them
             conn.execute(f"SELECT setval(pg_get_serial_sequence('{new}.{table}', 'id'),"
