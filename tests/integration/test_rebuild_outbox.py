@@ -1,6 +1,8 @@
 """A rebuild and the notices of the outbox: rebuilt again and again, a projection switches, and
 each notice reaches its topic once. The live outbox holds ids of its own (the live runner's,
-the switches' announcements) beside those the rebuild gave the notices it decided."""
+the switches' announcements) beside those the rebuild gave the notices it decided; and the
+notices of events the live runner had not applied yet, when it lagged behind the rebuild, are
+its to decide and send."""
 
 from __future__ import annotations
 
@@ -73,3 +75,24 @@ def test_a_second_rebuild_switches_though_it_decided_a_notice_under_an_id_the_li
     assert outbox(url, cid) == {low: True, out: True}  # a notice about the past is not sent again
     assert sent(backend, cid, {low, out}) == {low: 1, out: 1}
 
+
+def test_the_notices_of_events_a_lagging_runner_had_not_applied_are_sent_once_after_each_rebuild(
+    backend: Processes, store: ApplicationHost, client: httpx.Client
+) -> None:
+    url = backend.settings.database_url or ""
+    cid = contract(client, BANK, starts_on="2025-01-01", at="2024-12-15T10:00:00-05:00")
+    tid = ticket(client, cid, at="2025-03-03T09:00:00-05:00")
+    answered(client, f"/contracts/{cid}/ledger", spend(client, tid, 10, "2025-03-03T17:00:00-05:00"))
+    for year in (2025, 2026):
+        backend.kill("consume-ledger")  # it lags behind the rebuild: the crossings below are its
+        if year == 2026:
+            post(client, f"/contracts/{cid}/renew", at="2026-01-01T00:00:00-05:00")
+        spend(client, tid, 1090, f"{year}-03-04T17:00:00-05:00")
+        last = spend(client, tid, 150, f"{year}-03-05T17:00:00-05:00")
+        rebuild_ledger(backend, store)
+        backend.start("consume-ledger")
+        assert answered(client, f"/contracts/{cid}/ledger", last)["exhausted"]
+
+    eventually(lambda: len(outbox(url, cid)) == 4 and all(outbox(url, cid).values()))
+    notices = set(outbox(url, cid))
+    assert sent(backend, cid, notices) == dict.fromkeys(notices, 1)
