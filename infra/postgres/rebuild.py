@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -78,12 +78,19 @@ class RebuildRunning(Exception):
 @contextmanager
 def alone(url: str, spec: ProjectionSpec) -> Iterator[None]:
     """Hold the lease `rebuild:<name>` meanwhile: one rebuild of a projection at a time."""
-    conn = leases.connect(url, autocommit=True)
+    conn, role = leases.connect(url, autocommit=True), f"rebuild:{spec.name}"
     try:
-        if not leases.try_lock(conn, f"rebuild:{spec.name}"):
+        if not leases.try_lock(conn, role):
             raise RebuildRunning(f"another rebuild of {spec.name} is running (server pid"
-                                 f" {leases.holder(conn, f'rebuild:{spec.name}')} holds its lease)")
-        yield
+                                 f" {leases.holder(conn, role)} holds its lease)")
+        try:
+            yield
+        finally:
+            # Released before closing: the server frees a closed session's locks only once its
+            # process has ended, which may come after the next rebuild (an `--abort`) tried. (A
+            # broken connection has lost the lease already.)
+            with suppress(psycopg.Error):
+                leases.unlock(conn, role)
     finally:
         conn.close()
 
