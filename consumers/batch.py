@@ -20,7 +20,7 @@ import structlog
 
 from consumers.ports import Cursor, Projection, Record, RunnerSession
 from domain.personal import ERASED
-from projections.envelope import Envelope, keys_of
+from projections.envelope import Envelope
 
 log = structlog.get_logger("runner")
 
@@ -97,7 +97,7 @@ class Applier:
     def apply(self, book: RunnerSession, messages: list[Consumed], result: BatchResult) -> None:
         """Apply the messages to one view (on the session's transaction) and write it."""
         view = book.view()
-        view.prefetch(*keys_of(m.env for m in messages))
+        view.prefetch({m.env.contract_id for m in messages})
         for m in messages:
             used = bool(self.projection.apply(m.env, view))
             result.applied, result.ignored = result.applied + used, result.ignored + (not used)

@@ -139,11 +139,12 @@ class OutboxRows(Protocol):
 class View(Protocol):
     """A read model's rows, bound to the open transaction of one batch (or one tick)."""
 
-    def prefetch(self, contracts: Collection[str], tickets: Collection[str]) -> None:
-        """Read now, in one query per table, the rows of these contracts and tickets (those of
-        the batch about to be applied), rather than a row at a time when first got: a batch
-        then costs a few round trips, not one per contract (a view that holds every row in
-        memory has nothing to read)."""
+    def prefetch(self, contracts: Collection[str]) -> None:
+        """Read now, in one query per table, the rows kept by contract of these contracts (the
+        batch's), rather than a contract at a time when first got: a batch then costs a few
+        round trips, not one per contract. (Rows kept by ticket need no reading ahead: a
+        batch's folds run at flush, once one query has read the rows they need. A view that
+        holds every row in memory has nothing to read.)"""
         ...
 
     def flush(self) -> int:

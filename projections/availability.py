@@ -242,7 +242,7 @@ class InMemoryAvailabilityView:
     maintenance: dict[str, dict[int, Interval]] = field(default_factory=dict)
     notices: list[BudgetNotice] = field(default_factory=list)
 
-    def prefetch(self, contracts: Collection[str], tickets: Collection[str]) -> None:
+    def prefetch(self, contracts: Collection[str]) -> None:
         """Every row is in memory already."""
 
     def contract(self, contract_id: str) -> Terms | None:

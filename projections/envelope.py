@@ -7,7 +7,7 @@ the topic apply exactly the same thing. The envelope also says who asked for the
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -73,18 +73,6 @@ def seen(env: Envelope, position: int | None) -> bool:
     (Eventide's `processed?`): one contract's events reach a row in store order, so an event at
     or below that position is a redelivery, or one a rebuild applied before the live runner."""
     return position is not None and env.position <= position
-
-
-def keys_of(envelopes: Iterable[Envelope]) -> tuple[set[str], set[str]]:
-    """The contracts and the tickets these events are about: the keys of the rows a view may
-    read to apply them (what a batch asks its view to read ahead)."""
-    contracts: set[str] = set()
-    tickets: set[str] = set()
-    for env in envelopes:
-        contracts.add(env.contract_id)
-        if env.is_ticket_event:
-            tickets.add(env.aggregate_id)
-    return contracts, tickets
 
 
 def from_domain_event(event: Any, position: int) -> Envelope:

@@ -207,7 +207,7 @@ class InMemoryLedgerView:
     statements: list[Statement] = field(default_factory=list)
     notices: list[Notice] = field(default_factory=list)
 
-    def prefetch(self, contracts: Collection[str], tickets: Collection[str]) -> None:
+    def prefetch(self, contracts: Collection[str]) -> None:
         """Every row is in memory already."""
 
     def book(self, contract_id: str) -> Book | None:

@@ -272,7 +272,7 @@ class InMemorySlaView:
     tickets: dict[str, TicketRecord] = field(default_factory=dict)
     notices: list[Breach] = field(default_factory=list)
 
-    def prefetch(self, contracts: Collection[str], tickets: Collection[str]) -> None:
+    def prefetch(self, contracts: Collection[str]) -> None:
         """Every row is in memory already."""
 
     def contract(self, contract_id: str) -> Signed | None:

@@ -92,7 +92,7 @@ class InMemoryTicketsView:
 
     rows: dict[str, dict[str, Any]] = field(default_factory=dict)
 
-    def prefetch(self, contracts: Collection[str], tickets: Collection[str]) -> None:
+    def prefetch(self, contracts: Collection[str]) -> None:
         """Every row is in memory already."""
 
     def change(self, ticket_id: str, fold: Fold, *args: Any) -> bool:

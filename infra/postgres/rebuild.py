@@ -54,7 +54,7 @@ from infra.postgres.checkpoints import switch_lock
 from infra.postgres.outbox import enqueue
 from infra.postgres.store import ApplicationHost
 from infra.postgres.views import ProjectionSpec
-from projections.envelope import Envelope, keys_of
+from projections.envelope import Envelope
 
 log = structlog.get_logger("rebuild")
 PAGE = 5000
@@ -217,7 +217,7 @@ class Rebuild:
 
     def _apply(self, conn: psycopg.Connection, envelopes: list[Envelope]) -> None:
         view = self.spec.view(conn, self.fresh)
-        view.prefetch(*keys_of(envelopes))
+        view.prefetch({env.contract_id for env in envelopes})
         for env in envelopes:
             self.projection.apply(env, view)
         view.flush()

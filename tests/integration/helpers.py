@@ -21,7 +21,7 @@ from infra.postgres import leases
 from infra.postgres.store import ApplicationHost
 from infra.process import wiring
 from infra.settings import Settings
-from projections.envelope import Envelope, keys_of
+from projections.envelope import Envelope
 from projections.tickets import InMemoryTicketsView, TicketsProjection
 
 
@@ -218,7 +218,7 @@ def apply_in_batches(conn: psycopg.Connection, projection: Any, view: Callable[[
             rows = view()
             delivered = envs[max(0, first - batch):first + batch]
             if n % 2:
-                rows.prefetch(*keys_of(delivered))
+                rows.prefetch({env.contract_id for env in delivered})
             for env in delivered:
                 projection.apply(env, rows)
             rows.flush()

@@ -20,7 +20,7 @@ from infra import postgres
 from infra.kafka.notices import decode_balance as decode_notice
 from infra.postgres.views.ledger import SQL_FILES, PgLedgerView
 from infra.settings import Settings
-from projections.envelope import Envelope, keys_of
+from projections.envelope import Envelope
 from projections.ledger import InMemoryLedgerView, LedgerProjection
 
 
@@ -59,7 +59,7 @@ def on_postgres(url: str, events: list[Envelope], batch: int, pipeline: bool) ->
                 # Each batch comes after the one before it again (a redelivery): dropped.
                 delivered = events[max(0, first - batch):first] + events[first:first + batch]
                 if n % 2:  # rows read ahead, as the runner does, or when first got
-                    view.prefetch(*keys_of(delivered))
+                    view.prefetch({env.contract_id for env in delivered})
                 for env in delivered:
                     projection.apply(env, view)
                 view.flush()

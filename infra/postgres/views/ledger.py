@@ -97,10 +97,9 @@ class PgLedgerView:
 
     # -- the rows the projection gets and puts ----------------------------------------------
 
-    def prefetch(self, contracts: Collection[str], tickets: Collection[str]) -> None:
+    def prefetch(self, contracts: Collection[str]) -> None:
         self.books.prefetch(contracts)
         self.periods.prefetch(contracts)
-        self.tickets.prefetch(tickets)
 
     def book(self, contract_id: str) -> Book | None:
         return self.books.get(contract_id)

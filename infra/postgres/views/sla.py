@@ -52,9 +52,8 @@ class PgSlaView:
 
     # -- the rows the projection gets and puts ----------------------------------------------
 
-    def prefetch(self, contracts: Collection[str], tickets: Collection[str]) -> None:
+    def prefetch(self, contracts: Collection[str]) -> None:
         self.contracts.prefetch(contracts)
-        self.tickets.prefetch(tickets)
 
     def contract(self, contract_id: str) -> Signed | None:
         return self.contracts.get(contract_id)

@@ -31,8 +31,8 @@ class PgTicketsView:
         with self.conn.cursor(row_factory=dict_row) as cur:
             return {r["ticket_id"]: r for r in cur.execute(_statements(self.schema)["load"], (ids,)).fetchall()}
 
-    def prefetch(self, contracts: Collection[str], tickets: Collection[str]) -> None:
-        self.rows.prefetch(tickets)
+    def prefetch(self, contracts: Collection[str]) -> None:
+        """No row is kept by contract: the tickets' are read at flush, in one query."""
 
     def change(self, ticket_id: str, fold: Fold, *args: Any) -> bool:
         return self.rows.change(ticket_id, fold, args)
