@@ -97,6 +97,7 @@ class Applier:
     def apply(self, book: RunnerSession, messages: list[Consumed], result: BatchResult) -> None:
         """Apply the messages to one view (on the session's transaction) and write it."""
         view = book.view()
+        view.prefetch({m.env.contract_id for m in messages})
         for m in messages:
             used = bool(self.projection.apply(m.env, view))
             result.applied, result.ignored = result.applied + used, result.ignored + (not used)

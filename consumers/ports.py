@@ -12,7 +12,7 @@ infra/postgres/checkpoints.py): its logic too is driven from lists in unit tests
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -138,6 +138,14 @@ class OutboxRows(Protocol):
 
 class View(Protocol):
     """A read model's rows, bound to the open transaction of one batch (or one tick)."""
+
+    def prefetch(self, contracts: Collection[str]) -> None:
+        """Read now, in one query per table, the rows kept by contract of these contracts (the
+        batch's), rather than a contract at a time when first got: a batch then costs a few
+        round trips, not one per contract. (Rows kept by ticket need no reading ahead: a
+        batch's folds run at flush, once one query has read the rows they need. A view that
+        holds every row in memory has nothing to read.)"""
+        ...
 
     def flush(self) -> int:
         """Write what the batch changed; how many of its changes were declined because the

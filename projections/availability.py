@@ -15,7 +15,7 @@ rebuild that overlapped the live runner), so replaying any part again changes no
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -241,6 +241,9 @@ class InMemoryAvailabilityView:
     tickets: dict[str, OutageFacts] = field(default_factory=dict)
     maintenance: dict[str, dict[int, Interval]] = field(default_factory=dict)
     notices: list[BudgetNotice] = field(default_factory=list)
+
+    def prefetch(self, contracts: Collection[str]) -> None:
+        """Every row is in memory already."""
 
     def contract(self, contract_id: str) -> Terms | None:
         return self.contracts.get(contract_id)

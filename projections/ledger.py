@@ -20,6 +20,7 @@ Views are ports: `InMemoryLedgerView` here, a PostgreSQL one in infra/postgres/v
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol
@@ -205,6 +206,9 @@ class InMemoryLedgerView:
     tickets: dict[str, TicketCost] = field(default_factory=dict)
     statements: list[Statement] = field(default_factory=list)
     notices: list[Notice] = field(default_factory=list)
+
+    def prefetch(self, contracts: Collection[str]) -> None:
+        """Every row is in memory already."""
 
     def book(self, contract_id: str) -> Book | None:
         return self.books.get(contract_id)

@@ -16,6 +16,7 @@ not. The in-memory view below is the reference the PostgreSQL one must agree wit
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple, Protocol
@@ -270,6 +271,9 @@ class InMemorySlaView:
     contracts: dict[str, Signed] = field(default_factory=dict)
     tickets: dict[str, TicketRecord] = field(default_factory=dict)
     notices: list[Breach] = field(default_factory=list)
+
+    def prefetch(self, contracts: Collection[str]) -> None:
+        """Every row is in memory already."""
 
     def contract(self, contract_id: str) -> Signed | None:
         return self.contracts.get(contract_id)

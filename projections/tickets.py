@@ -11,6 +11,7 @@ infra/postgres/views/tickets.py.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -90,6 +91,9 @@ class InMemoryTicketsView:
     """The ticket list in a dict, for unit tests."""
 
     rows: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def prefetch(self, contracts: Collection[str]) -> None:
+        """Every row is in memory already."""
 
     def change(self, ticket_id: str, fold: Fold, *args: Any) -> bool:
         row = fold(self.rows.get(ticket_id), *args)

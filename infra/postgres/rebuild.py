@@ -4,13 +4,15 @@ atomically, or drop the prepared tables.
 
 The fill runs in pages, one transaction per page, into the schema `proj_<name>__new`, whose
 `built` row records the rules version of this code, where it reads from, and the position
-applied so far and aimed at (GET /metrics shows both). `--dry-run` stops there and compares:
-in one snapshot of the live tables and the live runner's checkpoint (committed together, so
-they agree; the runner goes on meanwhile) it applies from the store what the live runner had
-applied beyond the fill (per partition, by its checkpoint), compares the business figures of
-the two schemas (infra/postgres/changes.py) at exactly the same events, then rolls that
-catch-up back: the prepared tables stay where the fill stopped, and nothing is switched.
-`--switch` fills on from there to the head and switches.
+applied so far and aimed at (GET /metrics shows both). It heads for the live runner's
+watermark, never beyond: the events the live runner has not applied yet are its own to apply
+and announce, so every notice the fill decides is one about the past. `--dry-run` stops there
+and compares: in one snapshot of the live tables and the live runner's checkpoint (committed
+together, so they agree; the runner goes on meanwhile) it applies from the store what the live
+runner had applied beyond the fill (per partition, by its checkpoint), compares the business
+figures of the two schemas (infra/postgres/changes.py) at exactly the same events, then rolls
+that catch-up back: the prepared tables stay where the fill stopped, and nothing is switched.
+`--switch` fills on from there to the live runner's watermark and switches.
 
 The switch takes the projection's switch lock exclusively (each of the runner's transactions
 takes it shared, so the switch waits for the batch in flight and the next batch for the
@@ -19,18 +21,20 @@ notices, records in the new outbox one `Projection.Rebuilt` notice (sent once by
 outbox publisher, like every notice: decided in the transaction that switches, so a crash
 either switches and sends, or neither), and swaps the two schemas by renaming them in the same
 transaction: readers see the old tables or the new, never a mix, and the runner goes on from the
-same offsets. If the runner lagged behind the fill, it reads again events the new tables
-already hold: each row knows the last position applied to it, so the projection ignores them.
-Notices the rebuild decides again are not published again: a notice already sent keeps its
-id, and one the new rules decide about history is recorded as sent (a rebuild does not
-re-announce the past). The old schema is kept, renamed, for comparison, until `--drop-old`.
+same offsets, into tables that hold exactly what it had applied, and decides and sends the
+notices of what follows. (A live runner that never committed has no watermark: the fill goes
+to the head, and the runner reads again events the new tables already hold; each row knows
+the last position applied to it, so the projection ignores them.) Notices the rebuild decides
+again are not published again: a notice already sent keeps its id, and one the new rules
+decide about history is recorded as sent (a rebuild does not re-announce the past). The old
+schema is kept, renamed, for comparison, until `--drop-old`.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -74,12 +78,19 @@ class RebuildRunning(Exception):
 @contextmanager
 def alone(url: str, spec: ProjectionSpec) -> Iterator[None]:
     """Hold the lease `rebuild:<name>` meanwhile: one rebuild of a projection at a time."""
-    conn = leases.connect(url, autocommit=True)
+    conn, role = leases.connect(url, autocommit=True), f"rebuild:{spec.name}"
     try:
-        if not leases.try_lock(conn, f"rebuild:{spec.name}"):
+        if not leases.try_lock(conn, role):
             raise RebuildRunning(f"another rebuild of {spec.name} is running (server pid"
-                                 f" {leases.holder(conn, f'rebuild:{spec.name}')} holds its lease)")
-        yield
+                                 f" {leases.holder(conn, role)} holds its lease)")
+        try:
+            yield
+        finally:
+            # Released before closing: the server frees a closed session's locks only once its
+            # process has ended, which may come after the next rebuild (an `--abort`) tried. (A
+            # broken connection has lost the lease already.)
+            with suppress(psycopg.Error):
+                leases.unlock(conn, role)
     finally:
         conn.close()
 
@@ -163,17 +174,17 @@ class Rebuild:
                                          f" this code has rules {RULES_VERSION}: `--abort` it and prepare it again")
         self.position = int(row[1])
 
-    def target(self, source: str, as_live: bool) -> int:
+    def target(self, source: str) -> int:
         """Where a fill heads: the store's head, or all the topic is known to hold (the relay's
-        acknowledged position); for a comparison (`as_live`), no further than the live runner
-        consumed, so that both schemas stand at the same events."""
+        acknowledged position), but no further than the live runner consumed on every
+        partition (its watermark): the events beyond are the runner's to apply, and their
+        notices its to send (a fill that went past them would decide those notices, which the
+        switch takes for the past, and the runner, finding the rows ahead, would not)."""
         with psycopg.connect(self.url, autocommit=True) as conn:
             upto = self.store.head() if source == "store" else self._relayed(conn)[0]
-            if as_live:
-                row = conn.execute(f"SELECT position FROM {self.live}.watermark WHERE topic = %s",
-                                   (self.topic,)).fetchone()
-                upto = min(upto, int(row[0])) if row and row[0] else upto
-        return upto
+            row = conn.execute(f"SELECT position FROM {self.live}.watermark WHERE topic = %s",
+                               (self.topic,)).fetchone()
+        return min(upto, int(row[0])) if row and row[0] else upto
 
     def _relayed(self, conn: psycopg.Connection) -> tuple[int, dict[int, int]]:
         row = conn.execute("SELECT position, partitions FROM relay.position WHERE topic = %s", (self.topic,)).fetchone()
@@ -206,6 +217,7 @@ class Rebuild:
 
     def _apply(self, conn: psycopg.Connection, envelopes: list[Envelope]) -> None:
         view = self.spec.view(conn, self.fresh)
+        view.prefetch({env.contract_id for env in envelopes})
         for env in envelopes:
             self.projection.apply(env, view)
         view.flush()
@@ -304,6 +316,11 @@ class Rebuild:
             conn.execute(f"INSERT INTO {new}.{table} SELECT * FROM {live}.{table}")
         conn.execute(f"DELETE FROM {new}.outbox n USING {live}.outbox o WHERE n.notice_id = o.notice_id")
         conn.execute(f"UPDATE {new}.outbox SET published_at = now() WHERE published_at IS NULL")
+        # Left are the notices only the rebuild decided, under ids of its own outbox, which the
+        # live one may hold for other notices (its runner's, earlier switches' announcements):
+        # they move past both outboxes' highest ids (read under the switch lock), in order.
+        conn.execute(f"UPDATE {new}.outbox SET id = id + (SELECT coalesce(greatest("
+                     f"(SELECT max(id) FROM {new}.outbox), (SELECT max(id) FROM {live}.outbox)), 0))")
         conn.execute(f"INSERT INTO {new}.outbox SELECT * FROM {live}.outbox")
         for table in ("outbox", "dead_letter"):  # copied ids: the next one must come after them
             conn.execute(f"SELECT setval(pg_get_serial_sequence('{new}.{table}', 'id'),"
@@ -372,7 +389,7 @@ def switch_prepared(spec: ProjectionSpec, store: ApplicationHost, url: str, topi
 def _fill_and_switch(job: Rebuild, source: str, show_progress: bool, clock: Clock) -> Report:
     started = time.perf_counter()
     with bars(show_progress) as progress:
-        job.fill(job.target(source, as_live=False), progress, source)
+        job.fill(job.target(source), progress, source)
         old, found = job.switch(clock(), progress)
     seconds = time.perf_counter() - started
     report = Report(job.spec.name, job.applied, seconds, job.diff(old), old, found)
@@ -390,7 +407,7 @@ def dry_run(spec: ProjectionSpec, store: ApplicationHost, url: str, topic: str, 
     started = time.perf_counter()
     with alone(url, spec), bars(show_progress) as progress:
         job.prepare(source)
-        job.fill(job.target(source, as_live=True), progress, source)
+        job.fill(job.target(source), progress, source)
         position, found, counts = job.compare(clock(), progress)
     seconds = time.perf_counter() - started
     log.info("rebuild prepared", projection=spec.name, events=job.applied, position=position, rules=RULES_VERSION,

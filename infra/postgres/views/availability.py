@@ -11,7 +11,7 @@ marked as changed or with an open outage, and one contract's outages over a span
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import UTC, datetime
 from typing import Any
 
@@ -74,6 +74,9 @@ class PgAvailabilityView:
         return text.replace("{s}", self.schema)
 
     # -- the rows the projection gets and puts ----------------------------------------------
+
+    def prefetch(self, contracts: Collection[str]) -> None:
+        self.contracts.prefetch(contracts)
 
     def contract(self, contract_id: str) -> Terms | None:
         return self.contracts.get(contract_id)

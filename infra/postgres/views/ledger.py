@@ -12,6 +12,7 @@ event. Notices go to the outbox in the same transaction, keyed by contract id.
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from typing import Any
 
 import psycopg
@@ -95,6 +96,10 @@ class PgLedgerView:
         return {r[0]: TicketCost(*r) for r in rows}
 
     # -- the rows the projection gets and puts ----------------------------------------------
+
+    def prefetch(self, contracts: Collection[str]) -> None:
+        self.books.prefetch(contracts)
+        self.periods.prefetch(contracts)
 
     def book(self, contract_id: str) -> Book | None:
         return self.books.get(contract_id)

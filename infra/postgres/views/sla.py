@@ -12,6 +12,7 @@ projection judges them.
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
@@ -50,6 +51,9 @@ class PgSlaView:
         return text.replace("{s}", self.schema)
 
     # -- the rows the projection gets and puts ----------------------------------------------
+
+    def prefetch(self, contracts: Collection[str]) -> None:
+        self.contracts.prefetch(contracts)
 
     def contract(self, contract_id: str) -> Signed | None:
         return self.contracts.get(contract_id)

@@ -4,6 +4,7 @@ schema the read model lives in (its routes are infra/http/routes/tickets.py)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
@@ -29,6 +30,9 @@ class PgTicketsView:
     def _load(self, ids: list[str]) -> dict[str, dict[str, Any]]:
         with self.conn.cursor(row_factory=dict_row) as cur:
             return {r["ticket_id"]: r for r in cur.execute(_statements(self.schema)["load"], (ids,)).fetchall()}
+
+    def prefetch(self, contracts: Collection[str]) -> None:
+        """No row is kept by contract: the tickets' are read at flush, in one query."""
 
     def change(self, ticket_id: str, fold: Fold, *args: Any) -> bool:
         return self.rows.change(ticket_id, fold, args)
