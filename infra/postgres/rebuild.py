@@ -43,6 +43,8 @@ import structlog
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn, TimeRemainingColumn
 from rich.text import Text
 
+from consumers.ports import View
+from domain.personal import ERASED
 from domain.rules import RULES_VERSION
 from infra import postgres
 from infra.kafka import history
@@ -58,6 +60,10 @@ from projections.envelope import Envelope
 
 log = structlog.get_logger("rebuild")
 PAGE = 5000
+# A fill keeps its view, and so the rows it read and wrote, for this many pages: the fresh
+# tables have no other writer, so what it keeps stays true, and a ticket that events of many
+# pages touch is read once. Then it starts afresh, so memory stays bounded.
+KEEP_PAGES = 20
 BOOKKEEPING = {"checkpoint", "outbox", "watermark", "heartbeat", "dead_letter", "tally", "built"}
 SOURCES = ("store", "kafka")
 Clock = Callable[[], datetime]
@@ -215,8 +221,8 @@ class Rebuild:
         for i in range(0, len(read), PAGE):
             yield read[i:i + PAGE]
 
-    def _apply(self, conn: psycopg.Connection, envelopes: list[Envelope]) -> None:
-        view = self.spec.view(conn, self.fresh)
+    def _apply(self, conn: psycopg.Connection, envelopes: list[Envelope], view: View | None = None) -> None:
+        view = view or self.spec.view(conn, self.fresh)
         view.prefetch({env.contract_id for env in envelopes})
         for env in envelopes:
             self.projection.apply(env, view)
@@ -232,11 +238,17 @@ class Rebuild:
         with psycopg.connect(self.url) as conn:
             with conn.transaction():
                 conn.execute(f"UPDATE {self.fresh}.built SET target = %s", (upto,))
+            view, kept = None, 0
             for envelopes in pages:
                 with conn.transaction(), conn.pipeline():
-                    self._apply(conn, envelopes)
+                    view = view or self.spec.view(conn, self.fresh)
+                    self._apply(conn, envelopes, view)
                     self.position = envelopes[-1].position
                     conn.execute(f"UPDATE {self.fresh}.built SET position = %s", (self.position,))
+                kept += 1
+                # An erasure blanks columns in the tables behind the view's back: start afresh.
+                if kept == KEEP_PAGES or any(env.type == ERASED for env in envelopes):
+                    view, kept = None, 0
                 progress.update(task, completed=self.position - start)
             with conn.transaction():  # nothing beyond the last page: the fill stands at its target
                 self.position = max(self.position, upto)

@@ -1,0 +1,66 @@
+"""A fill keeps its view, and the rows it read and wrote, across pages (infra/postgres/rebuild.py,
+KEEP_PAGES): the tables it builds must be exactly those of a fill that reads every page's rows
+afresh, for tickets whose events lie pages apart, across an erasure, and past the point where
+the kept rows are dropped."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+
+from infra.postgres import rebuild
+from infra.postgres.store import ApplicationHost
+from infra.process import wiring
+from tests.factories import contract, post, ticket
+from tests.processes import Processes
+
+
+def fresh_tables(url: str, schema: str) -> dict[str, list[tuple[Any, ...]]]:
+    with psycopg.connect(url) as conn:
+        tables = [r[0] for r in conn.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = %s AND table_name <> 'built'"
+            " ORDER BY 1", (schema,))]  # `built` says when: the one table that differs run to run
+        return {t: sorted(conn.execute(f"SELECT * FROM {schema}.{t}").fetchall(), key=repr) for t in tables}
+
+
+def built(backend: Processes, store: ApplicationHost, name: str) -> dict[str, list[tuple[Any, ...]]]:
+    """The tables a dry run of `name` fills (then dropped)."""
+    settings, spec = backend.settings, wiring.PROJECTIONS[name]
+    url = settings.database_url or ""
+    rebuild.dry_run(spec, store, url, settings.events_topic, settings.partitions, show_progress=False)
+    try:
+        return fresh_tables(url, f"{spec.schema}__new")
+    finally:
+        assert rebuild.abort(url, spec)
+
+
+@pytest.mark.parametrize("name", sorted(wiring.PROJECTIONS))
+def test_rows_kept_across_pages_build_what_rows_read_afresh_build(
+    name: str, backend: Processes, store: ApplicationHost, base_url: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with httpx.Client(base_url=base_url, timeout=30) as client:
+        erased = contract(client, "crm-experts/gold")
+        kept = contract(client, "crm-experts/gold")
+        tickets = [ticket(client, cid, priority="P2") for cid in (erased, kept, kept, erased)]
+        for step in ("respond", "pause", "resume"):  # each ticket's events pages apart
+            for tid in tickets:
+                post(client, f"/tickets/{tid}/{step}")
+        for tid in tickets:
+            post(client, f"/tickets/{tid}/time", minutes=45, kind="work", engineer="Eve")
+        post(client, f"/tickets/{tickets[0]}/resolve")
+        post(client, f"/contracts/{erased}/cancel", reason="moving on")
+        post(client, f"/contracts/{erased}/erase", reason="asked in writing")
+        for tid in tickets[1:3]:
+            post(client, f"/tickets/{tid}/time", minutes=30, kind="work", engineer="Eve")
+            post(client, f"/tickets/{tid}/resolve")
+
+    afresh = built(backend, store, name)
+    monkeypatch.setattr(rebuild, "PAGE", 3)
+    monkeypatch.setattr(rebuild, "KEEP_PAGES", 4)
+    assert built(backend, store, name) == afresh
+    monkeypatch.setattr(rebuild, "KEEP_PAGES", 1)  # every page afresh: the same again
+    assert built(backend, store, name) == afresh
+
