@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test unit integration e2e lint bench chaos clean
+.PHONY: run test unit integration e2e lint bench bench-scale chaos clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -34,6 +34,12 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# Store sizes of the scale run, a comma list: each is a fresh store, written then measured.
+EVENTS ?= 100000,1000000
+
+bench-scale: $(STAMP)
+	$(BIN)/python -m bench.scale --events $(EVENTS)
 
 chaos: $(STAMP)
 	$(BIN)/python -m tests.chaos --commands 5000 --clients 8

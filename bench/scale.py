@@ -1,0 +1,403 @@
+"""Costs as history grows: the same questions asked of event stores of different sizes.
+
+Workload, for each store size (`--events`, a comma list, default 100,000 and 1,000,000; each
+size is a fresh embedded PostgreSQL):
+- write: events recorded through the application's own saving (`HostedApplication.save`, as
+  the API's commands are: checked against their Avro schemas, personal fields sealed under
+  their contract's key, hash-chained, group-committed), 200 tickets per transaction, the
+  contracts signed through the application. The contracts' batches are interleaved in the
+  store, as a real history's are. Then VACUUM ANALYZE.
+  * history: a crm-experts/platinum contract with 2,000 tickets of 5 events each (opened,
+    classified, responded, time recorded, resolved): 10,001 events;
+  * sla: a crm-experts/platinum contract with 5,000 such tickets, all opened in November 2026;
+  * credits: a dolibarr/credits contract holding 1,000,000 credits and 1,000 tickets of 10
+    time entries each (10,000 entries); beside it, one of the same plan with no entries;
+  * filler: contracts of 1,000 such tickets (crm-experts/gold, bpm/business, datacrm/standard
+    with every tenth ticket an outage, system-down and restored, sf-partner/silver) until the
+    store holds the size.
+- read+decode: the store read in pages of 5,000 by `select_notifications` and decoded as a
+  rebuild decodes them (`ApplicationHost.published`: envelopes, personal fields opened), and
+  nothing else.
+- rebuild: each projection rebuilt from the store by the code of `ticketing rebuild P`
+  (infra/postgres/rebuild.py: prepare, fill, switch into the live tables, which the API then
+  reads). The fill's rate is set beside read+decode; the switch is timed apart.
+- over HTTP, against `ticketing api` (one uvicorn worker, in its own process), sequential
+  keep-alive requests after one warm-up: `GET /contracts/{id}/history` of the history contract
+  (10), `GET /contracts/{id}/sla?month=2026-11` of the sla contract (20), `POST /tickets` on
+  the credit contract with 10,000 entries and on the one with none (100 each).
+Printed: each figure as it is measured, with the machine's load average then, and one table
+with a column per size and the ratio of the largest size's rate to the smallest's, flagging a
+rate that falls by more than 20 % and a rebuild whose fill reaches less than 50 % of the
+read+decode rate (the exit status is then 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import heapq
+import itertools
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+from rich.progress import Progress
+
+from bench.stats import summary
+from domain.actors import SYSTEM
+from domain.ticket import Ticket
+from infra.postgres import rebuild
+from infra.postgres.store import ApplicationHost
+from infra.process import embedded, wiring
+from infra.registry import PROJECTIONS
+from infra.settings import Settings
+from tests.processes import Processes
+
+Figures = dict[str, dict[str, Any]]  # row name -> a `bench.stats.summary` row
+TICKETS_PER_BATCH = 200
+FILLER_TICKETS = 1_000
+FILLER_PLANS = ("crm-experts/gold", "bpm/business", "datacrm/standard", "sf-partner/silver")
+SIGNED = datetime(2026, 10, 1, tzinfo=UTC)
+MONTH = "2026-11"
+NOVEMBER = datetime(2026, 11, 1, 12, tzinfo=UTC)
+HISTORY_REQUESTS, SLA_REQUESTS, OPEN_REQUESTS = 10, 20, 100
+FALL = 0.8  # a rate may not fall below this share of the smallest store's
+OF_READ = 0.5  # a rebuild's fill must reach this share of the read+decode rate
+ACTOR = SYSTEM.as_json()
+
+
+# -- the workload ----------------------------------------------------------------------------
+
+@dataclass
+class Stream:
+    """One contract's tickets, written in batches: `batch(k)` builds the k-th batch's tickets."""
+
+    name: str
+    batches: int
+    batch: Callable[[int], list[Ticket]]
+    done: int = 0
+
+
+def standard(cid: str, title: str, at: datetime, outage: bool = False) -> Ticket:
+    """Opened, classified (or, for an outage, restored), responded, time recorded, resolved."""
+    if outage:
+        ticket = Ticket(cid, title, "reporter@example.org", "portal", "P1", "system-down",
+                        (at - timedelta(minutes=5)).isoformat(), at)
+    else:
+        ticket = Ticket(cid, title, "reporter@example.org", "portal", None, None, None, at)
+        ticket.classify("P3", "incident", at + timedelta(minutes=2))
+    ticket.respond(at + timedelta(minutes=15))
+    if outage:
+        ticket.restore(at + timedelta(minutes=50))
+    ticket.consume_time(30, "work", "engineer one", at + timedelta(minutes=45))
+    ticket.resolve("fixed by a patch", at + timedelta(hours=2))
+    return ticket
+
+
+def with_entries(cid: str, title: str, at: datetime, entries: int = 10) -> Ticket:
+    """Opened, responded, `entries` queries of 15 minutes, resolved: 10 + 3 events."""
+    ticket = Ticket(cid, title, "reporter@example.org", "portal", None, None, None, at)
+    ticket.respond(at + timedelta(minutes=5))
+    for k in range(entries):
+        ticket.consume_time(15, "query", "engineer one", at + timedelta(minutes=10 + 10 * k))
+    ticket.resolve("answered", at + timedelta(hours=3))
+    return ticket
+
+
+def spread(cid: str, tickets: int, start: datetime, span: timedelta,
+           make: Callable[[str, str, datetime, int], Ticket]) -> Callable[[int], list[Ticket]]:
+    """Batches of a contract's `tickets`, opened evenly over `span` from `start`."""
+    step = span / tickets
+
+    def batch(k: int) -> list[Ticket]:
+        first = k * TICKETS_PER_BATCH
+        return [make(cid, f"ticket {n}", start + step * n, n) for n in range(first, min(first + TICKETS_PER_BATCH, tickets))]
+    return batch
+
+
+def batches(tickets: int) -> int:
+    return -(-tickets // TICKETS_PER_BATCH)
+
+
+@dataclass
+class Contracts:
+    history: str
+    sla: str
+    credits: str
+    credits_empty: str
+
+
+def sign(store: ApplicationHost, plan: str, customer: str, credits: int = 0) -> str:
+    app = store.app
+    cid = app.sign_contract(customer, plan, SIGNED.date(), at=SIGNED).aggregate_id
+    if credits:
+        app.add_credits(cid, credits, at=SIGNED)
+    return cid
+
+
+def streams(store: ApplicationHost, size: int) -> tuple[Contracts, list[Stream]]:
+    """Sign the contracts; the streams of their tickets, the filler's sized to fill the store."""
+    two_months = timedelta(days=60)
+    contracts = Contracts(sign(store, "crm-experts/platinum", "History Ltd"), sign(store, "crm-experts/platinum", "Busy Ltd"),
+                          sign(store, "dolibarr/credits", "Credits Ltd", 1_000_000),
+                          sign(store, "dolibarr/credits", "Fresh Credits Ltd", 1_000_000))
+    out = [
+        Stream("history", batches(2_000), spread(contracts.history, 2_000, SIGNED, two_months,
+                                                lambda c, t, at, n: standard(c, t, at))),
+        Stream("sla", batches(5_000), spread(contracts.sla, 5_000, NOVEMBER, timedelta(days=28),
+                                            lambda c, t, at, n: standard(c, t, at))),
+        Stream("credits", batches(1_000), spread(contracts.credits, 1_000, SIGNED, two_months,
+                                                lambda c, t, at, n: with_entries(c, t, at))),
+    ]
+    written = store.head() + 2_000 * 5 + 5_000 * 5 + 1_000 * 13
+    filler = max(0, size - written) // 5
+    for i in range(-(-filler // FILLER_TICKETS)):
+        plan = FILLER_PLANS[i % len(FILLER_PLANS)]
+        cid = sign(store, plan, f"Filler {i}")
+        tickets = min(FILLER_TICKETS, filler - i * FILLER_TICKETS)
+        outages = plan.startswith("datacrm/")
+        out.append(Stream(f"filler {i}", batches(tickets), spread(
+            cid, tickets, SIGNED, two_months, lambda c, t, at, n, o=outages: standard(c, t, at, o and n % 10 == 0))))
+    return contracts, out
+
+
+def interleaved(all_streams: list[Stream]) -> Iterator[Stream]:
+    """Each stream's next batch in turn, every stream spread evenly over the whole run (the
+    special contracts' events lie among the filler's, as a real history's do)."""
+    queue = [((0.5 / s.batches), i, s) for i, s in enumerate(all_streams) if s.batches]
+    heapq.heapify(queue)
+    while queue:
+        _, i, stream = heapq.heappop(queue)
+        yield stream
+        stream.done += 1
+        if stream.done < stream.batches:
+            heapq.heappush(queue, ((stream.done + 0.5) / stream.batches, i, stream))
+
+
+def write(store: ApplicationHost, size: int) -> tuple[Contracts, dict[str, Any]]:
+    """The whole workload, written through the application's saving, with a progress bar."""
+    started = time.perf_counter()
+    contracts, all_streams = streams(store, size)
+    with rebuild.bars() as progress:
+        task = progress.add_task(f"write {size:,} events", total=size, completed=store.head())
+        for stream in interleaved(all_streams):
+            tickets = stream.batch(stream.done)
+            for ticket in tickets:
+                for pending in ticket.pending_events:
+                    object.__setattr__(pending, "actor", ACTOR)  # as `TicketingApplication._recorded` stamps it
+            progress.advance(task, len(store.app.save(*tickets)))
+        total = store.head()
+        progress.update(task, total=total, completed=total)
+    return contracts, summary("write through the application", total, time.perf_counter() - started, load=load())
+
+
+def vacuum(url: str) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE")
+
+
+# -- the measurements ------------------------------------------------------------------------
+
+def load() -> float:
+    """The machine's load average over the last minute, as a figure is taken: on a shared
+    machine, other work slows every figure, and this says how much there was."""
+    return round(os.getloadavg()[0], 1)
+
+
+def read_and_decode(store: ApplicationHost, progress: Progress) -> dict[str, Any]:
+    """The store read and decoded as a rebuild from the store reads it, and nothing more."""
+    head = store.head()
+    task = progress.add_task("read+decode the store", total=head)
+    count, start = 0, 1
+    started = time.perf_counter()
+    while start <= head:
+        page = store.recorder.select_notifications(start=start, limit=rebuild.PAGE, stop=head)
+        if not page:
+            break
+        count += len(store.published(page))
+        start = page[-1].id + 1
+        progress.update(task, completed=start - 1)
+    return summary("read+decode the store", count, time.perf_counter() - started, load=load())
+
+
+def rebuild_all(settings: Settings, store: ApplicationHost, read: dict[str, Any], progress: Progress) -> list[dict[str, Any]]:
+    """Each projection as `ticketing rebuild P` rebuilds it: fill from the store, then switch."""
+    url = settings.database_url or ""
+    rows = []
+    for name, spec in PROJECTIONS.items():
+        job = rebuild.Rebuild(spec, store, url, settings.events_topic, settings.partitions)
+        with rebuild.alone(url, spec):
+            job.prepare("store")
+            started = time.perf_counter()
+            job.fill(job.target("store", as_live=False), progress)
+            filled = time.perf_counter() - started
+            job.switch(datetime.now(UTC), progress)
+            switched = time.perf_counter() - started - filled
+        rebuild.drop_old(url, spec)
+        share = job.applied / filled / read["rate"]
+        rows.append(summary(f"rebuild {name} from the store", job.applied, filled,
+                            of_read=f"{100 * share:.0f}%", switch_s=round(switched, 2), load=load()))
+    return rows
+
+
+def timed(name: str, count: int, request: Callable[[], httpx.Response], check: Callable[[Any], Any]) -> dict[str, Any]:
+    """`count` requests one after another, after one warm-up whose answer `check` asserts on."""
+    first = request()
+    assert first.status_code in (200, 201), first.text
+    check(first.json())
+    latencies = []
+    started = time.perf_counter()
+    for _ in range(count):
+        sent = time.perf_counter()
+        answer = request()
+        latencies.append((time.perf_counter() - sent) * 1000)
+        assert answer.status_code in (200, 201), answer.text
+    return summary(name, count, time.perf_counter() - started, latencies, unit="requests/s", load=load())
+
+
+def over_http(base: str, contracts: Contracts) -> list[dict[str, Any]]:
+    with httpx.Client(base_url=base, timeout=120) as c:
+        def opening(cid: str) -> Callable[[], httpx.Response]:
+            return lambda: c.post("/tickets", json={"contract_id": cid, "title": "scale", "reporter": "bench"})
+
+        def events(count: int) -> Callable[[Any], None]:
+            def check(answer: Any) -> None:
+                assert len(answer["events"]) == count, len(answer["events"])
+            return check
+
+        def opened(answer: Any) -> None:
+            assert answer["ticket_id"], answer
+
+        def tickets(answer: Any) -> None:
+            assert answer["tickets"] == 5_000, answer["tickets"]
+
+        return [
+            timed("GET history, contract of 10,001 events", HISTORY_REQUESTS,
+                  lambda: c.get(f"/contracts/{contracts.history}/history"), events(10_001)),
+            timed(f"GET sla report {MONTH}, 5,000 tickets", SLA_REQUESTS,
+                  lambda: c.get(f"/contracts/{contracts.sla}/sla", params={"month": MONTH}), tickets),
+            timed("POST /tickets, credits, 10,000 entries", OPEN_REQUESTS, opening(contracts.credits), opened),
+            timed("POST /tickets, credits, no entries", OPEN_REQUESTS, opening(contracts.credits_empty), opened),
+        ]
+
+
+def serve(settings: Settings) -> Processes:
+    """`ticketing api` in a process of its own, answering (its /health says 503 here: no relay,
+    no runners and no broker run in this bench, and none are needed to answer)."""
+    procs = Processes(settings)
+    procs.start_as("api", ["api"])
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            httpx.get(f"{procs.base_url}/health", timeout=5)
+            return procs
+        except httpx.HTTPError:
+            if time.monotonic() > deadline:
+                procs.stop_all()
+                raise
+            time.sleep(0.2)
+
+
+def measure(size: int) -> Figures:
+    """One store of `size` events, from nothing: write it, then every figure."""
+    data = Path(tempfile.mkdtemp(prefix="ticketing-scale-"))
+    url = embedded.start_postgres(data)
+    settings = Settings(data_dir=data, http_port=embedded.free_port(), database_url=url)
+    wiring.setup_database(url)
+    store = wiring.event_store(settings)
+    try:
+        contracts, written = write(store, size)
+        vacuum(url)
+        with rebuild.bars() as progress:
+            read = read_and_decode(store, progress)
+            rows = [written, read, *rebuild_all(settings, store, read, progress)]
+        vacuum(url)
+        procs = serve(settings)
+        try:
+            rows += over_http(procs.base_url, contracts)
+        finally:
+            procs.stop_all()
+        return {row["benchmark"]: row for row in rows}
+    finally:
+        store.close()
+        embedded.stop_postgres(data)
+        shutil.rmtree(data, ignore_errors=True)
+
+
+# -- the table ---------------------------------------------------------------------------------
+
+def flags(results: dict[int, Figures], name: str) -> list[str]:
+    """What is wrong with one row: its rate at the largest store falls by more than 20 % from
+    the smallest's; a rebuild's fill below 50 % of read+decode at some size."""
+    sizes = sorted(results)
+    found = []
+    first, last = results[sizes[0]].get(name), results[sizes[-1]].get(name)
+    if first and last and len(sizes) > 1 and last["rate"] < FALL * first["rate"]:
+        found.append(f"rate falls {100 * (1 - last['rate'] / first['rate']):.0f}%")
+    for size in sizes:
+        row = results[size].get(name)
+        if row and "of_read" in row and float(row["of_read"].rstrip("%")) < 100 * OF_READ:
+            found.append(f"below 50% of read+decode at {size:,}")
+    return found
+
+
+def cell(row: dict[str, Any] | None) -> str:
+    if row is None:
+        return "-"
+    if "p50_ms" in row:
+        return f"p50 {row['p50_ms']:,.1f} / p99 {row['p99_ms']:,.1f} ms"
+    text = f"{row['rate']:,.0f}/s"
+    return f"{text} ({row['of_read']})" if "of_read" in row else text
+
+
+def table(results: dict[int, Figures]) -> str:
+    """A column per store size, the ratio of the largest size's rate to the smallest's, flags."""
+    sizes = sorted(results)
+    names = list(dict.fromkeys(n for size in sizes for n in results[size]))
+    loads = [[row["load"] for row in results[size].values() if "load" in row] for size in sizes]
+    load_label = "load average while measuring (mean)"
+    width = max(len(n) for n in [*names, load_label])
+    head = f"{'events in the store':<{width}}" + "".join(f" {size:>30,}" for size in sizes)
+    if len(sizes) > 1:
+        head += f" {'largest/smallest':>18}"
+    lines = [head]
+    for name in names:
+        line = f"{name:<{width}}" + "".join(f" {cell(results[size].get(name)):>30}" for size in sizes)
+        first, last = results[sizes[0]].get(name), results[sizes[-1]].get(name)
+        if len(sizes) > 1:
+            ratio = f"{last['rate'] / first['rate']:.2f}x" if first and last else "-"
+            line += f" {ratio:>18}"
+        wrong = flags(results, name)
+        lines.append(line + (f"  << {'; '.join(wrong)}" if wrong else ""))
+    if all(loads):
+        lines.append(f"{load_label:<{width}}"
+                     + "".join(f" {sum(found) / len(found):>30.1f}" for found in loads))
+    rule = "=" * len(head)
+    return "\n".join([rule, *lines, rule])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.scale", description=__doc__.splitlines()[0])
+    parser.add_argument("--events", default="100000,1000000", help="store sizes, a comma list (default: %(default)s)")
+    args = parser.parse_args(argv)
+    sizes = sorted(int(s) for s in args.events.split(",") if s.strip())
+    print(__doc__)
+    results = {}
+    for size in sizes:
+        print(f"\n-- a store of {size:,} events", flush=True)
+        results[size] = measure(size)
+    print("\nrates (events/s, or requests/s for the HTTP rows) and latencies, per store size; ratio: largest/smallest rate")
+    print(table(results))
+    return 1 if any(flags(results, n) for n in itertools.chain.from_iterable(results.values())) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
