@@ -15,12 +15,15 @@ size is a fresh embedded PostgreSQL):
   * filler: contracts of 1,000 such tickets (crm-experts/gold, bpm/business, datacrm/standard
     with every tenth ticket an outage, system-down and restored, sf-partner/silver) until the
     store holds the size.
-- read+decode: the store read in pages of 5,000 by `select_notifications` and decoded as a
-  rebuild decodes them (`ApplicationHost.published`: envelopes, personal fields opened), and
-  nothing else.
-- rebuild: each projection rebuilt from the store by the code of `ticketing rebuild P`
-  (infra/postgres/rebuild.py: prepare, fill, switch into the live tables, which the API then
-  reads). The fill's rate is set beside read+decode; the switch is timed apart.
+- per projection, read+decode then rebuild, one right after the other (so that both rates are
+  taken under the same load of the machine):
+  * read+decode: the store read in pages of 5,000 by `select_notifications` and decoded as a
+    rebuild decodes them (`ApplicationHost.published`: envelopes, personal fields opened), and
+    nothing else;
+  * rebuild: the projection rebuilt from the store by the code of `ticketing rebuild P`
+    (infra/postgres/rebuild.py: prepare, fill, switch into the live tables, which the API then
+    reads). The fill's rate is set beside the read+decode rate before it; the switch is timed
+    apart.
 - over HTTP, against `ticketing api` (one uvicorn worker, in its own process), sequential
   keep-alive requests after one warm-up: `GET /contracts/{id}/history` of the history contract
   (10), `GET /contracts/{id}/sla?month=2026-11` of the sla contract (20), `POST /tickets` on
@@ -36,16 +39,18 @@ from __future__ import annotations
 import argparse
 import heapq
 import itertools
+import multiprocessing
 import os
 import shutil
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import psycopg
@@ -72,6 +77,7 @@ HISTORY_REQUESTS, SLA_REQUESTS, OPEN_REQUESTS = 10, 20, 100
 FALL = 0.8  # a rate may not fall below this share of the smallest store's
 OF_READ = 0.5  # a rebuild's fill must reach this share of the read+decode rate
 ACTOR = SYSTEM.as_json()
+T = TypeVar("T")
 
 
 # -- the workload ----------------------------------------------------------------------------
@@ -182,21 +188,39 @@ def interleaved(all_streams: list[Stream]) -> Iterator[Stream]:
             heapq.heappush(queue, ((stream.done + 0.5) / stream.batches, i, stream))
 
 
-def write(store: ApplicationHost, size: int) -> tuple[Contracts, dict[str, Any]]:
-    """The whole workload, written through the application's saving, with a progress bar."""
-    started = time.perf_counter()
-    contracts, all_streams = streams(store, size)
-    with rebuild.bars() as progress:
-        task = progress.add_task(f"write {size:,} events", total=size, completed=store.head())
-        for stream in interleaved(all_streams):
-            tickets = stream.batch(stream.done)
-            for ticket in tickets:
-                for pending in ticket.pending_events:
-                    object.__setattr__(pending, "actor", ACTOR)  # as `TicketingApplication._recorded` stamps it
-            progress.advance(task, len(store.app.save(*tickets)))
-        total = store.head()
-        progress.update(task, total=total, completed=total)
-    return contracts, summary("write through the application", total, time.perf_counter() - started, load=load())
+def write(url: str, size: int) -> tuple[Contracts, dict[str, Any]]:
+    """The whole workload, written through the application's saving, with a progress bar; the
+    rates of the first and the last tenth of the events say whether writing slows as the store
+    fills."""
+    store = wiring.event_store(Settings(database_url=url))
+    try:
+        started = time.perf_counter()
+        contracts, all_streams = streams(store, size)
+        marks = [(time.perf_counter(), store.head())]
+        with rebuild.bars() as progress:
+            task = progress.add_task(f"write {size:,} events", total=size, completed=store.head())
+            for stream in interleaved(all_streams):
+                tickets = stream.batch(stream.done)
+                for ticket in tickets:
+                    for pending in ticket.pending_events:
+                        object.__setattr__(pending, "actor", ACTOR)  # as `TicketingApplication._recorded` stamps it
+                progress.advance(task, len(store.app.save(*tickets)))
+                marks.append((time.perf_counter(), int(progress.tasks[0].completed)))
+            total = store.head()
+            progress.update(task, total=total, completed=total)
+        first, last = tenths(marks)
+        return contracts, summary("write through the application", total, time.perf_counter() - started, load=load(),
+                                  first_tenth=f"{first:,.0f}/s", last_tenth=f"{last:,.0f}/s")
+    finally:
+        store.close()
+
+
+def tenths(marks: list[tuple[float, int]]) -> tuple[float, float]:
+    """From (time, events written so far) marks: the rates of the first and the last tenth."""
+    (start, written), (end, total) = marks[0], marks[-1]
+    early = next(m for m in marks if m[1] - written >= (total - written) / 10)
+    late = [m for m in marks if total - m[1] >= (total - written) / 10][-1]
+    return (early[1] - written) / (early[0] - start), (total - late[1]) / (end - late[0])
 
 
 def vacuum(url: str) -> None:
@@ -212,10 +236,10 @@ def load() -> float:
     return round(os.getloadavg()[0], 1)
 
 
-def read_and_decode(store: ApplicationHost, progress: Progress) -> dict[str, Any]:
+def read_and_decode(store: ApplicationHost, progress: Progress, name: str) -> dict[str, Any]:
     """The store read and decoded as a rebuild from the store reads it, and nothing more."""
     head = store.head()
-    task = progress.add_task("read+decode the store", total=head)
+    task = progress.add_task(name, total=head)
     count, start = 0, 1
     started = time.perf_counter()
     while start <= head:
@@ -225,14 +249,17 @@ def read_and_decode(store: ApplicationHost, progress: Progress) -> dict[str, Any
         count += len(store.published(page))
         start = page[-1].id + 1
         progress.update(task, completed=start - 1)
-    return summary("read+decode the store", count, time.perf_counter() - started, load=load())
+    return summary(name, count, time.perf_counter() - started, load=load())
 
 
-def rebuild_all(settings: Settings, store: ApplicationHost, read: dict[str, Any], progress: Progress) -> list[dict[str, Any]]:
-    """Each projection as `ticketing rebuild P` rebuilds it: fill from the store, then switch."""
+def rebuild_all(settings: Settings, store: ApplicationHost, progress: Progress) -> list[dict[str, Any]]:
+    """Each projection as `ticketing rebuild P` rebuilds it: fill from the store, then switch;
+    each just after a read+decode pass, so that the two rates are taken under the same load."""
     url = settings.database_url or ""
     rows = []
     for name, spec in PROJECTIONS.items():
+        read = read_and_decode(store, progress, f"read+decode the store, then rebuild {name}:")
+        rows.append(read)
         job = rebuild.Rebuild(spec, store, url, settings.events_topic, settings.partitions)
         with rebuild.alone(url, spec):
             job.prepare("store")
@@ -243,7 +270,7 @@ def rebuild_all(settings: Settings, store: ApplicationHost, read: dict[str, Any]
             switched = time.perf_counter() - started - filled
         rebuild.drop_old(url, spec)
         share = job.applied / filled / read["rate"]
-        rows.append(summary(f"rebuild {name} from the store", job.applied, filled,
+        rows.append(summary(f"  rebuild {name} from the store", job.applied, filled,
                             of_read=f"{100 * share:.0f}%", switch_s=round(switched, 2), load=load()))
     return rows
 
@@ -306,19 +333,29 @@ def serve(settings: Settings) -> Processes:
             time.sleep(0.2)
 
 
+def apart(call: Callable[..., T], *args: Any) -> T:
+    """`call(*args)` in a fresh Python process, its answer returned here."""
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as process:
+        return process.submit(call, *args).result()
+
+
 def measure(size: int) -> Figures:
     """One store of `size` events, from nothing: write it, then every figure."""
     data = Path(tempfile.mkdtemp(prefix="ticketing-scale-"))
     url = embedded.start_postgres(data)
     settings = Settings(data_dir=data, http_port=embedded.free_port(), database_url=url)
     wiring.setup_database(url)
-    store = wiring.event_store(settings)
     try:
-        contracts, written = write(store, size)
+        # Written in a process of its own: what writing leaves in memory (caches, a large heap
+        # for the collector to walk) would slow the reads and rebuilds of the process after it.
+        contracts, written = apart(write, url, size)
         vacuum(url)
-        with rebuild.bars() as progress:
-            read = read_and_decode(store, progress)
-            rows = [written, read, *rebuild_all(settings, store, read, progress)]
+        store = wiring.event_store(settings)
+        try:
+            with rebuild.bars() as progress:
+                rows = [written, *rebuild_all(settings, store, progress)]
+        finally:
+            store.close()
         vacuum(url)
         procs = serve(settings)
         try:
@@ -327,7 +364,6 @@ def measure(size: int) -> Figures:
             procs.stop_all()
         return {row["benchmark"]: row for row in rows}
     finally:
-        store.close()
         embedded.stop_postgres(data)
         shutil.rmtree(data, ignore_errors=True)
 
@@ -393,7 +429,7 @@ def main(argv: list[str] | None = None) -> int:
     results = {}
     for size in sizes:
         print(f"\n-- a store of {size:,} events", flush=True)
-        results[size] = measure(size)
+        results[size] = apart(measure, size)  # each size in a fresh process, as the first is
     print("\nrates (events/s, or requests/s for the HTTP rows) and latencies, per store size; ratio: largest/smallest rate")
     print(table(results))
     return 1 if any(flags(results, n) for n in itertools.chain.from_iterable(results.values())) else 0

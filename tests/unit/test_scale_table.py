@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.scale import flags, table
+from bench.scale import flags, table, tenths
 
 
 def row(name: str, rate: float, **extra: Any) -> dict[str, Any]:
@@ -34,3 +34,10 @@ def test_the_table_has_a_column_per_size_the_ratio_the_flags_and_the_load() -> N
     assert "10,000/s" in lines[2] and "0.50x" in lines[2] and "rate falls 50%" in lines[2]
     assert "p50 400.0 / p99 900.0 ms" in lines[3] and "1.00x" in lines[3] and "<<" not in lines[3]
     assert lines[4].startswith("load average") and lines[4].split()[-2:] == ["1.5", "7.0"]
+
+
+def test_the_write_rates_of_the_first_and_last_tenth_start_after_what_was_there_before() -> None:
+    # 4 events there before the batches (the signings); then 100 events, the first 20 in one
+    # second, the rest at 10 a second.
+    marks = [(0.0, 4), (1.0, 24), *((1.0 + k, 24 + 10 * k) for k in range(1, 9))]
+    assert tenths(marks) == (20.0, 10.0)
