@@ -264,7 +264,7 @@ def rebuild_all(settings: Settings, store: ApplicationHost, progress: Progress) 
         with rebuild.alone(url, spec):
             job.prepare("store")
             started = time.perf_counter()
-            job.fill(job.target("store", as_live=False), progress)
+            job.fill(job.target("store"), progress)
             filled = time.perf_counter() - started
             job.switch(datetime.now(UTC), progress)
             switched = time.perf_counter() - started - filled
