@@ -113,6 +113,18 @@ class RelayLog(Protocol):
         """Drop the connection, and the lease with it."""
 
 
+class Doorbell(Protocol):
+    """Told when there may be something new to read (the store appended, the relay published),
+    so that an idle relay or runner waits for it instead of asking again every few milliseconds."""
+
+    def wait(self, seconds: float) -> bool:
+        """Return once rung (True) or after `seconds` (False); news that came while the caller was
+        busy rings at once. A bell that cannot hear (its connection is down) waits the seconds out:
+        callers look anyway after each wait, so a lost ring costs at most that long."""
+
+    def close(self) -> None: ...
+
+
 class Notifications(Protocol):
     """The event store's notification log in its global order."""
 

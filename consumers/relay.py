@@ -26,7 +26,16 @@ from typing import Any
 import structlog
 
 from consumers.backoff import Backoff
-from consumers.ports import Blocked, BrokerUnavailable, Message, Notifications, Publisher, RelayLog, RelayState
+from consumers.ports import (
+    Blocked,
+    BrokerUnavailable,
+    Doorbell,
+    Message,
+    Notifications,
+    Publisher,
+    RelayLog,
+    RelayState,
+)
 from projections.envelope import Envelope, from_domain_event
 
 Encoder = Callable[[Envelope], tuple[bytes, list[tuple[str, bytes]]]]
@@ -41,6 +50,7 @@ class Relay:
         publisher: Publisher, topic: str, partitions: int = 1, batch_size: int = 2000, idle_sleep: float = 0.02,
         backoff: Backoff | None = None, faults: tuple[type[BaseException], ...] = (),
         reveal: Callable[[list[Envelope]], list[Envelope]] = lambda envelopes: envelopes,
+        doorbell: Doorbell | None = None, idle_wait: float = 0.5, pace: float = 0.0,
     ) -> None:
         self.notifications, self.mapper, self.encode = notifications, mapper, encode
         self.reveal = reveal  # opens the personal fields the store keeps sealed ("" once erased)
@@ -50,6 +60,11 @@ class Relay:
         self.state: RelayState = RelayState()
         self.blocked: Blocked | None = None
         self.topic_checked, self.retry_at, self.last_beat, self.failures = False, 0.0, 0.0, 0
+        # Idle, wait for the store's doorbell (at most `idle_wait`), else sleep `idle_sleep`;
+        # busy, start a batch that is not full at most every `pace` seconds, so that a steady
+        # stream of commands goes out in batches instead of a round of work per commit.
+        self.doorbell, self.idle_wait, self.pace = doorbell, idle_wait, pace
+        self.paced_until = 0.0
 
     # -- lease and position -----------------------------------------------------------------
 
@@ -184,11 +199,24 @@ class Relay:
         if not self.take_lease(stop):
             return
         if self.blocked is None or time.monotonic() >= self.retry_at:
-            if self.step() == 0 and self.blocked is None:
-                time.sleep(self.idle_sleep)
+            if (early := self.paced_until - time.monotonic()) > 0:
+                time.sleep(early)
+            started = time.monotonic()
+            moved = self.step()
+            if moved == 0 and self.blocked is None:
+                self._wait()
+            elif 0 < moved < self.batch_size:
+                self.paced_until = started + self.pace
         else:
             time.sleep(min(0.2, max(0.0, self.retry_at - time.monotonic())))
         self.beat()
+
+    def _wait(self) -> None:
+        """Nothing new in the store: wait until it tells of news, or sleep."""
+        if self.doorbell is None:
+            time.sleep(self.idle_sleep)
+        else:
+            self.doorbell.wait(self.idle_wait)
 
     def _pause(self, exc: Exception, stop: Callable[[], bool]) -> None:
         """Drop the connection (and the lease with it) and the producer, then wait before starting over."""
@@ -204,3 +232,5 @@ class Relay:
     def close(self) -> None:
         self.publisher.close()
         self.log.release()
+        if self.doorbell is not None:
+            self.doorbell.close()

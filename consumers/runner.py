@@ -59,7 +59,7 @@ from typing import Any
 import structlog
 
 from consumers.batch import Applier, BatchResult, Decoder, PositionOf
-from consumers.ports import Cursor, MessageSource, Projection, Record, RunnerSession
+from consumers.ports import Cursor, Doorbell, MessageSource, Projection, Record, RunnerSession
 from projections.envelope import Envelope
 
 log = structlog.get_logger("runner")
@@ -92,6 +92,9 @@ class Runner:
         group: bool = False,
         claim_every: float = 0.5,
         rules_version: str | None = None,
+        doorbell: Doorbell | None = None,
+        idle_wait: float = 0.5,
+        pace: float = 0.0,
     ) -> None:
         self.projection, self.source, self.connect = projection, source, connect
         self.topic = source.topic
@@ -114,6 +117,12 @@ class Runner:
         self.last_beat = -float("inf")
         self.rules_version = rules_version  # None: write whatever the tables' rules
         self.refused: str | None = None  # why this runner refuses to write, while it does
+        # Caught up, wait for the relay's doorbell (at most `idle_wait`) before polling again
+        # (not in a consumer group);
+        # busy, start a batch at most every `pace` seconds (unless the last one was full), so
+        # that a steady stream is applied in batches instead of a transaction per few events.
+        self.doorbell, self.idle_wait, self.pace = doorbell, idle_wait, pace
+        self.paced_until = 0.0
 
     # -- a session: connection, leases, checkpoints ----------------------------------------
 
@@ -234,13 +243,20 @@ class Runner:
             return None
         if self.group:
             self._follow_group()
+        if (early := self.paced_until - time.monotonic()) > 0:
+            time.sleep(early)
         polled = self.source.poll(self.poll_ms, self.max_records)
         if self.group:
             self._follow_group(claim=False)
         records = {p: batch for p, batch in polled.items() if p in self.cursors and batch}
         if not records:
-            self._idle()
+            # In a group, the broker's group protocol (joins, syncs) only moves while the
+            # runner polls: there it keeps polling instead of waiting on the bell.
+            if self._idle() and self.doorbell is not None and not self.group:
+                self.doorbell.wait(self.idle_wait)
             return None
+        if sum(map(len, polled.values())) < self.max_records:
+            self.paced_until = time.monotonic() + self.pace
         started = time.perf_counter()
         saved = {p: replace(c) for p, c in self.cursors.items()}
         try:
@@ -332,13 +348,14 @@ class Runner:
         self.session.store_watermark(candidate)
         return candidate
 
-    def _idle(self) -> None:
+    def _idle(self) -> bool:
         """Nothing came: if every partition is past the last position the relay published
         into it, everything up to the relay's position is consumed. (Read from the relay's
-        table, not from the broker's end offsets, which some brokers report short.)"""
+        table, not from the broker's end offsets, which some brokers report short.) True if
+        this runner's partitions hold nothing the relay published that it has not consumed."""
         assert self.session is not None
         self.session.switch_lock(self.lease)
-        relayed, watermark = self.session.relayed(), self.watermark
+        relayed, watermark, behind = self.session.relayed(), self.watermark, False
         if relayed is not None:
             published, last = relayed
             behind = any(c.position < last.get(p, 0) for p, c in self.cursors.items())
@@ -349,6 +366,7 @@ class Runner:
         self.session.commit()
         self.watermark = watermark
         self._beat()
+        return not behind
 
     def _beat(self) -> None:
         """Once a second: the heartbeat, and the tick if this runner holds the tick's lease."""
@@ -421,6 +439,8 @@ class Runner:
     def close(self) -> None:
         if self.outbox is not None:
             self.outbox.close()
+        if self.doorbell is not None:
+            self.doorbell.close()
         self.source.close()
         self._end_session()
 

@@ -19,12 +19,11 @@ from typing import Any
 
 from kafka import ConsumerRebalanceListener, KafkaConsumer, OffsetAndMetadata, TopicPartition
 
-# A fetch waits up to 20 ms for 256 KiB: idle, a runner asks the broker about 50 times a second;
-# under load it takes what came in those 20 ms as one batch (one transaction), instead of
-# fetching, and committing, a few events at a time. That cut the broker's, the runners' and
-# PostgreSQL's work per command enough to raise `make bench`'s command rate by about a sixth,
-# for at most 20 ms more before a read model shows a command.
-CONSUMER = {"enable_auto_commit": False, "fetch_max_wait_ms": 20, "fetch_min_bytes": 256 * 1024}
+# A fetch answers as soon as anything is there, else after 20 ms: an idle runner does not poll
+# but waits for the relay's doorbell (infra/postgres/doorbell.py), and a busy one gathers its
+# batches by pacing itself (consumers/runner.py), so a fetch is never left waiting long (a
+# fetch in flight would hold back the next one a ring asks for).
+CONSUMER = {"enable_auto_commit": False, "fetch_max_wait_ms": 20, "fetch_min_bytes": 1}
 
 
 

@@ -16,7 +16,7 @@ from psycopg.conninfo import make_conninfo
 from psycopg.types.json import Jsonb
 
 from consumers.ports import Blocked, RelayState
-from infra.postgres import leases
+from infra.postgres import doorbell, leases
 
 
 class PgRelayLog:
@@ -26,6 +26,7 @@ class PgRelayLog:
         self.db_url = make_conninfo(db_url, application_name=f"ticketing-relay:{os.getpid()}")
         self.topic, self.role = topic, f"relay:{topic}"
         self.db: psycopg.Connection | None = None
+        self.told = -1  # the last position stored (the runners were told of it)
 
     @property
     def held(self) -> bool:
@@ -55,21 +56,29 @@ class PgRelayLog:
             "SELECT position, published, partitions, blocked_position, blocked_reason FROM relay.position"
             " WHERE topic = %s", (self.topic,)).fetchone()
         state = RelayState(*row[:3]) if row else RelayState()
+        self.told = state.position
         return state, Blocked(row[3], row[4]) if row and row[3] is not None else None
 
     def store(self, state: RelayState, blocked: Blocked | None) -> None:
-        """Position and blocked columns in one write; `blocked_since` stays while the same event blocks."""
+        """Position and blocked columns in one write; `blocked_since` stays while the same event
+        blocks. A position that moved rings the runners' doorbell (`ticketing_relayed`, payload:
+        the topic) in the same statement, so it is heard once the position is stored."""
         where, why = (blocked.position, blocked.reason) if blocked else (None, None)
-        self._conn().execute(
+        upsert = (
             "INSERT INTO relay.position AS r (topic, position, published, partitions, blocked_position,"
             " blocked_reason, blocked_since) VALUES (%s, %s, %s, %s, %s, %s, CASE WHEN %s THEN now() END)"
             " ON CONFLICT (topic) DO UPDATE SET position = EXCLUDED.position, published = EXCLUDED.published,"
             " partitions = EXCLUDED.partitions, blocked_position = EXCLUDED.blocked_position,"
             " blocked_reason = EXCLUDED.blocked_reason, updated_at = now(), blocked_since ="
             " CASE WHEN r.blocked_position = EXCLUDED.blocked_position THEN r.blocked_since"
-            " ELSE EXCLUDED.blocked_since END",
-            (self.topic, state.position, state.published, Jsonb(state.partitions), where, why, blocked is not None),
-        )
+            " ELSE EXCLUDED.blocked_since END")
+        values = (self.topic, state.position, state.published, Jsonb(state.partitions), where, why, blocked is not None)
+        if state.position != self.told:
+            self._conn().execute(f"WITH stored AS ({upsert} RETURNING 1) SELECT pg_notify(%s, %s) FROM stored",
+                                 (*values, doorbell.RELAYED, self.topic))
+        else:
+            self._conn().execute(upsert, values)
+        self.told = state.position
 
     def confirm(self) -> None:
         self._conn().execute("SELECT 1")

@@ -20,7 +20,9 @@ from infra.kafka.avro import Codec, position_of
 from infra.kafka.notices import REBUILD_TOPIC
 from infra.kafka.publisher import PRODUCER, KafkaPublisher
 from infra.kafka.source import KafkaSource
+from infra.postgres import doorbell
 from infra.postgres.checkpoints import PgRunnerSession
+from infra.postgres.doorbell import PgDoorbell
 from infra.postgres.outbox import PgOutboxRows
 from infra.postgres.relay_log import PgRelayLog
 from infra.postgres.store import ApplicationHost
@@ -29,6 +31,11 @@ from infra.registry import PROJECTIONS
 from infra.settings import Settings
 
 RELAY_PRODUCER = PRODUCER | {"batch_size": 256 * 1024}  # the relay sends thousands at a time
+# Busy, the relay starts a batch at most every RELAY_PACE seconds and a runner at most every
+# RUNNER_PACE (unless the last one was full): under a steady stream of commands each commit
+# would otherwise cost a round of work in the relay, the broker and every runner. Idle, they
+# wait for their doorbells and answer within milliseconds (infra/postgres/doorbell.py).
+RELAY_PACE, RUNNER_PACE = 0.02, 0.05
 
 
 def setup_database(url: str) -> None:
@@ -66,6 +73,9 @@ def relay(settings: Settings, store: ApplicationHost, topic: str | None = None, 
     assert settings.database_url and settings.kafka_bootstrap
     topic = topic or settings.events_topic
     publisher = KafkaPublisher(settings.kafka_bootstrap, options=RELAY_PRODUCER)
+    bell = PgDoorbell(settings.database_url, doorbell.APPENDED, postgres.STORE_SCHEMA)
+    defaults: dict[str, Any] = {"doorbell": bell, "pace": RELAY_PACE}
+    options = defaults | options
     return Relay(store.recorder, store.app.mapper, Codec().encode, PgRelayLog(settings.database_url, topic),
                  publisher, topic, settings.partitions, faults=postgres.FAULTS,
                  reveal=lambda envelopes: store.keys.reveal(envelopes, erased_as=""), **options)
@@ -91,7 +101,8 @@ def runner(settings: Settings, name: str, schema: str | None = None, topic: str 
     topic = topic or settings.events_topic
     url, store_table = settings.database_url, f"{postgres.STORE_SCHEMA}.ticketing_events"
     defaults: dict[str, Any] = {"clock": settings.clock.now, "rules_version": RULES_VERSION,
-                                "lease": name if schema == spec.schema else f"{name}@{schema}"}
+                                "lease": name if schema == spec.schema else f"{name}@{schema}",
+                                "doorbell": PgDoorbell(url, doorbell.RELAYED, topic), "pace": RUNNER_PACE}
     options = defaults | options
     source = KafkaSource(settings.kafka_bootstrap, topic, max_records=options.get("max_records", 5000),
                          group=f"{topic}.{options['lease']}" if group else None, timeouts=group_timeouts(settings))

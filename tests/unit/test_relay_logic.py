@@ -16,6 +16,7 @@ from consumers.relay import Relay
 from domain.application import TicketingApplication
 from domain.wallclock import FixedClock
 from infra.process.catalog import load_catalog
+from tests.unit.bells import RecordingBell
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 TOPIC = "events"
@@ -230,3 +231,24 @@ def test_the_outbox_marks_only_what_the_broker_took_in_order_across_topics() -> 
     assert publisher.publish() == 2 and outbox.marked == [1, 2, 3, 4, 5]
     ids = [dict(m.headers)["ticketing-notice-id"] for t in ("a", "b") for m in broker.topics[t][0]]
     assert ids == [b"n1", b"n2", b"n5", b"n3", b"n4"]
+
+
+def test_an_idle_relay_waits_for_the_stores_doorbell_and_a_busy_one_paces_batches_that_are_not_full(
+        app: TicketingApplication, monkeypatch: pytest.MonkeyPatch) -> None:
+    slept: list[float] = []
+    monkeypatch.setattr("consumers.relay.time.sleep", slept.append)
+    last = history(app, tickets=3)  # 8 events: batches of 4, 4
+    broker, bell = ListBroker(), RecordingBell()
+    relay = Relay(app.recorder, app.mapper, encode, MemoryRelayLog(), broker, TOPIC, partitions=2, batch_size=4,
+                  doorbell=bell, idle_wait=0.7, pace=0.5)
+    relay._turn(lambda: False)
+    relay._turn(lambda: False)
+    assert relay.state.position == last and slept == [] and bell.waits == [], "full batches go out back to back"
+    relay._turn(lambda: False)
+    assert bell.waits == [0.7] and slept == [], "nothing new: wait for the store's news"
+    app.open_ticket(app.sign_contract("Acme", "crm-experts/gold", "2026-01-01").aggregate_id, "t", "r")
+    relay._turn(lambda: False)  # a batch of 2: the next one waits out the pace
+    app.open_ticket(app.sign_contract("Acme", "crm-experts/gold", "2026-01-01").aggregate_id, "t", "r")
+    relay._turn(lambda: False)
+    assert len(slept) == 1 and 0 < slept[0] <= 0.5
+    assert sorted(broker.positions()) == list(range(1, last + 5)), "every event out once"

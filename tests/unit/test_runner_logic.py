@@ -21,6 +21,7 @@ from consumers.runner import Runner
 from infra.kafka.avro import H_POSITION, position_of
 from projections.envelope import Envelope
 from projections.tickets import InMemoryTicketsView, TicketsProjection
+from tests.unit.bells import RecordingBell
 
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 TOPIC = "events"
@@ -602,3 +603,44 @@ def test_a_runner_refuses_to_write_into_tables_built_with_other_rules_until_they
     drain(runner)
     assert set(db.tables.rows) == {"t-1", "t-2"} and runner.refused is None
     runner.close()
+
+
+def test_a_caught_up_runner_waits_for_the_doorbell_and_one_behind_the_relay_polls_again_at_once() -> None:
+    topic, db, bell = ListTopic(partitions=1), MemoryDatabase(), RecordingBell()
+    runner = runner_of(topic, db, doorbell=bell, idle_wait=0.7)
+    runner.resume()
+    publish(topic, 0, opened(1, "t-1"))
+    assert runner.step() is not None and bell.waits == [], "a batch came: no waiting"
+    db.relayed = (2, {0: 2})  # the relay published position 2, which the poll has not brought yet
+    assert runner.step() is None and bell.waits == [], "behind the relay: poll again at once"
+    publish(topic, 0, timed(2, "t-1", 5))
+    runner.step()
+    assert runner.step() is None and bell.waits == [0.7], "caught up: wait for the relay's news"
+    assert db.tables.watermark == 2
+
+
+def test_a_busy_runner_starts_a_batch_at_most_once_per_pace_unless_the_last_one_was_full(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    slept: list[float] = []
+    monkeypatch.setattr("consumers.runner.time.sleep", slept.append)
+    topic, db = ListTopic(partitions=1), MemoryDatabase()
+    runner = runner_of(topic, db, pace=0.5, max_records=2)
+    runner.resume()
+    publish(topic, 0, opened(1, "t-1"), timed(2, "t-1", 5), timed(3, "t-1", 5))
+    runner.step()  # 2 of 3: a full batch
+    runner.step()  # the third at once
+    assert slept == [] and db.tables.checkpoints[0].position == 3
+    publish(topic, 0, timed(4, "t-1", 5))
+    runner.step()  # after a batch of one, the next poll waits out the pace
+    assert len(slept) == 1 and 0 < slept[0] <= 0.5
+    assert db.tables.checkpoints[0].position == 4
+
+
+def test_in_a_group_an_idle_runner_keeps_polling_the_broker_instead_of_waiting_on_the_bell() -> None:
+    topic, db, bell = GroupTopic(), MemoryDatabase(), RecordingBell()
+    runner = member(topic, db, doorbell=bell)
+    topic.rebalance([0, 1])
+    two_tickets(topic)
+    drain(runner)
+    assert runner.step() is None and minutes(db) == {"t-1": 30, "t-2": 7}
+    assert bell.waits == [], "the group's joins and syncs move only while it polls"

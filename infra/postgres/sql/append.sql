@@ -6,7 +6,8 @@
 -- with the position of its last event (`last`, 1-based into the batch), in the same transaction.
 -- The events come as arrays, one per column (cheaper to send than an array of rows);
 -- `contracts` names each event's contract (its own id for a contract's event).
--- Answers the new notification ids in the order the events were given.
+-- Answers the new notification ids in the order the events were given, and tells an idle
+-- relay that there is news (NOTIFY ticketing_appended, payload: the schema).
 DROP FUNCTION IF EXISTS {schema}.ticketing_append(uuid[], bigint[], text[], bytea[], jsonb, text);
 CREATE OR REPLACE FUNCTION {schema}.ticketing_append(
     ids uuid[], versions bigint[], topics text[], states bytea[], contracts uuid[], claims jsonb,
@@ -62,6 +63,8 @@ BEGIN
                d.answer || jsonb_build_object('position', positions[d.last])
         FROM jsonb_to_recordset(claims) AS d(scope text, key text, hash text, status int, answer jsonb, last int);
     END IF;
+    -- Rings the relay's doorbell (infra/postgres/doorbell.py), delivered when this commits.
+    PERFORM pg_notify('ticketing_appended', '{schema}');
     RETURN positions;
 END
 $$;
