@@ -44,7 +44,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColum
 from rich.text import Text
 
 from consumers.ports import View
-from domain.personal import ERASED
 from domain.rules import RULES_VERSION
 from infra import postgres
 from infra.kafka import history
@@ -60,9 +59,11 @@ from projections.envelope import Envelope
 
 log = structlog.get_logger("rebuild")
 PAGE = 5000
-# A fill keeps its view, and so the rows it read and wrote, for this many pages: the fresh
-# tables have no other writer, so what it keeps stays true, and a ticket that events of many
-# pages touch is read once. Then it starts afresh, so memory stays bounded.
+# A fill applies this many pages in one transaction through one view, which writes its rows
+# once at the end, as a runner's batch does (the fresh tables have no other writer, so what
+# the view keeps stays true; an erasure blanks rows at that write, after the upserts): a
+# ticket that events of many pages touch is read, derived and written once. Then it starts
+# afresh, so memory stays bounded.
 KEEP_PAGES = 20
 BOOKKEEPING = {"checkpoint", "outbox", "watermark", "heartbeat", "dead_letter", "tally", "built"}
 SOURCES = ("store", "kafka")
@@ -221,12 +222,14 @@ class Rebuild:
         for i in range(0, len(read), PAGE):
             yield read[i:i + PAGE]
 
-    def _apply(self, conn: psycopg.Connection, envelopes: list[Envelope], view: View | None = None) -> None:
+    def _apply(self, conn: psycopg.Connection, envelopes: list[Envelope], view: View | None = None,
+               flush: bool = True) -> None:
         view = view or self.spec.view(conn, self.fresh)
         view.prefetch({env.contract_id for env in envelopes})
         for env in envelopes:
             self.projection.apply(env, view)
-        view.flush()
+        if flush:
+            view.flush()
         self.applied += len(envelopes)
 
     def fill(self, upto: int, progress: Progress | None = None, source: str = "store") -> None:
@@ -238,18 +241,20 @@ class Rebuild:
         with psycopg.connect(self.url) as conn:
             with conn.transaction():
                 conn.execute(f"UPDATE {self.fresh}.built SET target = %s", (upto,))
-            view, kept = None, 0
-            for envelopes in pages:
-                with conn.transaction(), conn.pipeline():
-                    view = view or self.spec.view(conn, self.fresh)
-                    self._apply(conn, envelopes, view)
-                    self.position = envelopes[-1].position
-                    conn.execute(f"UPDATE {self.fresh}.built SET position = %s", (self.position,))
-                kept += 1
-                # An erasure blanks columns in the tables behind the view's back: start afresh.
-                if kept == KEEP_PAGES or any(env.type == ERASED for env in envelopes):
-                    view, kept = None, 0
-                progress.update(task, completed=self.position - start)
+            page = next(pages, None)
+            while page is not None:  # one transaction, and one view, per window of pages
+                with conn.transaction():
+                    view = self.spec.view(conn, self.fresh)
+                    for _ in range(KEEP_PAGES):
+                        self._apply(conn, page, view, flush=False)
+                        self.position = page[-1].position
+                        progress.update(task, completed=self.position - start)
+                        page = next(pages, None)
+                        if page is None:
+                            break
+                    with conn.pipeline():
+                        view.flush()
+                        conn.execute(f"UPDATE {self.fresh}.built SET position = %s", (self.position,))
             with conn.transaction():  # nothing beyond the last page: the fill stands at its target
                 self.position = max(self.position, upto)
                 conn.execute(f"UPDATE {self.fresh}.built SET position = %s", (self.position,))

@@ -1,7 +1,7 @@
-"""A fill keeps its view, and the rows it read and wrote, across pages (infra/postgres/rebuild.py,
-KEEP_PAGES): the tables it builds must be exactly those of a fill that reads every page's rows
-afresh, for tickets whose events lie pages apart, across an erasure, and past the point where
-the kept rows are dropped."""
+"""A fill applies a window of pages through one view that writes its rows once, at the window's
+end (infra/postgres/rebuild.py, KEEP_PAGES): the tables it builds must be exactly those of a
+fill that reads and writes every page's rows on its own, for tickets whose events lie pages
+apart, across an erasure, and past the end of a window."""
 
 from __future__ import annotations
 
