@@ -7,9 +7,9 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import json
+import random
 import re
 import time
-import uuid
 from collections.abc import Callable
 from typing import Annotated, Any
 from uuid import UUID
@@ -297,6 +297,13 @@ def _enum(node: Any, values_of: dict[str, list[str]]) -> None:
             _enum(child, values_of)
 
 
+def _loopback(name: str) -> bool:
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
 class AccessMiddleware:
     """The edge of every request, as plain ASGI (no extra task per call): the Host check (only
     loopback names and TICKETING_ALLOWED_HOSTS: a DNS-rebinding page cannot reach the API), the
@@ -307,6 +314,7 @@ class AccessMiddleware:
         self.app, self.backend = app, backend
         self.admin_token = backend.settings.admin_token
         self.allowed = set(backend.settings.allowed_hosts)
+        self.served: set[bytes] = set()  # Host headers that passed, as sent (at most 64)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -338,18 +346,17 @@ class AccessMiddleware:
         if scope["method"] in ("POST", "DELETE") and route is not None:
             metrics.COMMAND_SECONDS.labels(getattr(route, "path", path), str(status["code"])).observe(seconds)
         log.info("request", method=scope["method"], path=path, status=status["code"],
-                 ms=round(seconds * 1000, 2), request_id=uuid.uuid4().hex[:12])
+                 ms=round(seconds * 1000, 2), request_id=f"{random.getrandbits(48):012x}")  # no syscall
 
     def _check_host(self, host: bytes | None) -> None:
+        if host in self.served:  # a Host header already found to be ours
+            return
         name = (host or b"").decode("latin-1").strip().lower()
         name = name[1:name.index("]")] if name.startswith("[") and "]" in name else name.rpartition(":")[0] or name
-        if name in self.allowed or name == "localhost":
+        if name in self.allowed or name == "localhost" or _loopback(name):
+            if host is not None and len(self.served) < 64:
+                self.served.add(host)
             return
-        try:
-            if ipaddress.ip_address(name).is_loopback:
-                return
-        except ValueError:
-            pass
         raise access.Refused(400, "the Host header names no host this API serves (set TICKETING_ALLOWED_HOSTS)",
                              {"host": name[:255]})
 
