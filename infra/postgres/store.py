@@ -161,7 +161,7 @@ class ApplicationHost:
             conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
             env = postgres.store_env(url, schema, pool_size)
             self.app = HostedApplication(catalog, env=env, clock=clock)
-            for name in ("event_index", "idempotency", "chain", "keys", "append"):
+            for name in ("event_index", "idempotency", "chain", "keys", "append", "usage"):
                 conn.execute(postgres.sql(name, schema))
             conn.execute("SELECT pg_advisory_unlock(hashtext('ticketing-store-setup'))")
         self.app.check = EventCheck(Codec())

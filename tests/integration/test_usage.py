@@ -15,6 +15,7 @@ from domain import commands
 from domain.errors import Conflict
 from domain.ticket import Ticket
 from infra import postgres
+from infra.postgres import usage
 from infra.postgres.store import ApplicationHost
 from infra.process.catalog import load_catalog
 from infra.settings import Settings
@@ -117,3 +118,64 @@ def test_an_entry_the_mapper_cannot_read_fails_the_check_rather_than_count_as_no
     stored_under(own_store, "domain.nowhere:Ticket.TimeConsumed", tid)
     with pytest.raises(TopicError):
         own_store.handle(commands.Open(cid, "t2", "r"))
+
+
+
+def fresh(servers: Settings, schema: str) -> ApplicationHost:
+    """Another host on the store, with nothing counted yet: as a freshly started API process."""
+    return ApplicationHost(servers.database_url or "", load_catalog(), servers.clock, schema=schema)
+
+
+def test_a_fresh_process_starts_from_the_saved_counts_and_decodes_only_the_entries_stored_after_them(
+        own_store: ApplicationHost, servers: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(usage, "SAVE_AFTER", 3)
+    cid = credit_contract(own_store, 100)
+    tid = own_store.handle(commands.Open(cid, "t", "r")).aggregate_id  # its check read 2 events
+    own_store.handle(commands.RecordTime(tid, 50, "intervention"))
+    own_store.handle(commands.RecordTime(tid, 1, "query"))
+    own_store.usage(cid)  # 3 more read: 5 past the saved counts (none), so these are saved
+    stored_under(own_store, "domain.nowhere:Ticket.TimeConsumed", tid)  # decoding them again would fail
+    own_store.handle(commands.RecordTime(tid, 10, "query"))
+    started = fresh(servers, own_store.schema)
+    try:
+        assert dict(started.usage(cid)) == {("intervention", 50): 1, ("query", 1): 1, ("query", 10): 1}
+    finally:
+        started.close()
+
+
+def test_writers_that_save_at_every_check_count_what_a_fresh_process_counts(
+        store: ApplicationHost, other: ApplicationHost, servers: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(usage, "SAVE_AFTER", 1)
+    cid = credit_contract(store, 100)
+    tid = store.handle(commands.Open(cid, "t", "r")).aggregate_id
+    store.handle(commands.RecordTime(tid, 40, "intervention"))
+    other.handle(commands.Open(cid, "t2", "r"))  # counted and saved by the other writer
+    store.handle(commands.RecordTime(tid, 10, "query"))
+    assert balance(store, cid) == 40  # 45 + 15 spent, counted from this writer's own position
+    other.handle(commands.RecordTime(tid, 10, "query"))
+    started = fresh(servers, store.schema)
+    try:
+        expected = {("intervention", 40): 1, ("query", 10): 2}
+        assert dict(started.usage(cid)) == dict(store.usage(cid)) == dict(other.usage(cid)) == expected
+    finally:
+        started.close()
+
+
+def test_counts_saved_under_another_version_of_the_time_entry_class_are_counted_again(
+        own_store: ApplicationHost, servers: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(usage, "SAVE_AFTER", 1)
+    cid = credit_contract(own_store, 100)
+    tid = own_store.handle(commands.Open(cid, "t", "r")).aggregate_id
+    position = own_store.handle(commands.RecordTime(tid, 50, "intervention")).position
+    own_store.usage(cid)  # saved
+    postgres.run(own_store.pool, lambda conn: conn.execute(  # what a new upcasting would read it as
+        f"UPDATE {own_store.table} SET state = convert_to(jsonb_set(convert_from(state, 'UTF8')::jsonb,"
+        " '{minutes}', '55')::text, 'UTF8') WHERE notification_id = %s", (position,)))
+    same, upcast = fresh(servers, own_store.schema), fresh(servers, own_store.schema)
+    upcast.usage.version += 1
+    try:
+        assert dict(same.usage(cid)) == {("intervention", 50): 1}  # the saved counts
+        assert dict(upcast.usage(cid)) == {("intervention", 55): 1}  # counted again
+    finally:
+        same.close()
+        upcast.close()
