@@ -170,6 +170,9 @@ class Projection(Protocol):
     time does (`tick`, a no-op for a projection with nothing timed)."""
 
     name: str
+    # The event types `apply` acts on (it answers False and changes nothing for any other);
+    # None: it may act on any. A rebuild from the store decodes only these.
+    reads: frozenset[str] | None
 
     def apply(self, env: Envelope, view: Any) -> bool:
         """Apply one event; False if it changes nothing (unrelated, or already applied)."""

@@ -139,6 +139,7 @@ class AvailabilityProjection:
     """Keeps outages, maintenance windows and contract terms; notices spent budgets."""
 
     name = "availability"
+    reads: frozenset[str] | None = None  # every event type: a rebuild decodes all of them for it
 
     def apply(self, env: Envelope, view: AvailabilityView) -> bool:
         kind = CHANGES.get(env.type)

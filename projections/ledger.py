@@ -55,6 +55,7 @@ class LedgerProjection:
     """Keeps every contract's ledger, its entries, the statements of resolved tickets."""
 
     name = "ledger"
+    reads: frozenset[str] | None = None  # every event type: a rebuild decodes all of them for it
 
     def apply(self, env: Envelope, view: LedgerView) -> bool:
         if env.type == "Contract.Signed":

@@ -180,6 +180,7 @@ class SlaProjection:
     """Keeps every ticket's SLA facts and deadlines; notices breaches as time passes."""
 
     name = "sla"
+    reads: frozenset[str] | None = frozenset({*EVENT_TYPES, "Ticket.Opened", "Contract.Signed"})  # what `apply` acts on
 
     def apply(self, env: Envelope, view: SlaView) -> bool:
         if env.type in EVENT_TYPES:

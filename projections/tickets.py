@@ -44,6 +44,7 @@ class TicketsProjection:
     """Keeps the ticket list."""
 
     name = "tickets"
+    reads: frozenset[str] | None = None  # every event type: a rebuild decodes all of them for it
 
     def apply(self, env: Envelope, view: TicketsView) -> bool:
         if env.type == "Ticket.Opened":

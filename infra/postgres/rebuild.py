@@ -70,6 +70,16 @@ SOURCES = ("store", "kafka")
 Clock = Callable[[], datetime]
 
 
+@dataclass(frozen=True)
+class Page:
+    """A page of the history: the envelopes the projection reads, the last position it went
+    through and how many events it went through (those the projection does not read too)."""
+
+    envelopes: list[Envelope]
+    last: int
+    events: int
+
+
 class NotPrepared(Exception):
     """No prepared rebuild of this projection: `ticketing rebuild P --dry-run` prepares one."""
 
@@ -201,16 +211,18 @@ class Rebuild:
 
     # -- filling ----------------------------------------------------------------------------
 
-    def _store_pages(self, upto: int) -> Iterator[list[Envelope]]:
+    def _store_pages(self, upto: int) -> Iterator[Page]:
+        """The store's events up to `upto` in pages, decoded only where the projection reads
+        them (`reads`): it acts on no other type, so the rest are passed over undecoded."""
         start = self.position + 1
         while start <= upto:
             page = self.store.recorder.select_notifications(start=start, limit=PAGE, stop=upto)
             if not page:
                 return
-            yield self.store.published(page)
+            yield Page(self.store.published(page, self.projection.reads), page[-1].id, len(page))
             start = page[-1].id + 1
 
-    def _topic_pages(self, upto: int, progress: Progress) -> Iterator[list[Envelope]]:
+    def _topic_pages(self, upto: int, progress: Progress) -> Iterator[Page]:
         assert self.bootstrap, "reading the topic needs the broker's address (KAFKA_BOOTSTRAP_SERVERS)"
         task = progress.add_task(f"read {self.topic}", total=max(upto - self.position, 0))
         after = self.position
@@ -220,7 +232,8 @@ class Rebuild:
                             seen=lambda p: progress.update(task, completed=max(0, min(p, upto) - after)))
         progress.update(task, completed=max(upto - after, 0))
         for i in range(0, len(read), PAGE):
-            yield read[i:i + PAGE]
+            chunk = read[i:i + PAGE]
+            yield Page(chunk, chunk[-1].position, len(chunk))
 
     def _apply(self, conn: psycopg.Connection, envelopes: list[Envelope], view: View | None = None,
                flush: bool = True) -> None:
@@ -230,7 +243,6 @@ class Rebuild:
             self.projection.apply(env, view)
         if flush:
             view.flush()
-        self.applied += len(envelopes)
 
     def fill(self, upto: int, progress: Progress | None = None, source: str = "store") -> None:
         """Apply every event up to `upto`, one transaction per page, each recording the position."""
@@ -246,8 +258,8 @@ class Rebuild:
                 with conn.transaction():
                     view = self.spec.view(conn, self.fresh)
                     for _ in range(KEEP_PAGES):
-                        self._apply(conn, page, view, flush=False)
-                        self.position = page[-1].position
+                        self._apply(conn, page.envelopes, view, flush=False)
+                        self.position, self.applied = page.last, self.applied + page.events
                         progress.update(task, completed=self.position - start)
                         page = next(pages, None)
                         if page is None:
@@ -270,11 +282,11 @@ class Rebuild:
         cursors: dict[int, int] = dict(conn.execute(
             f"SELECT partition, position FROM {self.live}.checkpoint WHERE topic = %s", (self.topic,)).fetchall())
         upto = max(cursors.values(), default=0)
-        for envelopes in self._store_pages(upto):
-            caught = [e for e in envelopes
+        for page in self._store_pages(upto):
+            caught = [e for e in page.envelopes
                       if e.position <= cursors.get(partition_for(e.contract_id.encode(), self.partitions), 0)]
             self._apply(conn, caught)
-            self.position = envelopes[-1].position
+            self.position, self.applied = page.last, self.applied + len(caught)
         return upto
 
     def compare(self, now: datetime, progress: Progress | None = None) -> tuple[int, list[Change], dict[str, dict[str, int]]]:

@@ -14,6 +14,7 @@ stored can be relayed.
 from __future__ import annotations
 
 import contextvars
+import functools
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, nullcontext, suppress
@@ -25,6 +26,7 @@ from uuid import UUID
 
 import psycopg
 from eventsourcing.persistence import IntegrityError, Notification, Recording, StoredEvent
+from eventsourcing.utils import resolve_topic
 
 from domain import chain, personal
 from domain.application import Recorded, TicketingApplication, _project
@@ -297,12 +299,22 @@ class ApplicationHost:
             " WHERE originator_id = %s AND originator_version = 1", (UUID(ticket_id),))
         return str(rows[0][0]) if rows and rows[0][0] else None
 
-    def published(self, notifications: Iterable[Notification]) -> list[Envelope]:
+    def published(self, notifications: Iterable[Notification], reads: frozenset[str] | None = None,
+                  ) -> list[Envelope]:
         """Notifications as the relay publishes them: envelopes whose personal fields are opened
         with their contract's key as it stands now ("" once erased). What a rebuild from the
-        store applies, so that it equals a run from the topic."""
+        store applies, so that it equals a run from the topic. Given `reads` (event types, as
+        envelopes name them), only those are decoded: the others, left out."""
+        if reads is not None:
+            notifications = [n for n in notifications if self.type_of(n.topic) in reads]
         return self.keys.reveal([self.to_envelope(n.id, n.originator_id, n.originator_version, n.topic, n.state)
                                  for n in notifications], erased_as="")
+
+    @functools.lru_cache(maxsize=1024)  # noqa: B019 - topics are few; the host lives as long as the process
+    def type_of(self, topic: str) -> str:
+        """The envelope type of events stored under `topic` (a renamed class's old topic
+        resolves to the class, as the mapper resolves it)."""
+        return str(resolve_topic(topic).__qualname__)
 
     def to_envelope(self, position: int, originator_id: Any, version: int, topic: str, state: bytes) -> Envelope:
         return from_domain_event(self._domain_event(originator_id, version, topic, state), position)
