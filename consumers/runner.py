@@ -118,9 +118,9 @@ class Runner:
         self.rules_version = rules_version  # None: write whatever the tables' rules
         self.refused: str | None = None  # why this runner refuses to write, while it does
         # Caught up, wait for the relay's doorbell (at most `idle_wait`) before polling again
-        # (not in a consumer group);
-        # busy, start a batch at most every `pace` seconds (unless the last one was full), so
-        # that a steady stream is applied in batches instead of a transaction per few events.
+        # (not in a consumer group); busy, start a batch at most every `pace` seconds (unless
+        # the last one was full), so that a steady stream is applied in batches instead of a
+        # transaction per few events.
         self.doorbell, self.idle_wait, self.pace = doorbell, idle_wait, pace
         self.paced_until = 0.0
 

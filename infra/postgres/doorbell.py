@@ -75,8 +75,3 @@ class PgDoorbell:
             with suppress(psycopg.Error):
                 self.conn.close()
         self.conn = None
-
-
-def ring(conn: psycopg.Connection, channel: str, payload: str) -> None:
-    """Notify `channel` in the connection's transaction (delivered when it commits)."""
-    conn.execute("SELECT pg_notify(%s, %s)", (channel, payload))

@@ -245,7 +245,7 @@ class Rebuild:
             view.flush()
 
     def fill(self, upto: int, progress: Progress | None = None, source: str = "store") -> None:
-        """Apply every event up to `upto`, one transaction per page, each recording the position."""
+        """Apply every event up to `upto`, one transaction per window of pages, each recording the position."""
         progress = progress or bars(show=False)
         pages = self._store_pages(upto) if source == "store" else self._topic_pages(upto, progress)
         task = progress.add_task(f"rebuild {self.spec.name} from the {source}", total=max(upto - self.position, 0))
