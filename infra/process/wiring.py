@@ -73,7 +73,7 @@ def relay(settings: Settings, store: ApplicationHost, topic: str | None = None, 
     assert settings.database_url and settings.kafka_bootstrap
     topic = topic or settings.events_topic
     publisher = KafkaPublisher(settings.kafka_bootstrap, options=RELAY_PRODUCER)
-    bell = PgDoorbell(settings.database_url, doorbell.APPENDED, postgres.STORE_SCHEMA)
+    bell = PgDoorbell(settings.database_url, doorbell.APPENDED, store.schema)  # the store this relay reads
     defaults: dict[str, Any] = {"doorbell": bell, "pace": RELAY_PACE}
     options = defaults | options
     return Relay(store.recorder, store.app.mapper, Codec().encode, PgRelayLog(settings.database_url, topic),
@@ -102,7 +102,9 @@ def runner(settings: Settings, name: str, schema: str | None = None, topic: str 
     url, store_table = settings.database_url, f"{postgres.STORE_SCHEMA}.ticketing_events"
     defaults: dict[str, Any] = {"clock": settings.clock.now, "rules_version": RULES_VERSION,
                                 "lease": name if schema == spec.schema else f"{name}@{schema}",
-                                "doorbell": PgDoorbell(url, doorbell.RELAYED, topic), "pace": RUNNER_PACE}
+                                # in a group a runner keeps polling the broker: no bell to wait on
+                                "doorbell": None if group else PgDoorbell(url, doorbell.RELAYED, topic),
+                                "pace": RUNNER_PACE}
     options = defaults | options
     source = KafkaSource(settings.kafka_bootstrap, topic, max_records=options.get("max_records", 5000),
                          group=f"{topic}.{options['lease']}" if group else None, timeouts=group_timeouts(settings))
