@@ -15,8 +15,9 @@ from typing import Any
 from fastapi import FastAPI
 
 from infra.http import models
+from infra.http.app import NO_TELEMETRY
 
-app = FastAPI(title="no-op")
+app = FastAPI(title="no-op", telemetry=NO_TELEMETRY)  # as the API is served
 
 
 @app.post("/contracts", status_code=201)

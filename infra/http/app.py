@@ -19,6 +19,7 @@ from fastapi import APIRouter, Depends, FastAPI, Header, Path, Query, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
+from fastapi.telemetry import TelemetryConfig
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -37,6 +38,9 @@ from infra.settings import Settings
 
 log = structlog.get_logger("http")
 MAX_BODY = 1024 * 1024  # 1 MiB; a larger body answers 413
+# FastAPI's own OpenTelemetry hooks, off: the API's numbers are its Prometheus metrics
+# (GET /metrics), and left on, the hooks ask for the global providers on every request.
+NO_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 ContractId = Annotated[UUID, Path(description="a contract id (UUID); any other text answers 404")]
 TicketId = Annotated[UUID, Path(description="a ticket id (UUID); any other text answers 404")]
 
@@ -241,7 +245,8 @@ def query_routes(b: Backend) -> APIRouter:
 
 
 def create_app(backend: Backend, extra_routers: list[APIRouter] | None = None) -> FastAPI:
-    app = FastAPI(title="ticketing", version="1", description="Event-sourced support contracts: SLA, ledger, availability.")
+    app = FastAPI(title="ticketing", version="1", description="Event-sourced support contracts: SLA, ledger, availability.",
+                  telemetry=NO_TELEMETRY)
     app.state.backend = backend
     errors.install(app)
     app.include_router(contract_routes(backend))

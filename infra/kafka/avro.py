@@ -125,7 +125,8 @@ class Codec:
         try:
             # The writer does not check ranges: an int field would carry any Python int, which
             # a consumer in another language could not read. Validation does.
-            validate(record, schema.parsed, raise_errors=True)
+            if not validate(record, schema.parsed, raise_errors=False):  # twice as fast when it fits
+                validate(record, schema.parsed, raise_errors=True)  # raises, saying why
             fastavro.schemaless_writer(buffer, schema.parsed, record, strict=True)
         except (ValidationError, ValueError, TypeError, OverflowError) as exc:
             raise EncodeError(f"{env.type} at {env.position} does not fit its schema: {exc}") from exc
