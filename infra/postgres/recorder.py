@@ -5,7 +5,9 @@ Appends go in store order: the events table is locked for the transaction (as th
 does), so notification ids are handed out in commit order and readers never pass a gap that
 fills later. A command's kept answer (its `Idempotency-Key`) is inserted in the same
 transaction as its events, so a crash leaves both or neither, and a key already kept makes
-the whole append fail (KeyKept): the command then answers what was kept. When the connection breaks
+the whole append fail (KeyKept): the command then answers what was kept. What a command read
+without writing is checked in the same transaction, under the same lock: if another writer
+has changed it since, nothing is appended (StaleRead) and the command decides again. When the connection breaks
 while committing, whether the commit happened is unknown: `committed` finds out by reading
 the rows back, byte for byte, so a command is neither lost nor recorded twice.
 """
@@ -23,9 +25,9 @@ from uuid import UUID
 
 import psycopg
 import structlog
-from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
+from eventsourcing.persistence import IntegrityError, InterfaceError, OperationalError, StoredEvent
 from eventsourcing.postgres import PostgresAggregateRecorder, PostgresApplicationRecorder
-from psycopg.sql import SQL, Composed, Identifier
+from psycopg.sql import SQL, Identifier
 
 log = structlog.get_logger("store")
 
@@ -34,6 +36,11 @@ TOPIC = "infra.postgres.recorder:TicketingRecorder"
 
 class KeyKept(Exception):
     """An answer is already kept under this command's idempotency key: nothing was appended."""
+
+
+class StaleRead(IntegrityError):
+    """A command decided on a cached aggregate that has changed since: nothing was appended;
+    decide again (as after losing a race on a version)."""
 
 
 @dataclass
@@ -53,12 +60,14 @@ class Claim:
 
 @dataclass
 class Append:
-    """One command's new events, the contract of each (its hash chain), and its claim if it
-    carries an idempotency key."""
+    """One command's new events, the contract of each (its hash chain), its claim if it
+    carries an idempotency key, and what it read without writing: aggregates at the versions
+    its decision saw, which must still be their latest when it is appended."""
 
     events: Sequence[StoredEvent]
     contracts: Sequence[UUID]
     claim: Claim | None = None
+    read: dict[UUID, int] = field(default_factory=dict)
     ids: list[int] = field(default_factory=list)
 
 
@@ -106,8 +115,10 @@ class TicketingRecorder(PostgresApplicationRecorder):
                 c = a.claim
                 kept.append({"scope": c.scope, "key": c.key, "hash": c.digest.hex(), "status": c.status,
                              "answer": c.answer(str(a.events[0].originator_id)), "last": last})
+        read = [(i, v) for a in appends for i, v in a.read.items()]
         columns = ([e.originator_id for e in events], [e.originator_version for e in events],
-                   [e.topic for e in events], [e.state for e in events], [c for a in appends for c in a.contracts])
+                   [e.topic for e in events], [e.state for e in events], [c for a in appends for c in a.contracts],
+                   [i for i, _ in read], [v for _, v in read])
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
             try:
                 curs.execute(self._append_statement, (*columns, json.dumps(kept), self._lock_timeout), prepare=True)
@@ -115,6 +126,8 @@ class TicketingRecorder(PostgresApplicationRecorder):
                 if error.diag.table_name == "idempotency":
                     raise KeyKept("an answer is already kept under this idempotency key") from None
                 raise  # another writer recorded this version first
+            except psycopg.errors.SerializationFailure:
+                raise StaleRead("decided on a cached state that another writer has since changed") from None
             row = curs.fetchone()
         ids: list[int] = list(row["ids"] or []) if row else []
         start = 0
@@ -122,10 +135,11 @@ class TicketingRecorder(PostgresApplicationRecorder):
             a.ids, start = ids[start:start + len(a.events)], start + len(a.events)
 
     @functools.cached_property
-    def _append_statement(self) -> Composed:
+    def _append_statement(self) -> str:
+        # Rendered once: psycopg would compose a `Composed` again on every execute.
         schema = Identifier(self.datastore.schema)
         return SQL("SELECT {schema}.ticketing_append(%s::uuid[], %s::bigint[], %s::text[], %s::bytea[],"
-                   " %s::uuid[], %s::jsonb, %s) AS ids").format(schema=schema)
+                   " %s::uuid[], %s::uuid[], %s::bigint[], %s::jsonb, %s) AS ids").format(schema=schema).as_string()
 
     @property
     def _lock_timeout(self) -> str:

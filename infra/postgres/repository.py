@@ -8,9 +8,9 @@ shallowly: their event methods rebind attributes and never change a list or dict
 
 A command's first attempt may take the cached state as it is (`trusting`), without the round
 trip that asks the store for newer events: whatever it then records is checked by the
-store's unique (id, version) key, so a decision on a stale state cannot be recorded, and the
-host (infra/postgres/store.py) checks what was served but not written (`stale`) before it
-saves, and decides a refusal again on fresh state.
+store's unique (id, version) key, so a decision on a stale state cannot be recorded; what was
+served but not written is checked by the append itself, in its transaction (sql/append.sql);
+and the host (infra/postgres/store.py) decides a refusal again on fresh state.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from uuid import UUID
 
 from eventsourcing.application import Repository
 from eventsourcing.domain import Aggregate
-from psycopg.sql import SQL, Composed, Identifier
 
 
 def fork(aggregate: Any) -> Any:
@@ -38,7 +37,6 @@ class CommittedCache(Repository[UUID]):
     """The library's repository with a cache of committed aggregates (see the module doc)."""
 
     _local = threading.local()
-    _stale_statement: Composed | None = None
 
     @contextmanager
     def trusting(self) -> Iterator[dict[UUID, int]]:
@@ -54,20 +52,6 @@ class CommittedCache(Repository[UUID]):
     def served(self) -> dict[UUID, int] | None:
         """What this thread's open `trusting` served from the cache, if one is open."""
         return getattr(self._local, "served", None)
-
-    def stale(self, served: dict[UUID, int]) -> bool:
-        """Whether the store holds events of these aggregates after the versions served."""
-        recorder: Any = self.event_store.recorder
-        statement = self._stale_statement or SQL(
-            "SELECT EXISTS (SELECT 1 FROM {schema}.{table} AS t"
-            " JOIN unnest(%s::uuid[], %s::bigint[]) AS s(id, version)"
-            " ON t.originator_id = s.id AND t.originator_version > s.version)"
-        ).format(schema=Identifier(recorder.datastore.schema), table=Identifier(recorder.events_table_name))
-        self._stale_statement = statement
-        with recorder.datastore.get_connection() as conn, conn.cursor() as curs:
-            curs.execute(statement, (list(served), list(served.values())), prepare=True)
-            row = curs.fetchone()
-        return bool(row and row["exists"])
 
     def get(self, aggregate_id: UUID, *, version: int | None = None, projector_func: Any = None,
             **_: Any) -> Any:

@@ -51,10 +51,6 @@ T = TypeVar("T")
 CLAIM: contextvars.ContextVar[Claim | None] = contextvars.ContextVar("claim", default=None)
 
 
-class StaleRead(IntegrityError):
-    """A command decided on a cached aggregate that has changed since: decide again."""
-
-
 class EventCheck:
     """Refuses an event its Avro schema cannot carry or the broker would not take."""
 
@@ -101,10 +97,9 @@ class HostedApplication(TicketingApplication):
     def save(self, *objs: Any, **_: Any) -> list[Recording[UUID]]:
         aggregates = [o for o in objs if o is not None]
         served = self.repository.served()
-        if served:  # what the decision read from the cache unchecked and does not write
-            unchecked = {i: v for i, v in served.items() if i not in {a.id for a in aggregates}}
-            if unchecked and self.repository.stale(unchecked):
-                raise StaleRead("decided on a cached state that another writer has since changed")
+        # What the decision read from the cache unchecked and does not write: the append checks
+        # that it is still the latest, in its transaction (StaleRead if not).
+        unchecked = {i: v for i, v in (served or {}).items() if i not in {a.id for a in aggregates}}
         pending = [(a, a.collect_events()) for a in aggregates]
         events = [e for _, collected in pending for e in collected]
         self.check(events)
@@ -116,7 +111,7 @@ class HostedApplication(TicketingApplication):
         sealed, sealed_values = self.keys.seal_events(events)
         stored = [self.mapper.to_stored_event(e) for e in sealed]
         contracts = [UUID(str(getattr(e, "contract_id", None) or e.originator_id)) for e in events]
-        ids = self.commit(Append(stored, contracts, CLAIM.get()))
+        ids = self.commit(Append(stored, contracts, CLAIM.get(), unchecked))
         for aggregate, collected in pending:
             # What is cached holds its personal fields as stored: sealed, never in clear.
             for name in personal.AGGREGATE_ATTRIBUTES.get(type(aggregate).__qualname__, ()):

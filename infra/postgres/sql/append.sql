@@ -6,12 +6,15 @@
 -- with the position of its last event (`last`, 1-based into the batch), in the same transaction.
 -- The events come as arrays, one per column (cheaper to send than an array of rows);
 -- `contracts` names each event's contract (its own id for a contract's event).
+-- A batch's commands are checked together: when one of them read a state that has changed, the
+-- batch fails and the committer appends its commands one at a time (infra/postgres/group_commit.py).
 -- Answers the new notification ids in the order the events were given, and tells an idle
 -- relay that there is news (NOTIFY ticketing_appended, payload: the schema).
 DROP FUNCTION IF EXISTS {schema}.ticketing_append(uuid[], bigint[], text[], bytea[], jsonb, text);
+DROP FUNCTION IF EXISTS {schema}.ticketing_append(uuid[], bigint[], text[], bytea[], uuid[], jsonb, text);
 CREATE OR REPLACE FUNCTION {schema}.ticketing_append(
-    ids uuid[], versions bigint[], topics text[], states bytea[], contracts uuid[], claims jsonb,
-    lock_timeout text
+    ids uuid[], versions bigint[], topics text[], states bytea[], contracts uuid[],
+    read_ids uuid[], read_versions bigint[], claims jsonb, lock_timeout text
 ) RETURNS bigint[]
 LANGUAGE plpgsql
 AS $$
@@ -27,6 +30,13 @@ DECLARE
 BEGIN
     PERFORM set_config('lock_timeout', lock_timeout, true);
     LOCK TABLE {schema}.ticketing_events IN EXCLUSIVE MODE;
+    -- What the commands read without writing (`read_ids` at `read_versions`) must still be the
+    -- latest: a decision on a state another writer has changed since is not recorded.
+    IF EXISTS (SELECT 1 FROM {schema}.ticketing_events t
+               JOIN unnest(read_ids, read_versions) AS r(id, version)
+                 ON t.originator_id = r.id AND t.originator_version > r.version) THEN
+        RAISE EXCEPTION 'a command decided on a state that has changed since' USING ERRCODE = 'serialization_failure';
+    END IF;
     -- Commit time follows the store's order, whatever the server's clock did meanwhile.
     SELECT committed_at INTO latest FROM {schema}.ticketing_events ORDER BY notification_id DESC LIMIT 1;
     IF latest IS NOT NULL AND latest > committed THEN
