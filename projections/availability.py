@@ -139,7 +139,8 @@ class AvailabilityProjection:
     """Keeps outages, maintenance windows and contract terms; notices spent budgets."""
 
     name = "availability"
-    reads: frozenset[str] | None = None  # every event type: a rebuild decodes all of them for it
+    reads: frozenset[str] | None = frozenset(
+        {*CHANGES, "Ticket.Opened", "Contract.Signed", "Contract.MaintenanceScheduled", ERASED})  # what `apply` acts on
 
     def apply(self, env: Envelope, view: AvailabilityView) -> bool:
         kind = CHANGES.get(env.type)

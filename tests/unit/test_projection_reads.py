@@ -4,13 +4,18 @@ builds. Shown on a history of real events of every type the domain records."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
+
+import pytest
 
 from domain.application import TicketingApplication
 from domain.contract import Contract
 from domain.ticket import Ticket
 from domain.wallclock import FixedClock
 from infra.process.catalog import load_catalog
+from projections.availability import AvailabilityProjection, InMemoryAvailabilityView
 from projections.envelope import Envelope, from_domain_event
 from projections.sla import InMemorySlaView, SlaProjection
 
@@ -59,17 +64,20 @@ def history() -> list[Envelope]:
             for n in app.recorder.select_notifications(start=1, limit=10_000)]
 
 
-def test_the_sla_read_model_built_from_the_types_it_reads_is_the_one_every_event_builds() -> None:
+@pytest.mark.parametrize(("projection", "view"), [(SlaProjection, InMemorySlaView),
+                                                   (AvailabilityProjection, InMemoryAvailabilityView)])
+def test_the_read_model_built_from_the_types_a_projection_reads_is_the_one_every_event_builds(
+        projection: Any, view: Callable[[], Any]) -> None:
     envelopes = history()
     assert {env.type for env in envelopes} == every_type(), "the history holds an event of every type"
-    reads = SlaProjection.reads
+    reads = projection.reads
     assert reads is not None and reads < every_type()
-    everything, read = InMemorySlaView(), InMemorySlaView()
+    everything, read = view(), view()
     for env in envelopes:
-        SlaProjection().apply(env, everything)
+        projection().apply(env, everything)
     for env in (env for env in envelopes if env.type in reads):
-        SlaProjection().apply(env, read)
+        projection().apply(env, read)
     assert read == everything and everything.tickets and everything.contracts
     for env in (env for env in envelopes if env.type not in reads):
-        assert SlaProjection().apply(env, read) is False, env.type
+        assert projection().apply(env, read) is False, env.type
     assert read == everything, "and the others change nothing"
