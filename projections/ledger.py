@@ -55,7 +55,9 @@ class LedgerProjection:
     """Keeps every contract's ledger, its entries, the statements of resolved tickets."""
 
     name = "ledger"
-    reads: frozenset[str] | None = None  # every event type: a rebuild decodes all of them for it
+    reads: frozenset[str] | None = frozenset({  # what `apply` acts on
+        "Contract.Signed", "Contract.CreditsAdded", "Contract.Renewed", "Contract.Cancelled", ERASED,
+        "Ticket.TimeConsumed", "Ticket.Resolved"})
 
     def apply(self, env: Envelope, view: LedgerView) -> bool:
         if env.type == "Contract.Signed":
