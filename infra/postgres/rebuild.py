@@ -32,6 +32,7 @@ schema is kept, renamed, for comparison, until `--drop-old`.
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -145,6 +146,21 @@ class Rate(ProgressColumn):
         return Text(f"{task.speed or 0:,.0f}/s", style="progress.data.speed")
 
 
+@contextmanager
+def collected_per_window() -> Iterator[Callable[[], object]]:
+    """The cyclic garbage collector paused while a fill runs, and run by the caller once per
+    window instead (what this yields). A window holds some 100,000 events' objects, and the
+    collector's automatic passes over them, each full one over the process's whole heap, took
+    a third of an SLA fill of 1,000,000 events (74 against 49 us of CPU per event)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield gc.collect
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def bars(show: bool = True) -> Progress:
     """A progress display with rate and time left (on stderr, like logs: stdout stays the report)."""
     from rich.console import Console
@@ -250,11 +266,12 @@ class Rebuild:
         pages = self._store_pages(upto) if source == "store" else self._topic_pages(upto, progress)
         task = progress.add_task(f"rebuild {self.spec.name} from the {source}", total=max(upto - self.position, 0))
         start = self.position
-        with psycopg.connect(self.url) as conn:
+        with psycopg.connect(self.url) as conn, collected_per_window() as collect:
             with conn.transaction():
                 conn.execute(f"UPDATE {self.fresh}.built SET target = %s", (upto,))
             page = next(pages, None)
             while page is not None:  # one transaction, and one view, per window of pages
+                collect()
                 with conn.transaction():
                     view = self.spec.view(conn, self.fresh)
                     for _ in range(KEEP_PAGES):
