@@ -11,9 +11,9 @@ The no-op is measured before the first command run and after each one, and each 
 is set beside the mean of the two ceilings next to it (the machine's speed drifts within
 minutes). Printed side by side: rate, p50 and p99 latency, the no-op rate beside, and each
 command rate as a share of it. Where the caller can stop the relay and the runners (`make
-bench`), the plain load runs once more with them stopped: the command path alone (API and
-PostgreSQL), which on a machine of few cores otherwise shares them with the consumers; they
-are then started again and the time they take to catch up is printed.
+bench`), the plain and the keyed loads run once more with them stopped: the command path
+alone (API and PostgreSQL), which on a machine of few cores otherwise shares them with the
+consumers; they are then started again and the time they take to catch up is printed.
 `python -m bench.commands URL [URL ...]` drives running backends (for example an
 older checkout's, to compare side by side).
 """
@@ -137,10 +137,11 @@ def side_by_side(base: str, quiet: Callable[[], contextlib.AbstractContextManage
         lambda: drive(base, "http commands, agent token (16 clients)", token=token),
         lambda: drive(base, "http commands, agent token, Idempotency-Key", keys=True, token=token)]
     if quiet is not None:
-        def alone() -> dict[str, Any]:
+        def alone(keys: bool = False) -> dict[str, Any]:
             with quiet():
-                return drive(base, "the same, relay and runners stopped", token=token)
-        runs.append(alone)
+                return drive(base, f"the same{', keyed,' if keys else ','} relay and runners stopped", keys=keys,
+                             token=token)
+        runs += [alone, lambda: alone(keys=True)]
     with noop_server() as noop:
         def ceiling() -> dict[str, Any]:
             settle(base)  # the consumers finish what the commands left them before the no-op runs

@@ -2,9 +2,10 @@
 
 Workloads (stated so the figures can be compared run to run):
 - http: 16 concurrent clients send 4,000 ticket commands over HTTP (open, respond, time,
-  pause, resume, classify, in a cycle) on 16 contracts; per-request latency; beside the same
-  load on a bare no-op FastAPI app (bench/commands.py), again with idempotency keys, and
-  again with the relay and the runners stopped (then the time they take to catch up).
+  pause, resume, classify, in a cycle) on 16 contracts; per-request latency; again with
+  idempotency keys; both again with the relay and the runners stopped (then the time they
+  take to catch up); each beside the same load on a bare no-op FastAPI app
+  (bench/commands.py) measured just before and just after it.
 - relay: 30,000 events already in the store, relayed by a fresh relay to a fresh topic.
 - consumer: the ticket-list projection consumes those 30,000 events from the topic's start.
 - rebuild: the ticket-list projection rebuilt straight from the store (30,000+ events).
