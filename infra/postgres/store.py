@@ -99,7 +99,8 @@ class HostedApplication(TicketingApplication):
         served = self.repository.served()
         # What the decision read from the cache unchecked and does not write: the append checks
         # that it is still the latest, in its transaction (StaleRead if not).
-        unchecked = {i: v for i, v in (served or {}).items() if i not in {a.id for a in aggregates}}
+        written = {a.id for a in aggregates}
+        unchecked = {i: v for i, v in (served or {}).items() if i not in written}
         pending = [(a, a.collect_events()) for a in aggregates]
         events = [e for _, collected in pending for e in collected]
         self.check(events)

@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError
@@ -17,6 +17,8 @@ from domain.ticket import Ticket
 from infra.postgres.group_commit import GroupCommitter
 from infra.postgres.recorder import Append, StaleRead, TicketingRecorder
 from infra.postgres.store import ApplicationHost
+
+OPENED = datetime(2026, 6, 1, 12, tzinfo=UTC)  # after the contracts' start; any instant would do
 
 
 class Held:
@@ -54,7 +56,7 @@ def committer(store: ApplicationHost, hold: int) -> tuple[GroupCommitter, Held]:
 
 def new_ticket(store: ApplicationHost, cid: str) -> Append:
     """A ticket opened on `cid`, as the application's saving would hand it over."""
-    ticket = Ticket(cid, "grouped", "r", "portal", None, None, None, datetime.now(UTC))
+    ticket = Ticket(cid, "grouped", "r", "portal", None, None, None, OPENED)
     sealed, _ = store.app.keys.seal_events(ticket.collect_events())
     return Append([store.app.mapper.to_stored_event(e) for e in sealed], [UUID(cid)])
 
@@ -141,7 +143,7 @@ def test_a_command_that_read_what_an_earlier_command_of_its_batch_writes_is_not_
     cid = other.app.sign_contract("Acme", "crm-experts/gold", "2026-01-01").aggregate_id
     tid = other.app.open_ticket(cid, "read by others", "r").aggregate_id
     ticket = other.app.ticket(tid)
-    ticket.respond(datetime.now(UTC))
+    ticket.respond(ticket.last_at + timedelta(minutes=5))
     sealed, _ = other.app.keys.seal_events(ticket.collect_events())
     writes = Append([other.app.mapper.to_stored_event(e) for e in sealed], [UUID(cid)])
     reads = new_ticket(other, cid)
